@@ -1,0 +1,28 @@
+"""CIARD Studio: adversarial robustness distillation you can run, watch, tune and probe.
+
+Public API: ``load_model(path)`` returns an eval-mode model from a checkpoint (a file, a run
+directory's ``best.pt`` or ``zoo:NAME``); ``build_model(name, num_classes)`` builds any
+registered architecture.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def load_model(path, device="cpu", role: str = "student"):
+    """An eval-mode model rebuilt from a checkpoint; see :func:`ciard.checkpoints.load_model`."""
+    from pathlib import Path
+
+    from .checkpoints import load_model as _load
+    p = Path(str(path))
+    if p.is_dir():
+        p = p / "best.pt"
+    return _load(p if not str(path).startswith("zoo:") else path, device=device, role=role)
+
+
+def build_model(name: str, num_classes: int = 10, **kwargs):
+    from .models import build_model as _build
+    return _build(name, num_classes, **kwargs)
+
+
+__all__ = ["load_model", "build_model", "__version__"]

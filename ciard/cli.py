@@ -1,0 +1,225 @@
+"""``python -m ciard <command>``: train, eval, data. ``--help`` on each.
+
+Every config field is a flag (``--push-weight 0``, ``--no-itt``, ``--eps 8/255``); a preset
+or ``--config FILE`` gives the starting point and flags override it. Bad values stop the
+command with one line naming them (exit status 2) before any work starts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import FIELD_INDEX, PRESETS, Config, ConfigError, load_config_file, preset, validate
+
+log = logging.getLogger("ciard")
+
+_HELP = {
+    "dataset": "default (embedded CIFAR-10 subset), cifar10-archive, cifar10, cifar100, folder",
+    "data_path": "archive file, image folder, or torchvision root",
+    "student": "student architecture (resnet20, resnet18, mobilenetv2, smallcnn, wrn-16-4, ...)",
+    "clean_teacher": "clean teacher: checkpoint, run directory, zoo:NAME or auto",
+    "robust_teacher": "robust teacher: checkpoint, run directory, zoo:NAME or auto",
+    "eps": "L-inf radius, e.g. 8/255",
+    "method": "ciard, mtard, rslad, ard, pgd_at, trades, natural, fgsm_at",
+    "push_weight": "lambda of the push loss (0 turns it off)",
+    "push_temp": "T_push, the student's temperature inside the push loss",
+    "itt": "iterative training of the robust teacher",
+    "precision": "auto (bf16 where the hardware is fast at it), fp32, bf16",
+    "device": "auto, cpu, cuda, cuda:N",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for config errors
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    for name, (section, f) in FIELD_INDEX.items():
+        flag = "--" + name.replace("_", "-")
+        help_text = _HELP.get(name, f"[{section}] default: {f.default}")
+        if str(f.type).startswith("bool"):
+            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
+                           default=argparse.SUPPRESS, help=help_text)
+        else:
+            p.add_argument(flag, dest=name, default=argparse.SUPPRESS, metavar="V", help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m ciard", description="CIARD Studio: adversarial robustness distillation.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a student (or a teacher) with any method",
+                       description="Train with a preset, a config file and per-flag overrides.")
+    t.add_argument("--preset", choices=sorted(PRESETS), help="starting configuration")
+    t.add_argument("--config", help="JSON config file (nested by section or flat)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run from its last checkpoint")
+    t.add_argument("--print-config", action="store_true", help="print the validated config and exit")
+    t.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_config_flags(t)
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint under the attack protocol")
+    e.add_argument("--checkpoint", required=True, help="checkpoint file, run directory or zoo:NAME")
+    e.add_argument("--role", default="student", choices=("student", "robust_teacher"),
+                   help="which model of a training checkpoint")
+    e.add_argument("--attacks", default="clean,fgsm,pgd_sat,pgd_trades,cw",
+                   help="comma list from: clean, fgsm, pgd_sat, pgd_trades, cw, apgd, autoattack, "
+                        "bb_pgd_trades, bb_cw, square; or 'all'")
+    e.add_argument("--n", type=int, default=1000, help="number of test images (class-balanced; 0 = all)")
+    e.add_argument("--source", help="source model for the transfer (bb_*) attacks, e.g. the robust teacher")
+    e.add_argument("--dataset", default="default")
+    e.add_argument("--data-path")
+    e.add_argument("--eps", default="8/255")
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--aa-steps", type=int, default=100, help="APGD/FAB steps inside AutoAttack")
+    e.add_argument("--square-queries", type=int, default=5000)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    d = sub.add_parser("data", help="inspect or prepare a dataset")
+    d.add_argument("action", choices=("info", "prepare"),
+                   help="info: sizes and classes; prepare: decode and cache (archive sources)")
+    d.add_argument("--dataset", default="default")
+    d.add_argument("--data-path")
+    d.add_argument("--download", action="store_true")
+    d.add_argument("--json", action="store_true")
+    return parser
+
+
+# -- commands -----------------------------------------------------------------------
+def config_from_args(args: argparse.Namespace) -> Config:
+    cfg = preset(args.preset) if args.preset else Config()
+    if args.config:
+        cfg = load_config_file(args.config, cfg)
+    overrides = {k: v for k, v in vars(args).items() if k in FIELD_INDEX}
+    return validate(cfg.override(**overrides))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .runlog import RunDir
+    from .trainer import Trainer
+    if args.resume:
+        run = RunDir(args.resume)
+        if not (run.path / "config.json").is_file():
+            raise ConfigError(f"not a run directory (no config.json): {args.resume}")
+        cfg = Config.from_dict(json.loads((run.path / "config.json").read_text()))
+        allowed = {"device", "threads", "progress"}
+        extra = {k: v for k, v in vars(args).items() if k in FIELD_INDEX}
+        if set(extra) - allowed:
+            raise ConfigError(f"--resume keeps the run's config; only {', '.join(sorted(allowed))} may change")
+        cfg = validate(cfg.override(**extra))
+    else:
+        cfg = config_from_args(args)
+        run = None
+    if args.print_config:
+        print(cfg.to_json())
+        return 0
+    trainer = Trainer(cfg, run)
+    _log_to_file(trainer.run.log_path)
+    result = trainer.fit(resume=bool(args.resume))
+    out = {"run_dir": result.run_dir, "status": result.status, "epoch": result.epoch,
+           "step": result.step, "best": result.best, "final": result.final}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        f = result.final
+        print(f"{result.status}: {result.run_dir} (epoch {result.epoch}, step {result.step})")
+        if "test_clean" in f:
+            print(f"test ({f['test_n']} images): clean {100 * f['test_clean']:.2f}%  "
+                  f"PGD-20 {100 * f['test_pgd20']:.2f}%  [{f['test_attack']}]")
+            print(f"student: {f['best_checkpoint']}")
+    return 0
+
+
+def _resolve_checkpoint(spec: str) -> Path:
+    from .checkpoints import resolve_teacher_spec
+    if spec.startswith("zoo:"):
+        return resolve_teacher_spec(spec)
+    path = Path(spec)
+    return path / "best.pt" if path.is_dir() else path
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+    from . import checkpoints
+    from .config import parse_number
+    from .data import fixed_subset, load_dataset, to_float
+    from .evaluate import consistency_warnings, evaluate, format_table, protocol
+    from .runtime import resolve_device
+
+    table = protocol(args.aa_steps, args.square_queries)
+    attacks = list(table) if args.attacks == "all" else [a.strip() for a in args.attacks.split(",") if a.strip()]
+    unknown = [a for a in attacks if a not in table]
+    if unknown:
+        raise ConfigError(f"unknown attack '{unknown[0]}'; choose from: {', '.join(table)}")
+    if any(table[a].transfer for a in attacks) and not args.source:
+        if args.attacks == "all":
+            attacks = [a for a in attacks if not table[a].transfer]
+            log.warning("no --source model: skipping the transfer attacks")
+        else:
+            raise ConfigError("the bb_* attacks need --source CHECKPOINT (e.g. the robust teacher)")
+    try:
+        eps = parse_number(args.eps)
+    except ValueError:
+        raise ConfigError(f"eps = {args.eps!r} is not a number") from None
+    if not 0 < eps <= 1:
+        raise ConfigError(f"eps = {eps:g} must be in (0, 1]")
+    device = resolve_device(args.device)
+    model = checkpoints.load_model(_resolve_checkpoint(args.checkpoint), device, role=args.role)
+    source = checkpoints.load_model(_resolve_checkpoint(args.source), device) if args.source else None
+    data = load_dataset(args.dataset, args.data_path, val_fraction=0.0, seed=0)
+    test = data.test if args.n in (0, None) or args.n >= len(data.test) else fixed_subset(data.test, args.n, seed=args.seed)
+    x, y = to_float(test.x).to(device), test.y.to(device)
+    torch.manual_seed(args.seed)
+    results = evaluate(model, x, y, attacks, eps=eps, source=source, batch_size=args.batch_size,
+                       seed=args.seed, aa_steps=args.aa_steps, square_queries=args.square_queries)
+    warnings = consistency_warnings(results)
+    out = {"checkpoint": args.checkpoint, "role": args.role, "arch": model.arch, "dataset": args.dataset,
+           "n": len(y), "eps": eps, "source": args.source, "precision": "fp32",
+           "accuracy": {k: v["accuracy"] for k, v in results.items()}, "results": results,
+           "warnings": warnings}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{args.checkpoint} ({model.arch}) on {len(y)} {args.dataset} test images, eps {eps:.4g}, fp32")
+        print(format_table(results))
+        for w in warnings:
+            print(f"warning: {w}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    data = load_dataset(args.dataset, args.data_path, download=args.download)
+    info = {"dataset": args.dataset, "name": data.name, "classes": data.classes,
+            "train": len(data.train), "val": len(data.val), "test": len(data.test),
+            "image_size": list(data.image_size)}
+    print(json.dumps(info) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+    return 0
+
+
+def _log_to_file(path: Path) -> None:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    from .checkpoints import CheckpointError
+    from .data import DataError
+    commands: dict[str, Any] = {"train": cmd_train, "eval": cmd_eval, "data": cmd_data}
+    try:
+        return commands[args.command](args)
+    except (ConfigError, DataError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

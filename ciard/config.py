@@ -1,0 +1,326 @@
+"""Run configuration: frozen dataclasses, presets, validation and JSON round-trip.
+
+A config is five small sections. Every field name is unique across sections, so the
+CLI can offer one flag per field (``--push-weight 0``) and a JSON file can be written
+either nested (``{"method": {"push_weight": 0}}``) or flat (``{"push_weight": 0}``).
+Validation runs before any work starts and raises :class:`ConfigError` with one line
+that names the bad value.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message is one line naming it."""
+
+
+def parse_number(value: Any) -> float:
+    """Accept 0.03, "0.03" and "8/255" (the way eps is usually written)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    if "/" in text:
+        num, den = text.split("/", 1)
+        return float(num) / float(den)
+    return float(text)
+
+
+METHODS = ("ciard", "mtard", "rslad", "ard", "pgd_at", "trades", "natural", "fgsm_at")
+#: methods that distil from teachers, and which teachers each needs
+TEACHERS_NEEDED = {
+    "ciard": ("clean", "robust"),
+    "mtard": ("clean", "robust"),
+    "rslad": ("robust",),
+    "ard": ("robust",),
+}
+PRECISIONS = ("auto", "fp32", "bf16")
+LR_SCHEDULES = ("ciard", "cosine", "constant")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "default"
+    data_path: str | None = None
+    val_fraction: float = 0.1
+    train_subset: int | None = None
+    download: bool = False
+    augment: bool = True
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    student: str = "resnet20"
+    #: checkpoint path, ``zoo:NAME`` or ``auto`` (the shipped teacher, else a quick one trained now)
+    clean_teacher: str | None = "auto"
+    robust_teacher: str | None = "auto"
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """The attack used to make training examples (PGD on the student)."""
+    eps: float = 8 / 255
+    pgd_steps: int = 10
+    pgd_step_size: float = 2 / 255
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    method: str = "ciard"
+    # CIARD push loss
+    push_weight: float = 1.0          # lambda; 0 turns the push loss off
+    push_temp: float = 5.0            # T_push
+    push_autoscale: bool = True       # power-of-ten factor s; off means s = 1
+    # iterative teacher training (ITT)
+    itt: bool = True
+    itt_lr: float = 1e-4
+    itt_warmup: float = 1 / 6         # fraction of training with teacher lr 0
+    itt_momentum: float = 0.1
+    itt_weight_decay: float = 2e-4
+    robust_teacher_train_mode: bool = True  # the reference runs R with batch statistics
+    # entropy-balanced temperatures and KD weights (B-MTARD)
+    adaptive_temp: bool = True
+    temp_lr: float = 1e-3
+    temp_min: float = 1.0
+    temp_max: float = 10.0
+    adaptive_weights: bool = False    # False: w_adv = w_nat = 1 (the published code)
+    weight_lr: float = 0.025
+    # baselines
+    trades_beta: float = 6.0
+    ard_temp: float = 30.0
+    ard_alpha: float = 1.0
+    fgsm_alpha: float = 1.25          # FGSM-RS step, in units of eps
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = 300
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    lr_schedule: str = "ciard"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = True
+    eval_size: int = 500              # validation images evaluated after each epoch
+    eval_pgd_steps: int = 10
+    eval_teachers: bool = True
+    test_size: int = 1000             # test images for the final PGD-20 check (0: skip)
+    out_dir: str = "runs"
+    name: str | None = None
+    checkpoint_every: int = 200       # steps between mid-epoch checkpoints (0: epoch ends only)
+    threads: int = 0                  # 0: torch's default
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    # -- JSON round trip -------------------------------------------------
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base: "Config | None" = None) -> "Config":
+        """Nested or flat dict -> Config (validated types, unknown keys rejected)."""
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in SECTION_NAMES and isinstance(value, dict):
+                flat.update(value)
+            else:
+                flat[key] = value
+        return (base or cls()).override(**flat)
+
+    def override(self, **values: Any) -> "Config":
+        """Return a copy with fields set by their (unique) names, values coerced."""
+        sections = {name: getattr(self, name) for name in SECTION_NAMES}
+        changes: dict[str, dict[str, Any]] = {name: {} for name in SECTION_NAMES}
+        for key, value in values.items():
+            key = key.replace("-", "_")
+            if key not in FIELD_INDEX:
+                raise ConfigError(f"unknown setting '{key}'")
+            section, f = FIELD_INDEX[key]
+            changes[section][key] = _coerce(f, value)
+        new = {name: replace(sections[name], **changes[name]) for name in SECTION_NAMES}
+        return Config(**new)
+
+    def flat(self) -> dict[str, Any]:
+        return {k: v for section in self.to_dict().values() for k, v in section.items()}
+
+
+SECTION_NAMES = ("data", "model", "attack", "method", "optim", "run")
+_SECTION_TYPES = {f.name: f.type for f in fields(Config)}
+FIELD_INDEX: dict[str, tuple[str, dataclasses.Field]] = {}
+for _section_cls, _name in zip(
+        (DataConfig, ModelConfig, AttackConfig, MethodConfig, OptimConfig, RunConfig),
+        SECTION_NAMES):
+    for _f in fields(_section_cls):
+        assert _f.name not in FIELD_INDEX, _f.name
+        FIELD_INDEX[_f.name] = (_name, _f)
+
+
+def _coerce(f: dataclasses.Field, value: Any) -> Any:
+    """Turn a CLI string or JSON value into the field's type, or raise ConfigError."""
+    kind = str(f.type)
+    name = f.name
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+        if "None" in kind:
+            return None
+        raise ConfigError(f"{name} needs a value")
+    try:
+        if kind.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            text = str(value).lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind.startswith("int"):
+            number = parse_number(value)
+            if number != int(number):
+                raise ValueError
+            return int(number)
+        if kind.startswith("float"):
+            return parse_number(value)
+        return str(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise ConfigError(f"{name} = {value!r} is not a valid {kind.split(' ')[0]}") from None
+
+
+# -- presets ---------------------------------------------------------------
+PRESETS: dict[str, dict[str, Any]] = {
+    # The embedded default dataset, small models, short attacks: < 5 min on 2 CPU cores.
+    "demo": dict(
+        dataset="default", student="resnet20", clean_teacher="auto", robust_teacher="auto",
+        epochs=4, batch_size=128, lr=0.1, lr_schedule="ciard", pgd_steps=3, pgd_step_size=3 / 255,
+        eval_size=200, eval_pgd_steps=5, itt_lr=1e-3, checkpoint_every=20, name="demo",
+    ),
+    # The paper's configuration (CIFAR-10, GPU): ResNet-18 student, WRN-34-10 robust teacher.
+    "paper-cifar10": dict(
+        dataset="cifar10-archive", student="resnet18", epochs=300, batch_size=128, lr=0.1,
+        lr_schedule="ciard", eps=8 / 255, pgd_steps=10, pgd_step_size=2 / 255,
+        push_weight=1.0, push_temp=5.0, itt=True, itt_lr=1e-4, adaptive_temp=True,
+        adaptive_weights=False, eval_size=1000, eval_pgd_steps=10, name="paper-cifar10",
+    ),
+}
+
+
+def preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
+    return Config().override(**PRESETS[name])
+
+
+def load_config_file(path: str, base: Config | None = None) -> Config:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object")
+    return Config.from_dict(data, base)
+
+
+# -- validation --------------------------------------------------------------
+def _teacher_spec_ok(spec: str) -> bool:
+    from . import checkpoints  # local import: config must stay light
+    return checkpoints.resolve_teacher_spec(spec, check_only=True)
+
+
+def validate(cfg: Config) -> Config:
+    """Check every value that can be checked without doing work; return cfg."""
+    from .data import SOURCES
+    from .models import is_valid_model_name, MODEL_NAMES
+
+    d, m, a, me, o, r = cfg.data, cfg.model, cfg.attack, cfg.method, cfg.optim, cfg.run
+    if d.dataset not in SOURCES:
+        raise ConfigError(f"unknown dataset '{d.dataset}'; choose one of: {', '.join(SOURCES)}")
+    if d.dataset in ("folder",) and not d.data_path:
+        raise ConfigError("dataset 'folder' needs --data-path DIR")
+    if d.data_path and d.dataset != "cifar10" and d.dataset != "cifar100" \
+            and not os.path.exists(d.data_path):
+        raise ConfigError(f"dataset path not found: {d.data_path}")
+    if d.dataset == "cifar10-archive" and not (d.data_path or os.environ.get("CIARD_CIFAR10_ARCHIVE")):
+        raise ConfigError("dataset 'cifar10-archive' needs --data-path FILE or CIARD_CIFAR10_ARCHIVE")
+    if not 0.0 <= d.val_fraction < 1.0:
+        raise ConfigError(f"val_fraction = {d.val_fraction} must be in [0, 1)")
+    if d.train_subset is not None and d.train_subset <= 0:
+        raise ConfigError(f"train_subset = {d.train_subset} must be positive")
+
+    if not is_valid_model_name(m.student):
+        raise ConfigError(f"unknown model '{m.student}'; choose one of: {', '.join(MODEL_NAMES)}")
+    needed = TEACHERS_NEEDED.get(me.method, ())
+    for role, spec in (("clean", m.clean_teacher), ("robust", m.robust_teacher)):
+        flag = f"{role}_teacher"
+        if role in needed and not spec:
+            raise ConfigError(f"method '{me.method}' needs --{flag.replace('_', '-')} (a checkpoint, zoo:NAME or auto)")
+        if spec and role in needed and not _teacher_spec_ok(spec):
+            raise ConfigError(f"{flag}: checkpoint not found: {spec}")
+
+    if not 0.0 < a.eps <= 1.0:
+        raise ConfigError(f"eps = {a.eps:g} must be in (0, 1] (images are in [0, 1]; 8/255 is usual)")
+    if a.pgd_steps < 1:
+        raise ConfigError(f"pgd_steps = {a.pgd_steps} must be at least 1")
+    if not 0.0 < a.pgd_step_size <= 1.0:
+        raise ConfigError(f"pgd_step_size = {a.pgd_step_size:g} must be in (0, 1]")
+
+    if me.method not in METHODS:
+        raise ConfigError(f"unknown method '{me.method}'; choose one of: {', '.join(METHODS)}")
+    for name in ("push_weight", "itt_lr", "itt_momentum", "itt_weight_decay", "temp_lr",
+                 "weight_lr", "trades_beta", "ard_alpha"):
+        if getattr(me, name) < 0:
+            raise ConfigError(f"{name} = {getattr(me, name):g} must not be negative")
+    for name in ("push_temp", "ard_temp", "fgsm_alpha"):
+        if getattr(me, name) <= 0:
+            raise ConfigError(f"{name} = {getattr(me, name):g} must be positive")
+    if not 0.0 <= me.itt_warmup <= 1.0:
+        raise ConfigError(f"itt_warmup = {me.itt_warmup:g} must be in [0, 1]")
+    if not 0.0 < me.temp_min <= me.temp_max:
+        raise ConfigError(f"temperatures need 0 < temp_min <= temp_max (got {me.temp_min:g}, {me.temp_max:g})")
+
+    if o.epochs < 1:
+        raise ConfigError(f"epochs = {o.epochs} must be at least 1")
+    if o.batch_size < 1:
+        raise ConfigError(f"batch_size = {o.batch_size} must be at least 1")
+    if o.lr < 0:
+        raise ConfigError(f"lr = {o.lr:g} must not be negative")
+    if not 0.0 <= o.momentum < 1.0:
+        raise ConfigError(f"momentum = {o.momentum:g} must be in [0, 1)")
+    if o.weight_decay < 0:
+        raise ConfigError(f"weight_decay = {o.weight_decay:g} must not be negative")
+    if o.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"unknown lr_schedule '{o.lr_schedule}'; choose one of: {', '.join(LR_SCHEDULES)}")
+
+    if r.precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{r.precision}'; choose one of: {', '.join(PRECISIONS)}")
+    if r.device not in ("auto", "cpu") and not r.device.startswith(("cuda", "mps")):
+        raise ConfigError(f"unknown device '{r.device}'; use auto, cpu, cuda or cuda:N")
+    for name in ("eval_size", "eval_pgd_steps", "test_size", "checkpoint_every", "threads"):
+        if getattr(r, name) < 0:
+            raise ConfigError(f"{name} = {getattr(r, name)} must not be negative")
+    return cfg

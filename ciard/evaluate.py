@@ -1,0 +1,154 @@
+"""Robustness evaluation: the spec's protocol, for any model, on any number of test images.
+
+Protocol (L-inf, eps = 8/255 unless told otherwise):
+  clean; FGSM; PGD-SAT (20 x 2/255, uniform start, CE); PGD-TRADES (20 x 0.003, uniform start,
+  CE); CW-inf (30 x 2/255, margin, kappa 50); AutoAttack (APGD-CE, APGD-T, FAB-T, Square);
+  black-box: PGD-TRADES and CW-inf crafted on a source model (the robust teacher) and
+  transferred, and Square (score-based queries) on the model itself.
+
+A sample counts as robust only if it is classified correctly both clean and under attack
+(AutoAttack's convention), so every robust accuracy is <= the clean accuracy. Evaluation runs
+in fp32: low-precision gradients can blunt an attack and overstate robustness.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from .attacks import APGD, FGSM, PGD, Attack, AutoAttack, CWInf, Square
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProtocolAttack:
+    key: str
+    label: str
+    make: Callable[[float, int], Attack | None]   # (eps, seed) -> attack; None for clean
+    transfer: bool = False                          # crafted on the source model
+    description: str = ""
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def protocol(aa_steps: int = 100, square_queries: int = 5000) -> dict[str, ProtocolAttack]:
+    """The evaluation protocol, keyed by short names usable on the command line."""
+    entries = [
+        ProtocolAttack("clean", "Clean", lambda eps, s: None, description="no attack"),
+        ProtocolAttack("fgsm", "FGSM", lambda eps, s: FGSM(eps),
+                       description="one step of size eps, no random start"),
+        ProtocolAttack("pgd_sat", "PGD-SAT", lambda eps, s: PGD(eps, 20, 2 / 255, start="uniform"),
+                       description="PGD-20, step 2/255, uniform start, CE"),
+        ProtocolAttack("pgd_trades", "PGD-TRADES", lambda eps, s: PGD(eps, 20, 0.003, start="uniform"),
+                       description="PGD-20, step 0.003, uniform start, CE"),
+        ProtocolAttack("cw", "CW-inf", lambda eps, s: CWInf(eps, 30, 2 / 255, kappa=50.0),
+                       description="30 steps of 2/255, CW margin loss, kappa 50, uniform start"),
+        ProtocolAttack("apgd", "APGD-CE", lambda eps, s: APGD(eps, steps=aa_steps, seed=s),
+                       description=f"APGD-CE, {aa_steps} steps (torchattacks)"),
+        ProtocolAttack("autoattack", "AutoAttack",
+                       lambda eps, s: AutoAttack(eps, steps=aa_steps, queries=square_queries, seed=s),
+                       description=f"APGD-CE, APGD-T, FAB-T ({aa_steps} steps), Square ({square_queries} queries)"),
+        ProtocolAttack("bb_pgd_trades", "BB PGD-TRADES",
+                       lambda eps, s: PGD(eps, 20, 0.003, start="uniform"), transfer=True,
+                       description="PGD-TRADES crafted on the source model, transferred"),
+        ProtocolAttack("bb_cw", "BB CW-inf", lambda eps, s: CWInf(eps, 30, 2 / 255, kappa=50.0),
+                       transfer=True, description="CW-inf crafted on the source model, transferred"),
+        ProtocolAttack("square", "BB Square", lambda eps, s: Square(eps, queries=square_queries, seed=s),
+                       description=f"Square, {square_queries} queries (score-based black box)"),
+    ]
+    return {e.key: e for e in entries}
+
+
+DEFAULT_ATTACKS = ("clean", "fgsm", "pgd_sat", "pgd_trades", "cw")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Eval-mode argmax predictions, batched; restores the model's mode."""
+    was = model.training
+    model.eval()
+    out = torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    model.train(was)
+    return out
+
+
+def robust_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack | None,
+                   source: nn.Module | None = None) -> torch.Tensor:
+    """Bool mask: correct on clean x and (if attacked) on the adversarial x'.
+
+    Only clean-correct samples are attacked (the others are wrong either way). With
+    ``source`` the attack is crafted on that model and transferred to ``model``.
+    """
+    correct = predict(model, x) == y
+    if attack is None or not bool(correct.any()):
+        return correct
+    idx = correct.nonzero().squeeze(1)
+    x_adv = attack(source if source is not None else model, x[idx], y[idx])
+    correct[idx] = predict(model, x_adv) == y[idx]
+    return correct
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[str] | tuple[str, ...] = DEFAULT_ATTACKS,
+             *, eps: float = 8 / 255, source: nn.Module | None = None, batch_size: int = 256,
+             seed: int = 0, aa_steps: int = 100, square_queries: int = 5000,
+             progress: Callable[[str, int, int], None] | None = None) -> dict[str, dict]:
+    """Run the named protocol attacks; return {key: {accuracy, correct, n, attack, seconds}}.
+
+    ``x`` is a float batch in [0, 1] (on the model's device), ``y`` its labels.
+    """
+    table = protocol(aa_steps, square_queries)
+    unknown = [a for a in attacks if a not in table]
+    if unknown:
+        raise ValueError(f"unknown attack(s) {', '.join(unknown)}; choose from: {', '.join(table)}")
+    results: dict[str, dict] = {}
+    for key in attacks:
+        entry = table[key]
+        if entry.transfer and source is None:
+            raise ValueError(f"attack '{key}' needs a source model (--source CHECKPOINT)")
+        attack = entry.make(eps, seed)
+        t0 = time.perf_counter()
+        hits = 0
+        # random starts reproducible per attack, without disturbing the caller's RNG stream
+        devices = [x.device.index or 0] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            for i in range(0, len(x), batch_size):
+                xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+                hits += int(robust_correct(model, xb, yb, attack, source if entry.transfer else None).sum())
+                if progress:
+                    progress(key, min(i + batch_size, len(x)), len(x))
+        seconds = time.perf_counter() - t0
+        results[key] = {"label": entry.label, "accuracy": hits / max(len(x), 1), "correct": hits,
+                        "n": len(x), "attack": entry.description if attack is None else f"{entry.description}; {attack!r}",
+                        "eps": eps, "seconds": round(seconds, 2)}
+        log.info("%-14s %.2f%% (%d/%d, %.1fs)", entry.label, 100 * hits / max(len(x), 1), hits, len(x), seconds)
+    return results
+
+
+def consistency_warnings(results: dict[str, dict]) -> list[str]:
+    """Gradient-masking checks: AutoAttack <= PGD <= FGSM <= clean; black-box above white-box."""
+    acc = {k: v["accuracy"] for k, v in results.items()}
+    warnings = []
+    chain = [k for k in ("autoattack", "pgd_sat", "fgsm", "clean") if k in acc]
+    for weaker, stronger in zip(chain[1:], chain[:-1]):
+        if acc[stronger] > acc[weaker] + 1e-9:
+            warnings.append(f"{stronger} ({acc[stronger]:.2%}) above {weaker} ({acc[weaker]:.2%}): possible gradient masking")
+    white = [acc[k] for k in ("pgd_trades", "cw", "pgd_sat") if k in acc]
+    for bb in ("bb_pgd_trades", "bb_cw", "square"):
+        if bb in acc and white and acc[bb] < min(white) - 1e-9:
+            warnings.append(f"{bb} ({acc[bb]:.2%}) below white-box ({min(white):.2%}): the white-box attacks are weak here")
+    return warnings
+
+
+def format_table(results: dict[str, dict]) -> str:
+    rows = [f"{'attack':<15} {'accuracy':>9} {'correct':>8} {'n':>6} {'time':>8}"]
+    for key, r in results.items():
+        rows.append(f"{r['label']:<15} {100 * r['accuracy']:>8.2f}% {r['correct']:>8} {r['n']:>6} {r['seconds']:>7.1f}s")
+    return "\n".join(rows)

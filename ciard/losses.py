@@ -1,0 +1,64 @@
+"""Loss pieces shared by the methods: the KD terms, entropy, the push-loss scale.
+
+Two KL conventions appear in the ARD literature and both are kept, written once:
+
+* ``kd_reference`` is the CIARD / B-MTARD reference code's term,
+  ``kl(p, q) = sum_c p_c (log(p_c + 1e-5) - log q_c)`` averaged over batch *and* classes
+  (``batchmean / C``), without a ``T^2`` factor;
+* ``kd_batchmean`` is the ordinary ``KL(p || q)`` summed over classes and averaged over the
+  batch, which ARD, RSLAD and TRADES use.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_EPS = 1e-5
+
+
+def kd_reference(teacher_probs: torch.Tensor, student_logits: torch.Tensor,
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Reference-convention KL(teacher || student), mean over (masked) samples and classes.
+
+    With ``mask`` (bool, N), only masked samples count; an empty mask gives exactly 0. The
+    masked mean is computed without reading the mask on the host (no device sync).
+    """
+    p = teacher_probs.float()
+    log_q = F.log_softmax(student_logits.float(), dim=1)
+    per_sample = (p * (torch.log(p + _EPS) - log_q)).sum(dim=1)
+    num_classes = p.shape[1]
+    if mask is None:
+        return per_sample.mean() / num_classes
+    m = mask.to(per_sample.dtype)
+    return (per_sample * m).sum() / (m.sum().clamp_min(1.0) * num_classes)
+
+
+def kd_batchmean(teacher_probs: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) summed over classes, averaged over the batch."""
+    p = teacher_probs.float()
+    log_q = F.log_softmax(student_logits.float(), dim=1)
+    return F.kl_div(log_q, p, reduction="batchmean")
+
+
+def soft(logits: torch.Tensor, temperature: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """Softmax of logits / temperature, in fp32, detached (teacher targets carry no gradient)."""
+    return F.softmax(logits.detach().float() / temperature, dim=1)
+
+
+def neg_entropy(probs: torch.Tensor) -> torch.Tensor:
+    """mean(p log p) over batch and classes: the 'H' the entropy balance compares (<= 0)."""
+    return (probs * torch.log(probs.clamp_min(1e-12))).mean()
+
+
+def power_of_ten_scale(l_adv: torch.Tensor, l_nat: torch.Tensor, l_push: torch.Tensor) -> torch.Tensor:
+    """s = 10 ** (min(floor(log10 L_adv), floor(log10 L_nat)) - floor(log10 L_push)).
+
+    Brings the push loss to the order of magnitude of the KD terms; returned detached, so it
+    acts as a constant. Zero when the push loss is zero (no fooled samples) or not finite.
+    """
+    a, n, p = (t.detach().float() for t in (l_adv, l_nat, l_push))
+    ok = (p > 0) & torch.isfinite(p) & (a > 0) & (n > 0)
+    safe = lambda t: torch.where(ok, t, torch.ones_like(t))  # noqa: E731 - avoid log10(0)
+    exponent = torch.minimum(torch.floor(torch.log10(safe(a))), torch.floor(torch.log10(safe(n)))) \
+        - torch.floor(torch.log10(safe(p)))
+    return torch.where(ok, torch.pow(10.0, exponent), torch.zeros_like(p))

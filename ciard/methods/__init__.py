@@ -1,0 +1,24 @@
+"""Training objectives by name: ``build_method(cfg, student, teachers, autocast)``."""
+from __future__ import annotations
+
+from .ard import ARD
+from .base import Method, StepOutput, freeze
+from .ciard import CIARD
+from .mtard import MTARD
+from .natural import Natural
+from .pgd_at import FGSMAT, PGDAT
+from .rslad import RSLAD
+from .trades import TRADES
+
+METHOD_CLASSES: dict[str, type[Method]] = {
+    cls.name: cls for cls in (CIARD, MTARD, RSLAD, ARD, PGDAT, TRADES, Natural, FGSMAT)
+}
+
+
+def build_method(cfg, student, teachers, autocast=None) -> Method:
+    import contextlib
+    cls = METHOD_CLASSES[cfg.method.method]
+    return cls(cfg, student, teachers, autocast=autocast or contextlib.nullcontext)
+
+
+__all__ = ["Method", "StepOutput", "freeze", "build_method", "METHOD_CLASSES"]

@@ -1,0 +1,79 @@
+"""What every training objective provides, and the pieces methods share.
+
+A method is given a batch and returns the student's loss plus the numbers worth logging
+(timm's "task" shape), so the trainer's loop stays generic. Methods with state of their own
+(temperatures, KD weights, a teacher that keeps training) expose it through
+``state_dict``/``load_state_dict`` and do their own post-step work in ``after_step``.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ..attacks import PGD
+from ..config import Config
+
+Autocast = Callable[[], contextlib.AbstractContextManager]
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    #: scalars to log (0-dim tensors or floats); converted on the host by the trainer
+    metrics: dict[str, torch.Tensor | float] = field(default_factory=dict)
+    #: the student's logits on the inputs it was trained on (for running accuracy)
+    logits: torch.Tensor | None = None
+
+
+class Method:
+    """Base class. Subclasses set ``teachers`` and implement :meth:`compute`."""
+
+    name = "method"
+    #: teacher roles this method needs: subset of ("clean", "robust")
+    teachers: tuple[str, ...] = ()
+
+    def __init__(self, cfg: Config, student: nn.Module, teachers: dict[str, nn.Module],
+                 autocast: Autocast = contextlib.nullcontext) -> None:
+        self.cfg = cfg
+        self.student = student
+        self.teacher_models = teachers
+        self.autocast = autocast
+        for role in self.teachers:
+            if role not in teachers:
+                raise ValueError(f"method '{self.name}' needs a {role} teacher")
+        for role, model in teachers.items():
+            freeze(model)
+
+    # -- the step ---------------------------------------------------------------
+    def compute(self, x: torch.Tensor, y: torch.Tensor, progress: float) -> StepOutput:
+        raise NotImplementedError
+
+    def after_step(self, out: StepOutput, y: torch.Tensor, progress: float) -> dict[str, float | torch.Tensor]:
+        """Work after the student's optimiser step; returns extra metrics."""
+        return {}
+
+    # -- state ------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    # -- shared helpers -----------------------------------------------------------
+    def pgd(self, loss: str = "ce", start: str = "normal") -> PGD:
+        """The training attack of the config (PGD on the student), under the run's autocast."""
+        a = self.cfg.attack
+        return PGD(eps=a.eps, steps=a.pgd_steps, step_size=a.pgd_step_size, loss=loss,
+                   start=start, autocast=self.autocast)
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Eval mode, no parameter gradients: a teacher that never changes."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

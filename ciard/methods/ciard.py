@@ -1,0 +1,158 @@
+"""CIARD: dual-teacher distillation with a contrastive push loss and iterative teacher training.
+
+One step, in the reference order (see ../shared/CIARD-method.md):
+  1. x' = PGD on the student's CE (x + 0.001 N(0,1) start, student in eval mode);
+  2. S(x), S(x') in train mode; N on [x; x'] in one frozen pass; R(x') (train-mode BN as in
+     the reference while R keeps training);
+  3. L = w_adv KL(R(x')/tau_adv || S(x')) + w_nat KL(N(x)/tau_nat || S(x))
+         - lambda * s * KL(N(x') || S(x')/T_push) over the samples where N(x') is wrong;
+  4. (trainer) student SGD step;
+  5. ITT: one SGD step on R with CE(R(x'), y), lr from its warm-up + cosine-exp schedule;
+  6. entropy-balanced temperature update; 7. optional normalised-loss KD weights.
+
+Reference defects fixed here: the eta decay fires once per milestone (not every batch), R is
+not run on clean inputs (the result was unused), selection uses a held-out split.
+MTARD/B-MTARD is this class with push and ITT off and adaptive weights on (``mtard.py``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..losses import kd_reference, neg_entropy, power_of_ten_scale, soft
+from ..schedules import eta_decay, itt_lr
+from .base import Method, StepOutput
+
+
+class CIARD(Method):
+    name = "ciard"
+    teachers = ("clean", "robust")
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        me = self.cfg.method
+        self.attack = self.pgd(loss="ce", start="normal")
+        self.clean = self.teacher_models["clean"]
+        self.robust = self.teacher_models["robust"]
+        self.itt_on = me.itt
+        self.robust_optim = None
+        if self.itt_on:
+            # R keeps training: gradients on, train-mode BN unless configured otherwise
+            for p in self.robust.parameters():
+                p.requires_grad_(True)
+            self.robust_optim = torch.optim.SGD(self.robust.parameters(), lr=0.0,
+                                                momentum=me.itt_momentum,
+                                                weight_decay=me.itt_weight_decay)
+        device = next(self.student.parameters()).device
+        self.tau_adv = torch.ones((), device=device)
+        self.tau_nat = torch.ones((), device=device)
+        w0 = 0.5 if me.adaptive_weights else 1.0
+        self.w_adv = torch.full((), w0, device=device)
+        self.w_nat = torch.full((), w0, device=device)
+        self.loss_init: torch.Tensor | None = None  # L_k at the first step (adaptive weights)
+        self._r_logits: torch.Tensor | None = None
+        self._probs: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._kd: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # -- step ---------------------------------------------------------------------
+    def compute(self, x, y, progress):
+        me = self.cfg.method
+        x_adv = self.attack(self.student, x, y)
+
+        self.student.train()
+        with self.autocast():
+            s_nat = self.student(x)
+            s_adv = self.student(x_adv)
+            with torch.no_grad():
+                n_nat, n_adv = self.clean(torch.cat([x, x_adv])).float().chunk(2)
+            lr_r = itt_lr(me.itt_lr, progress, me.itt_warmup) if self.itt_on else 0.0
+            self.robust.train(self.itt_on and me.robust_teacher_train_mode)
+            if lr_r > 0.0:
+                r_adv = self.robust(x_adv)
+                self._r_logits = r_adv
+            else:
+                with torch.no_grad():
+                    r_adv = self.robust(x_adv)
+                self._r_logits = None
+        self._itt_lr = lr_r
+
+        p_adv = soft(r_adv, self.tau_adv)
+        p_nat = soft(n_nat, self.tau_nat)
+        l_adv = kd_reference(p_adv, s_adv)
+        l_nat = kd_reference(p_nat, s_nat)
+
+        fooled = n_adv.argmax(dim=1) != y
+        l_push = kd_reference(soft(n_adv), s_adv.float() / me.push_temp, mask=fooled)
+        if me.push_autoscale:
+            scale = power_of_ten_scale(l_adv, l_nat, l_push)
+        else:
+            scale = torch.ones((), device=l_push.device)
+        loss = self.w_adv * l_adv + self.w_nat * l_nat - me.push_weight * scale * l_push
+
+        self._probs = (p_adv, p_nat)
+        self._kd = (l_adv.detach(), l_nat.detach())
+        metrics = {
+            "loss_adv": l_adv.detach(), "loss_nat": l_nat.detach(), "loss_push": l_push.detach(),
+            "push_scale": scale, "push_fraction": fooled.float().mean(),
+            "tau_adv": self.tau_adv.clone(), "tau_nat": self.tau_nat.clone(),
+            "w_adv": self.w_adv.clone(), "w_nat": self.w_nat.clone(), "teacher_lr": lr_r,
+        }
+        return StepOutput(loss, metrics, s_adv)
+
+    def after_step(self, out, y, progress):
+        me = self.cfg.method
+        extra: dict = {}
+        # ITT: one SGD step of R on the student's adversarial examples
+        if self._r_logits is not None:
+            for group in self.robust_optim.param_groups:
+                group["lr"] = self._itt_lr
+            loss_r = F.cross_entropy(self._r_logits.float(), y)
+            self.robust_optim.zero_grad(set_to_none=True)
+            loss_r.backward()
+            self.robust_optim.step()
+            extra["loss_teacher"] = loss_r.detach()
+            self._r_logits = None
+        decay = eta_decay(progress)
+        if me.adaptive_temp and self._probs is not None:
+            self.update_temperatures(*self._probs, me.temp_lr * decay)
+        if me.adaptive_weights and self._kd is not None:
+            self.update_weights(*self._kd, me.weight_lr * decay)
+        self._probs = self._kd = None
+        return extra
+
+    # -- the B-MTARD balance rules ---------------------------------------------------
+    def update_temperatures(self, p_adv: torch.Tensor, p_nat: torch.Tensor, eta: float) -> None:
+        """tau_adv -= eta sign(H_adv/H_nat - 1); tau_nat -= eta sign(H_nat/H_adv - 1); clip."""
+        me = self.cfg.method
+        h_adv, h_nat = neg_entropy(p_adv), neg_entropy(p_nat)
+        self.tau_adv = (self.tau_adv - eta * torch.sign(h_adv / h_nat - 1)).clamp(me.temp_min, me.temp_max)
+        self.tau_nat = (self.tau_nat - eta * torch.sign(h_nat / h_adv - 1)).clamp(me.temp_min, me.temp_max)
+
+    def update_weights(self, l_adv: torch.Tensor, l_nat: torch.Tensor, eta: float) -> None:
+        """Normalised-loss balance: w_k <- w_k - eta (w_k - r_k / sum r), clip at 0, sum to 1."""
+        losses = torch.stack([l_adv, l_nat]).float()
+        if self.loss_init is None:
+            self.loss_init = losses.clone()
+        rel = losses / self.loss_init
+        r = rel / rel.mean()
+        w = torch.stack([self.w_adv, self.w_nat])
+        w = (w - eta * (w - r / r.sum())).clamp_min(0.0)
+        w = w / w.sum().clamp_min(1e-12)
+        self.w_adv, self.w_nat = w[0].clone(), w[1].clone()
+
+    # -- state ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = {"tau_adv": self.tau_adv, "tau_nat": self.tau_nat, "w_adv": self.w_adv,
+                 "w_nat": self.w_nat, "loss_init": self.loss_init,
+                 "robust": self.robust.state_dict()}
+        if self.robust_optim is not None:
+            state["robust_optim"] = self.robust_optim.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in ("tau_adv", "tau_nat", "w_adv", "w_nat"):
+            setattr(self, key, state[key].to(self.tau_adv.device))
+        self.loss_init = state["loss_init"]
+        self.robust.load_state_dict(state["robust"])
+        if self.robust_optim is not None and "robust_optim" in state:
+            self.robust_optim.load_state_dict(state["robust_optim"])

@@ -1,0 +1,143 @@
+"""Name -> architecture lookup behind ``build_model``.
+
+Names are parsed with patterns rather than looked up in a fixed table so that
+the spellings people actually type on the command line ("ResNet-20",
+"wrn_34_10", "mobilenet_v2_x0.5") all resolve to one canonical name, which is
+what ends up in checkpoints and result tables.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Sequence
+
+from torch import nn
+
+from .common import CIFAR10_MEAN, CIFAR10_STD, Classifier
+from .mobilenetv2 import MobileNetV2
+from .resnet18 import ResNet18
+from .resnet_cifar import CifarResNet
+from .smallcnn import SmallCNN
+from .wideresnet import WideResNet
+
+# Canonical names for --help text and tests. Any wrn-D-K with (D-4) % 6 == 0 and
+# any mobilenetv2_xW are accepted too; these are the commonly used ones.
+MODEL_NAMES: list[str] = [
+    "resnet20",
+    "resnet32",
+    "resnet56",
+    "resnet18",
+    "wrn-16-4",
+    "wrn-28-10",
+    "wrn-34-10",
+    "mobilenetv2",
+    "mobilenetv2_x0.5",
+    "smallcnn",
+]
+
+_CIFAR_RESNET_DEPTHS = (20, 32, 56)
+_SEP = r"[-_ ]?"
+_RESNET_RE = re.compile(rf"resnet{_SEP}(\d+)")
+_WRN_RE = re.compile(rf"(?:wrn|wide{_SEP}resnet){_SEP}(\d+)[-_x ](\d+)")
+# The width suffix needs a separator or an "x" so "mobilenetv22" is not read as width 2.
+_MOBILENET_RE = re.compile(rf"mobilenet{_SEP}v2(?:(?:[-_ ]x?|x)(\d+(?:\.\d*)?|\.\d+))?")
+_SMALLCNN_RE = re.compile(rf"small{_SEP}cnn")
+
+BackboneFactory = Callable[[], nn.Module]
+
+
+def _unknown(name: str) -> ValueError:
+    return ValueError(
+        f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)} "
+        "(also any wrn-D-K with (D-4) % 6 == 0, and mobilenetv2_xW for width multiplier W)"
+    )
+
+
+def _mobilenet_name(width_mult: float) -> str:
+    return "mobilenetv2" if width_mult == 1.0 else f"mobilenetv2_x{width_mult:g}"
+
+
+def resolve_model_name(
+    name: str, width_mult: float | None = None
+) -> tuple[str, BackboneFactory]:
+    """Return ``(canonical_name, backbone_factory)`` for ``name`` without building it.
+
+    Raises ``ValueError`` for unknown or invalid names, and for a ``width_mult``
+    that does not apply or contradicts the one in the name.
+    """
+    if not isinstance(name, str):
+        raise _unknown(str(name))
+    key = name.strip().lower()
+
+    if m := _MOBILENET_RE.fullmatch(key):
+        name_width = float(m.group(1)) if m.group(1) is not None else None
+        if name_width is not None and width_mult is not None and name_width != width_mult:
+            raise ValueError(
+                f"model {name!r} implies width_mult={name_width:g} but width_mult={width_mult:g} was given"
+            )
+        width = name_width if name_width is not None else (width_mult if width_mult is not None else 1.0)
+        if width <= 0:
+            raise ValueError(f"invalid model {name!r}: width multiplier must be positive")
+        return _mobilenet_name(width), lambda: MobileNetV2(width_mult=width)
+
+    # Only MobileNetV2 has a width multiplier; silently ignoring it elsewhere
+    # would let a typo'd config train the wrong model.
+    if width_mult is not None:
+        raise ValueError(f"width_mult only applies to mobilenetv2, not {name!r}")
+
+    if m := _RESNET_RE.fullmatch(key):
+        depth = int(m.group(1))
+        if depth == 18:
+            return "resnet18", ResNet18
+        if depth in _CIFAR_RESNET_DEPTHS:
+            return f"resnet{depth}", lambda: CifarResNet(depth)
+        raise _unknown(name)
+
+    if m := _WRN_RE.fullmatch(key):
+        depth, widen = int(m.group(1)), int(m.group(2))
+        if depth < 10 or (depth - 4) % 6 != 0:
+            raise ValueError(
+                f"invalid model {name!r}: WideResNet depth {depth} must be >= 10 with (D-4) % 6 == 0"
+            )
+        if widen < 1:
+            raise ValueError(f"invalid model {name!r}: WideResNet widen factor must be >= 1")
+        return f"wrn-{depth}-{widen}", lambda: WideResNet(depth, widen)
+
+    if _SMALLCNN_RE.fullmatch(key):
+        return "smallcnn", SmallCNN
+
+    raise _unknown(name)
+
+
+def is_valid_model_name(name: str) -> bool:
+    """True if ``build_model(name)`` would accept the name (cheap: builds nothing)."""
+    try:
+        resolve_model_name(name)
+    except ValueError:
+        return False
+    return True
+
+
+def canonical_model_name(name: str) -> str:
+    """The canonical spelling of ``name``, e.g. ``'ResNet-20'`` -> ``'resnet20'``."""
+    return resolve_model_name(name)[0]
+
+
+def build_model(
+    name: str,
+    num_classes: int = 10,
+    *,
+    mean: Sequence[float] = CIFAR10_MEAN,
+    std: Sequence[float] = CIFAR10_STD,
+    width_mult: float | None = None,
+) -> Classifier:
+    """Build a freshly initialised ``Classifier`` taking [0, 1] images.
+
+    ``mean``/``std`` go to the model's ``Normalize`` layer; ``width_mult`` is
+    only valid for MobileNetV2 (``mobilenetv2_x0.5`` in the name works too).
+    Unknown keyword arguments raise ``TypeError``.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    arch, factory = resolve_model_name(name, width_mult)
+    return Classifier(factory(), num_classes=num_classes, arch=arch, mean=mean, std=std)

@@ -1,0 +1,111 @@
+"""A run directory: what a training process writes for people and pages to read.
+
+Layout of ``<out_dir>/<name>/``::
+
+    config.json      the validated Config
+    status.json      state (running | finished | stopped | failed), pid, heartbeat, progress
+    metrics.jsonl    one JSON object per line: {"kind": "step" | "epoch" | "final", ...}
+    train.log        the process's log
+    STOP             created by anyone who wants the run to stop; honoured between steps
+    last.pt          full training checkpoint (resume from it)
+    best.pt          the student with the best validation score (model only)
+
+Each write is flushed as it happens, and status.json is replaced atomically, so a reader
+never sees half a record and a killed process loses nothing written before its last step.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.metrics_path = self.path / "metrics.jsonl"
+        self.status_path = self.path / "status.json"
+        self.stop_path = self.path / "STOP"
+        self.last = self.path / "last.pt"
+        self.best = self.path / "best.pt"
+        self.log_path = self.path / "train.log"
+        self._status: dict[str, Any] = {}
+        self._metrics_file = None
+
+    @staticmethod
+    def new(out_dir: str | os.PathLike, name: str | None) -> "RunDir":
+        """A fresh directory: ``name``, or ``name-2``, ``name-3``... if taken."""
+        base = name or time.strftime("run-%Y%m%d-%H%M%S")
+        out = Path(out_dir)
+        candidate, i = out / base, 1
+        while candidate.exists():
+            i += 1
+            candidate = out / f"{base}-{i}"
+        return RunDir(candidate)
+
+    # -- metrics --------------------------------------------------------------------
+    def append(self, record: dict[str, Any]) -> None:
+        if self._metrics_file is None:
+            self._metrics_file = open(self.metrics_path, "a", buffering=1)
+        self._metrics_file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._metrics_file.flush()
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_path.is_file():
+            return []
+        out = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a kill; everything before it is whole
+                break
+        return out
+
+    def truncate_metrics(self, step: int, epoch: int) -> None:
+        """On resume: drop records after the checkpoint (they will be recomputed identically)."""
+        keep = [r for r in self.read_metrics()
+                if (r.get("kind") == "step" and r["step"] <= step)
+                or (r.get("kind") == "epoch" and r["epoch"] < epoch)]
+        _write_atomic(self.metrics_path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep))
+
+    # -- status -----------------------------------------------------------------------
+    def set_status(self, **fields: Any) -> None:
+        self._status.update(fields)
+        self._status.update(pid=os.getpid(), host=socket.gethostname(), heartbeat=time.time())
+        _write_atomic(self.status_path, json.dumps(self._status, indent=1))
+
+    def read_status(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def write_config(self, config_json: str) -> None:
+        _write_atomic(self.path / "config.json", config_json)
+
+    # -- stop requests -------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self.stop_path.touch()
+
+    def stop_requested(self) -> bool:
+        return self.stop_path.exists()
+
+    def clear_stop(self) -> None:
+        self.stop_path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._metrics_file is not None:
+            self._metrics_file.close()
+            self._metrics_file = None

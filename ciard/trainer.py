@@ -1,0 +1,309 @@
+"""The training loop. It knows schedules, precision, checkpoints and evaluation; no method.
+
+Read top to bottom: set-up (data, models, method, optimiser), optional resume, then epochs
+of steps, each followed by a look at the stop request and a periodic checkpoint; after each
+epoch a small validation evaluation picks the best student; at the end a test-set check.
+
+Determinism: the batch order of an epoch comes from (seed, epoch) alone, augmentation draws
+from its own generator, and attacks' random starts from the global RNG; all three states are
+in every checkpoint, so resuming (on the CPU) repeats an uninterrupted run exactly.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from . import checkpoints
+from .attacks import PGD
+from .config import Config, validate
+from .data import BatchIterator, DatasetSplits, fixed_subset, load_dataset, to_float
+from .evaluate import robust_correct
+from .methods import build_method
+from .models import build_model
+from .runlog import RunDir
+from .runtime import autocast_factory, prepare_model, resolve_device, resolve_precision
+from .schedules import student_lr
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: str
+    status: str                      # finished | stopped
+    epoch: int
+    step: int
+    best: dict[str, Any] = field(default_factory=dict)
+    final: dict[str, Any] = field(default_factory=dict)
+
+
+class _StopFlag:
+    """SIGINT / SIGTERM ask for a stop between steps instead of killing mid-write."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread (e.g. inside a test runner thread)
+            pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.raised:  # a second Ctrl-C means "now"
+            raise KeyboardInterrupt
+        self.raised = True
+        log.warning("stop requested (signal %d): finishing the step and writing a checkpoint", signum)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v.item() if torch.is_tensor(v) else v) for k, v in metrics.items()}
+
+
+def load_teachers(cfg: Config, data: DatasetSplits, device: torch.device) -> dict[str, nn.Module]:
+    """Resolve the config's teacher specs (checkpoint, zoo:NAME or auto) into frozen models."""
+    from .teachers import resolve_teacher
+    teachers = {}
+    for role, spec in (("clean", cfg.model.clean_teacher), ("robust", cfg.model.robust_teacher)):
+        if spec:
+            teachers[role] = resolve_teacher(role, spec, cfg, data, device)
+    return teachers
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: RunDir | None = None, data: DatasetSplits | None = None) -> None:
+        self.cfg = validate(cfg)
+        self.run = run_dir or RunDir.new(cfg.run.out_dir, cfg.run.name)
+        self._data = data
+
+    # ------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> TrainResult:
+        cfg, run = self.cfg, self.run
+        r = cfg.run
+        if r.threads:
+            torch.set_num_threads(r.threads)
+        device = resolve_device(r.device)
+        precision = resolve_precision(r.precision, device)
+        autocast = autocast_factory(precision, device)
+        torch.manual_seed(r.seed)
+
+        # -- data ---------------------------------------------------------------------
+        data = self._data or load_dataset(cfg.data.dataset, cfg.data.data_path,
+                                          val_fraction=cfg.data.val_fraction,
+                                          train_subset=cfg.data.train_subset, seed=r.seed,
+                                          download=cfg.data.download)
+        batches = BatchIterator(data.train, cfg.optim.batch_size, shuffle=True,
+                                augment=cfg.data.augment, drop_last=True, seed=r.seed, device=device)
+        if len(batches) == 0:
+            raise ValueError(f"batch_size {cfg.optim.batch_size} is larger than the "
+                             f"{len(data.train)} training images")
+        aug_gen = torch.Generator(device=device).manual_seed(r.seed + 1)
+        eval_split = data.val if len(data.val) else data.test
+        if not len(data.val):
+            log.warning("no validation split (val_fraction=0): epoch checks use the test set, "
+                        "and the last epoch's student is kept")
+        ev = fixed_subset(eval_split, min(r.eval_size, len(eval_split)), seed=r.seed)
+        eval_x, eval_y = to_float(ev.x).to(device), ev.y.to(device)
+
+        # -- models and method ------------------------------------------------------------
+        student = prepare_model(build_model(cfg.model.student, data.num_classes), device, r.channels_last)
+        teachers = {role: prepare_model(m, device, r.channels_last)
+                    for role, m in load_teachers(cfg, data, device).items()}
+        method = build_method(cfg, student, teachers, autocast)
+        optim = torch.optim.SGD(student.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                                weight_decay=cfg.optim.weight_decay)
+        steps_per_epoch = len(batches)
+        total_steps = steps_per_epoch * cfg.optim.epochs
+
+        # -- resume ---------------------------------------------------------------------
+        epoch, batch0, step, best_score, best = 0, 0, 0, float("-inf"), {}
+        if resume and run.last.is_file():
+            ck = checkpoints.load(run.last, map_location=device)
+            student.load_state_dict(ck["state_dict"])
+            optim.load_state_dict(ck["optim"])
+            method.load_state_dict(ck["method_state"])
+            torch.set_rng_state(ck["rng"]["torch"])
+            aug_gen.set_state(ck["rng"]["augment"])
+            if device.type == "cuda" and ck["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(ck["rng"]["cuda"], device)
+            epoch, batch0, step = ck["epoch"], ck["batch"], ck["step"]
+            best_score, best = ck.get("best_score", float("-inf")), ck.get("best", {})
+            run.truncate_metrics(step, epoch)
+            log.info("resumed %s at epoch %d, batch %d (step %d)", run.path, epoch, batch0, step)
+        elif resume:
+            log.warning("no checkpoint in %s: starting from scratch", run.path)
+        run.clear_stop()
+        run.write_config(cfg.to_json())
+        run.set_status(state="running", step=step, total_steps=total_steps, epoch=epoch,
+                       epochs=cfg.optim.epochs, precision=precision, device=str(device),
+                       method=cfg.method.method, started=time.time())
+        log.info("run %s: %s, student %s, %d steps (%d epochs x %d), %s on %s",
+                 run.path, cfg.method.method, cfg.model.student, total_steps, cfg.optim.epochs,
+                 steps_per_epoch, precision, device)
+
+        def save_last(next_epoch: int, next_batch: int) -> None:
+            rng = {"torch": torch.get_rng_state(), "augment": aug_gen.get_state(),
+                   "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+            extra = {}
+            if "robust" in teachers:
+                extra["robust_meta"] = checkpoints.model_meta(teachers["robust"])
+            checkpoints.save({
+                "kind": "train", "model": checkpoints.model_meta(student),
+                "state_dict": student.state_dict(), "optim": optim.state_dict(),
+                "method_state": method.state_dict(), "rng": rng, "config": cfg.to_dict(),
+                "epoch": next_epoch, "batch": next_batch, "step": step,
+                "best_score": best_score, "best": best, **extra,
+            }, run.last)
+
+        cached_teacher_eval: dict[str, dict[str, float]] = {}
+        progress_bar = _progress(total_steps, step, r.progress)
+        stop = _StopFlag()
+        status = "finished"
+        t_start, seen = time.perf_counter(), 0
+        with stop:
+            while epoch < cfg.optim.epochs:
+                for x, y in batches.epoch_batches(epoch, batch0, generator=aug_gen):
+                    # one step: lr from the schedule, the method's loss, SGD, its post-step work
+                    progress = step / total_steps
+                    lr = student_lr(cfg.optim.lr, progress, cfg.optim.lr_schedule)
+                    for g in optim.param_groups:
+                        g["lr"] = lr
+                    if r.channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    out = method.compute(x, y, progress)
+                    optim.zero_grad(set_to_none=True)
+                    out.loss.backward()
+                    optim.step()
+                    extra = method.after_step(out, y, progress)
+                    step += 1
+                    batch0 += 1
+                    seen += len(y)
+
+                    metrics = _scalars({**out.metrics, **extra})
+                    metrics.update(loss=float(out.loss.detach()), lr=lr)
+                    if out.logits is not None:
+                        metrics["train_acc"] = float((out.logits.argmax(1) == y).float().mean())
+                    elapsed = time.perf_counter() - t_start
+                    metrics["img_per_s"] = seen / max(elapsed, 1e-9)
+                    run.append({"kind": "step", "step": step, "epoch": epoch + batch0 / steps_per_epoch,
+                                "time": time.time(), **metrics})
+                    progress_bar(step, metrics)
+
+                    if stop.raised or run.stop_requested():
+                        save_last(epoch, batch0)
+                        status = "stopped"
+                        break
+                    if r.checkpoint_every and step % r.checkpoint_every == 0:
+                        save_last(epoch, batch0)
+                        run.set_status(step=step, epoch=epoch)
+                if status == "stopped":
+                    break
+
+                # -- end of epoch: validation check, best student, checkpoint ------------------
+                record = self._epoch_eval(student, teachers, method, eval_x, eval_y, cached_teacher_eval)
+                score = (record["student_clean"] + record["student_pgd"]) / 2
+                record.update(kind="epoch", epoch=epoch + 1, step=step, score=score, time=time.time())
+                run.append(record)
+                log.info("epoch %d/%d: student clean %.1f%% PGD %.1f%% (validation, %d images)",
+                         epoch + 1, cfg.optim.epochs, 100 * record["student_clean"],
+                         100 * record["student_pgd"], len(eval_y))
+                if score > best_score or not len(data.val):
+                    best_score = score
+                    best = {"epoch": epoch + 1, "score": score, **{k: v for k, v in record.items()
+                                                                     if k.startswith("student_")}}
+                    checkpoints.save_model(student, run.best, metrics=best, config=cfg.to_dict())
+                epoch, batch0 = epoch + 1, 0
+                save_last(epoch, 0)
+                run.set_status(step=step, epoch=epoch)
+        progress_bar(None, None)
+
+        final: dict[str, Any] = {}
+        if status == "finished":
+            final = self._final_test(run, data, device, teachers, method)
+            run.append({"kind": "final", "step": step, "time": time.time(), **final})
+        run.set_status(state=status, step=step, epoch=epoch, finished=time.time())
+        run.close()
+        return TrainResult(str(run.path), status, epoch, step, best, final)
+
+    # ------------------------------------------------------------------------------
+    def _pgd(self, steps: int) -> PGD:
+        a = self.cfg.attack
+        return PGD(eps=a.eps, steps=steps, step_size=min(2 / 255, a.eps) if steps > 1 else a.eps,
+                   start="uniform")
+
+    def _accuracies(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> tuple[float, float]:
+        """Clean and PGD accuracy in fp32 with a fixed random start (comparable across epochs)."""
+        with torch.random.fork_rng(devices=[x.device.index or 0] if x.device.type == "cuda" else []):
+            torch.manual_seed(1234)
+            clean = robust_correct(model, x, y, None).float().mean().item()
+            pgd = robust_correct(model, x, y, self._pgd(steps)).float().mean().item() if steps else float("nan")
+        return clean, pgd
+
+    def _epoch_eval(self, student, teachers, method, x, y, cache) -> dict[str, float]:
+        r = self.cfg.run
+        record: dict[str, float] = {}
+        c, p = self._accuracies(student, x, y, r.eval_pgd_steps)
+        record.update(student_clean=c, student_pgd=p)
+        if r.eval_teachers:
+            for role, model in teachers.items():
+                changes = role == "robust" and getattr(method, "itt_on", False)
+                if role not in cache or changes:
+                    cache[role] = dict(zip(("clean", "pgd"), self._accuracies(model, x, y, r.eval_pgd_steps)))
+                record[f"{role}_teacher_clean"] = cache[role]["clean"]
+                record[f"{role}_teacher_pgd"] = cache[role]["pgd"]
+        return record
+
+    def _final_test(self, run: RunDir, data: DatasetSplits, device, teachers, method) -> dict[str, Any]:
+        """The best student (and final robust teacher if it trained) on the test split, PGD-20."""
+        n = min(self.cfg.run.test_size, len(data.test))
+        final: dict[str, Any] = {"best_checkpoint": str(run.best)}
+        if getattr(method, "itt_on", False):
+            path = run.path / "robust_teacher.pt"
+            checkpoints.save_model(teachers["robust"], path, config=self.cfg.to_dict())
+            final["robust_teacher_checkpoint"] = str(path)
+        if n == 0:
+            return final
+        ts = fixed_subset(data.test, n, seed=0)
+        x, y = to_float(ts.x).to(device), ts.y.to(device)
+        best_student = checkpoints.load_model(run.best, device)
+        clean, pgd = self._accuracies(best_student, x, y, 20)
+        final.update(test_n=n, test_clean=clean, test_pgd20=pgd,
+                     test_attack=f"PGD-20, eps {self.cfg.attack.eps:.4g}, step 2/255, uniform start, fp32")
+        log.info("test (%d images): clean %.2f%%, PGD-20 %.2f%%", n, 100 * clean, 100 * pgd)
+        return final
+
+
+def _progress(total: int, start: int, enabled: bool):
+    """A tqdm bar on a terminal; a log line every ~5% elsewhere (e.g. under the app)."""
+    if enabled and sys.stderr.isatty():
+        from tqdm import tqdm
+        bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+        def update(step, metrics):
+            if step is None:
+                bar.close()
+                return
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{metrics['loss']:.4f}", acc=f"{metrics.get('train_acc', 0):.2f}",
+                            ips=f"{metrics['img_per_s']:.0f}")
+        return update
+    every = max(1, total // 20)
+
+    def log_line(step, metrics):
+        if step is not None and (step % every == 0 or step == total):
+            log.info("step %d/%d loss %.4f %.0f img/s", step, total, metrics["loss"], metrics["img_per_s"])
+    return log_line

@@ -1,0 +1,68 @@
+"""The command line: bad configs stop early with one clear line; eval prints JSON."""
+import json
+
+import pytest
+
+from ciard.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--student", "resnet99"], "unknown model 'resnet99'"),
+    (["--eps", "2"], "eps = 2 must be in (0, 1]"),
+    (["--eps", "0"], "eps = 0 must be in (0, 1]"),
+    (["--lr", "-0.1"], "lr = -0.1 must not be negative"),
+    (["--method", "ciard", "--clean-teacher", "/nope/clean.pt", "--robust-teacher", "auto"],
+     "clean_teacher: checkpoint not found: /nope/clean.pt"),
+    (["--dataset", "folder", "--data-path", "/nope/data"], "dataset path not found: /nope/data"),
+    (["--method", "magic"], "unknown method 'magic'"),
+    (["--epochs", "two"], "epochs = 'two' is not a valid int"),
+    (["--preset", "demo", "--config", "/nope.json"], "config file not found: /nope.json"),
+])
+def test_bad_config_is_one_clear_line(capsys, tmp_path, argv, message):
+    code, out, err = _run(capsys, "train", "--out-dir", str(tmp_path / "runs"), *argv)
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1 and message in lines[0], err
+    assert not (tmp_path / "runs").exists()   # no work started
+
+
+def test_print_config_applies_preset_and_overrides(capsys):
+    code, out, _ = _run(capsys, "train", "--preset", "demo", "--push-weight", "0", "--no-itt",
+                        "--eps", "4/255", "--print-config")
+    cfg = json.loads(out)
+    assert code == 0
+    assert cfg["method"]["push_weight"] == 0 and cfg["method"]["itt"] is False
+    assert cfg["attack"]["eps"] == pytest.approx(4 / 255)
+    assert cfg["data"]["dataset"] == "default"
+
+
+def test_eval_json_has_one_accuracy_per_attack(capsys, teacher_ckpts):
+    clean, robust = teacher_ckpts
+    code, out, err = _run(capsys, "eval", "--checkpoint", clean, "--n", "60",
+                          "--attacks", "clean,fgsm,pgd_sat,cw,bb_pgd_trades", "--source", robust, "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert set(res["accuracy"]) == {"clean", "fgsm", "pgd_sat", "cw", "bb_pgd_trades"}
+    assert res["n"] == 60 and res["precision"] == "fp32"
+    assert all(0 <= a <= res["accuracy"]["clean"] for a in res["accuracy"].values())
+
+
+def test_eval_bad_inputs(capsys, tmp_path, teacher_ckpts):
+    code, _, err = _run(capsys, "eval", "--checkpoint", str(tmp_path / "none.pt"))
+    assert code == 2 and "checkpoint not found" in err
+    code, _, err = _run(capsys, "eval", "--checkpoint", teacher_ckpts[0], "--attacks", "pgd,xyz")
+    assert code == 2 and "unknown attack 'pgd'" in err
+    code, _, err = _run(capsys, "eval", "--checkpoint", teacher_ckpts[0], "--attacks", "bb_cw")
+    assert code == 2 and "--source" in err
+
+
+def test_data_info(capsys):
+    code, out, _ = _run(capsys, "data", "info", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["train"] == 4500 and info["val"] == 500 and info["test"] == 1000

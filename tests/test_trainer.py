@@ -1,0 +1,118 @@
+"""The trainer: end-to-end distillation, stop and resume, checkpoints."""
+import json
+
+import pytest
+import torch
+
+import ciard
+from ciard import checkpoints
+from ciard.config import Config
+from ciard.runlog import RunDir
+from ciard.trainer import Trainer
+
+
+def _cfg(tmp_path, teacher_ckpts, **kw):
+    clean, robust = teacher_ckpts
+    base = dict(method="ciard", student="smallcnn", clean_teacher=clean, robust_teacher=robust,
+                train_subset=256, epochs=2, batch_size=64, pgd_steps=2, pgd_step_size=4 / 255,
+                itt_warmup=0.1, itt_lr=0.01, eval_size=40, eval_pgd_steps=2, test_size=0,
+                precision="fp32", device="cpu", out_dir=str(tmp_path), progress=False,
+                checkpoint_every=0)
+    base.update(kw)
+    return Config().override(**base)
+
+
+class StopAfter(RunDir):
+    """A run directory whose stop request appears after ``n`` step records."""
+
+    def __init__(self, path, n):
+        super().__init__(path)
+        self.n, self.steps = n, 0
+
+    def append(self, record):
+        super().append(record)
+        self.steps += record.get("kind") == "step"
+
+    def stop_requested(self):
+        return self.steps >= self.n
+
+
+def test_resume_mid_epoch_equals_uninterrupted_run(tmp_path, teacher_ckpts):
+    cfg = _cfg(tmp_path, teacher_ckpts)
+    full = Trainer(cfg, RunDir(tmp_path / "full")).fit()
+    assert full.status == "finished" and full.step == 8
+
+    stopped = Trainer(cfg, StopAfter(tmp_path / "split", 3)).fit()
+    assert stopped.status == "stopped" and stopped.step == 3
+    resumed = Trainer(cfg, RunDir(tmp_path / "split")).fit(resume=True)
+    assert resumed.status == "finished" and resumed.step == 8
+
+    a = checkpoints.load(tmp_path / "full" / "last.pt")
+    b = checkpoints.load(tmp_path / "split" / "last.pt")
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    for k in a["method_state"]["robust"]:   # the iteratively trained teacher too
+        assert torch.equal(a["method_state"]["robust"][k], b["method_state"]["robust"][k]), k
+    assert torch.equal(a["method_state"]["tau_adv"], b["method_state"]["tau_adv"])
+    # the metric streams agree step for step (none lost, none duplicated)
+    la = [r for r in RunDir(tmp_path / "full").read_metrics() if r["kind"] == "step"]
+    lb = [r for r in RunDir(tmp_path / "split").read_metrics() if r["kind"] == "step"]
+    assert [r["step"] for r in lb] == list(range(1, 9))
+    assert [r["loss"] for r in la] == [r["loss"] for r in lb]
+
+
+def test_end_to_end_distillation_logs_everything(tmp_path, teacher_ckpts):
+    cfg = _cfg(tmp_path, teacher_ckpts, epochs=1, train_subset=320, test_size=100)
+    res = Trainer(cfg, RunDir(tmp_path / "e2e")).fit()
+    run = RunDir(tmp_path / "e2e")
+    records = run.read_metrics()
+    steps = [r for r in records if r["kind"] == "step"]
+    assert len(steps) == 5
+    for key in ("loss", "loss_adv", "loss_nat", "loss_push", "push_scale", "tau_adv", "tau_nat",
+                "w_adv", "w_nat", "teacher_lr", "lr", "train_acc", "img_per_s"):
+        assert key in steps[-1], key
+    epoch = next(r for r in records if r["kind"] == "epoch")
+    for key in ("student_clean", "student_pgd", "clean_teacher_clean", "clean_teacher_pgd",
+                "robust_teacher_clean", "robust_teacher_pgd"):
+        assert 0.0 <= epoch[key] <= 1.0
+    assert run.read_status()["state"] == "finished"
+    assert res.final["test_n"] == 100 and 0 <= res.final["test_pgd20"] <= res.final["test_clean"]
+    model = ciard.load_model(tmp_path / "e2e")
+    assert not model.training
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    robust = ciard.load_model(tmp_path / "e2e" / "last.pt", role="robust_teacher")
+    assert robust.arch == "smallcnn"
+
+
+def test_checkpoint_round_trip_and_bad_files(tmp_path, trained_cnn):
+    path = checkpoints.save_model(trained_cnn, tmp_path / "m.pt", metrics={"acc": 0.5})
+    loaded = ciard.load_model(path)
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), trained_cnn.eval()(x))
+    assert checkpoints.load(path)["metrics"] == {"acc": 0.5}
+    # truncated, missing, not ours: one clear error each
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(checkpoints.CheckpointError, match="cannot read checkpoint"):
+        ciard.load_model(tmp_path / "cut.pt")
+    with pytest.raises(checkpoints.CheckpointError, match="not found"):
+        ciard.load_model(tmp_path / "nope.pt")
+    torch.save({"hello": 1}, tmp_path / "other.pt")
+    with pytest.raises(checkpoints.CheckpointError, match="not a CIARD checkpoint"):
+        ciard.load_model(tmp_path / "other.pt")
+    # a file that would execute code on unpickling is refused (weights_only)
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+    torch.save({"model": {}, "state_dict": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(checkpoints.CheckpointError):
+        ciard.load_model(tmp_path / "evil.pt")
+
+
+def test_config_json_round_trip(tmp_path):
+    cfg = Config().override(method="rslad", eps="4/255", itt=False, name="x")
+    again = Config.from_dict(json.loads(cfg.to_json()))
+    assert again == cfg
+    flat = Config.from_dict({"push_weight": 0.5, "optim": {"epochs": 3}})
+    assert flat.method.push_weight == 0.5 and flat.optim.epochs == 3
