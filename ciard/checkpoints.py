@@ -148,6 +148,7 @@ def resolve_teacher_spec(spec: str, check_only: bool = False) -> Any:
         if path is None or not path.is_file():
             raise CheckpointError(f"no zoo entry named '{spec[4:]}'")
         return path
-    if check_only:
-        return Path(spec).is_file()
-    return Path(spec)
+    path = Path(spec)
+    if path.is_dir():  # a run directory: its best student
+        path = path / "best.pt"
+    return path.is_file() if check_only else path

@@ -212,9 +212,12 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
 # -- presets ---------------------------------------------------------------
 PRESETS: dict[str, dict[str, Any]] = {
     # The embedded default dataset, small models, short attacks: < 5 min on 2 CPU cores.
+    # lr 0.5: the reference's KD terms are averaged over classes (1/C of the usual KL), which
+    # is slow to move a student in a few epochs (4 epochs, lr 0.1: 34.7% clean / 4.3% PGD-20;
+    # lr 0.5: 39.6% / 12.8%).
     "demo": dict(
         dataset="default", student="resnet20", clean_teacher="auto", robust_teacher="auto",
-        epochs=4, batch_size=128, lr=0.1, lr_schedule="ciard", pgd_steps=3, pgd_step_size=3 / 255,
+        epochs=6, batch_size=128, lr=0.5, lr_schedule="ciard", pgd_steps=3, pgd_step_size=3 / 255,
         eval_size=200, eval_pgd_steps=5, itt_lr=1e-3, checkpoint_every=20, name="demo",
     ),
     # The paper's configuration (CIFAR-10, GPU): ResNet-18 student, WRN-34-10 robust teacher.

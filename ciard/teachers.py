@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 
 #: what a quick teacher is, per role: sized for the demo's 5-minute budget on 2 CPU cores
 QUICK_TEACHER = {
-    "clean": dict(method="natural", student="resnet20", epochs=6, lr=0.1, lr_schedule="cosine"),
-    "robust": dict(method="fgsm_at", student="resnet20", epochs=6, lr=0.1, lr_schedule="cosine"),
+    "clean": dict(method="natural", student="resnet20", epochs=12, lr=0.1, lr_schedule="cosine"),
+    "robust": dict(method="fgsm_at", student="resnet20", epochs=12, lr=0.1, lr_schedule="cosine"),
 }
 
 
@@ -40,12 +40,8 @@ def resolve_teacher(role: str, spec: str, cfg: Config, data: DatasetSplits,
                                        if cfg.data.dataset != "default" else "cifar10")
         if path is None:
             path = _quick_teacher(role, cfg, data)
-    elif spec.startswith("zoo:"):
-        path = checkpoints.resolve_teacher_spec(spec)
     else:
-        path = Path(spec)
-        if path.is_dir():
-            path = path / "best.pt"
+        path = checkpoints.resolve_teacher_spec(spec)
     model = checkpoints.load_model(path, device)
     if model.num_classes != data.num_classes:
         raise checkpoints.CheckpointError(

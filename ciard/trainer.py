@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from . import checkpoints
 from .attacks import PGD
-from .config import Config, validate
+from .config import TEACHERS_NEEDED, Config, validate
 from .data import BatchIterator, DatasetSplits, fixed_subset, load_dataset, to_float
 from .evaluate import robust_correct
 from .methods import build_method
@@ -77,11 +77,9 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 def load_teachers(cfg: Config, data: DatasetSplits, device: torch.device) -> dict[str, nn.Module]:
     """Resolve the config's teacher specs (checkpoint, zoo:NAME or auto) into frozen models."""
     from .teachers import resolve_teacher
-    teachers = {}
-    for role, spec in (("clean", cfg.model.clean_teacher), ("robust", cfg.model.robust_teacher)):
-        if spec:
-            teachers[role] = resolve_teacher(role, spec, cfg, data, device)
-    return teachers
+    needed = TEACHERS_NEEDED.get(cfg.method.method, ())
+    specs = {"clean": cfg.model.clean_teacher, "robust": cfg.model.robust_teacher}
+    return {role: resolve_teacher(role, specs[role], cfg, data, device) for role in needed}
 
 
 class Trainer:
