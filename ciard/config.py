@@ -113,6 +113,8 @@ class RunConfig:
     device: str = "auto"
     precision: str = "auto"
     channels_last: bool = True
+    fold_bn: bool = True              # fold eval-mode BatchNorm into convs for attacks / frozen teachers
+    log_every: int = 0                # steps between metric writes (0: 1 on CPU, 20 on GPU)
     eval_size: int = 500              # validation images evaluated after each epoch
     eval_pgd_steps: int = 10
     eval_teachers: bool = True
@@ -323,7 +325,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"unknown precision '{r.precision}'; choose one of: {', '.join(PRECISIONS)}")
     if r.device not in ("auto", "cpu") and not r.device.startswith(("cuda", "mps")):
         raise ConfigError(f"unknown device '{r.device}'; use auto, cpu, cuda or cuda:N")
-    for name in ("eval_size", "eval_pgd_steps", "test_size", "checkpoint_every", "threads"):
+    for name in ("eval_size", "eval_pgd_steps", "test_size", "checkpoint_every", "threads", "log_every"):
         if getattr(r, name) < 0:
             raise ConfigError(f"{name} = {getattr(r, name)} must not be negative")
     return cfg

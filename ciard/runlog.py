@@ -86,6 +86,10 @@ class RunDir:
         self._status.update(pid=os.getpid(), host=socket.gethostname(), heartbeat=time.time())
         _write_atomic(self.status_path, json.dumps(self._status, indent=1))
 
+    def read_heartbeat(self) -> float:
+        """When this process last wrote its status (0 if never)."""
+        return float(self._status.get("heartbeat", 0.0))
+
     def read_status(self) -> dict[str, Any]:
         try:
             return json.loads(self.status_path.read_text())

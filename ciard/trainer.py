@@ -25,6 +25,7 @@ from .attacks import PGD
 from .config import TEACHERS_NEEDED, Config, validate
 from .data import BatchIterator, DatasetSplits, fixed_subset, load_dataset, to_float
 from .evaluate import robust_correct
+from .fold import fold
 from .methods import build_method
 from .models import build_model
 from .runlog import RunDir
@@ -70,16 +71,30 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v.item() if torch.is_tensor(v) else v) for k, v in metrics.items()}
-
-
 def load_teachers(cfg: Config, data: DatasetSplits, device: torch.device) -> dict[str, nn.Module]:
     """Resolve the config's teacher specs (checkpoint, zoo:NAME or auto) into frozen models."""
     from .teachers import resolve_teacher
     needed = TEACHERS_NEEDED.get(cfg.method.method, ())
     specs = {"clean": cfg.model.clean_teacher, "robust": cfg.model.robust_teacher}
     return {role: resolve_teacher(role, specs[role], cfg, data, device) for role in needed}
+
+
+def train_step(method, optim: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               progress: float, lr: float, channels_last: bool = True):
+    """One training step of any method: its loss, the student's SGD step, its post-step work.
+
+    The benchmark times exactly this function, so what it measures is what training runs.
+    """
+    for g in optim.param_groups:
+        g["lr"] = lr
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    out = method.compute(x, y, progress)
+    optim.zero_grad(set_to_none=True)
+    out.loss.backward()
+    optim.step()
+    extra = method.after_step(out, y, progress)
+    return out, extra
 
 
 class Trainer:
@@ -167,6 +182,28 @@ class Trainer:
                 "best_score": best_score, "best": best, **extra,
             }, run.last)
 
+        log_every = r.log_every or (20 if device.type == "cuda" else 1)
+        pending: list[tuple[int, float, float, dict[str, Any]]] = []
+
+        def flush() -> None:
+            """Write the pending step records; one device-to-host copy for all of them."""
+            if not pending:
+                return
+            keys = sorted({k for *_, m in pending for k in m})
+            nan = float("nan")
+            rows = torch.stack([torch.stack([torch.as_tensor(m.get(k, nan), dtype=torch.float32,
+                                                             device=device).reshape(())
+                                             for k in keys]) for *_, m in pending]).tolist()
+            elapsed = time.perf_counter() - t_start
+            for (st, ep, wall, m), row in zip(pending, rows):
+                values = {k: v for k, v in zip(keys, row) if k in m}
+                run.append({"kind": "step", "step": st, "epoch": ep, "time": wall, **values,
+                            "img_per_s": seen / max(elapsed, 1e-9)})
+                progress_bar(st, {**values, "img_per_s": seen / max(elapsed, 1e-9)})
+            pending.clear()
+            if time.time() - run.read_heartbeat() > 1.0:   # a heartbeat for watchers
+                run.set_status(step=step, epoch=epoch)
+
         cached_teacher_eval: dict[str, dict[str, float]] = {}
         progress_bar = _progress(total_steps, step, r.progress)
         stop = _StopFlag()
@@ -178,34 +215,26 @@ class Trainer:
                     # one step: lr from the schedule, the method's loss, SGD, its post-step work
                     progress = step / total_steps
                     lr = student_lr(cfg.optim.lr, progress, cfg.optim.lr_schedule)
-                    for g in optim.param_groups:
-                        g["lr"] = lr
-                    if r.channels_last:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    out = method.compute(x, y, progress)
-                    optim.zero_grad(set_to_none=True)
-                    out.loss.backward()
-                    optim.step()
-                    extra = method.after_step(out, y, progress)
+                    out, extra = train_step(method, optim, x, y, progress, lr, r.channels_last)
                     step += 1
                     batch0 += 1
                     seen += len(y)
 
-                    metrics = _scalars({**out.metrics, **extra})
-                    metrics.update(loss=float(out.loss.detach()), lr=lr)
+                    # metrics stay on the device until a flush: one host sync per log_every steps
+                    metrics = {**out.metrics, **extra, "loss": out.loss.detach(), "lr": lr}
                     if out.logits is not None:
-                        metrics["train_acc"] = float((out.logits.argmax(1) == y).float().mean())
-                    elapsed = time.perf_counter() - t_start
-                    metrics["img_per_s"] = seen / max(elapsed, 1e-9)
-                    run.append({"kind": "step", "step": step, "epoch": epoch + batch0 / steps_per_epoch,
-                                "time": time.time(), **metrics})
-                    progress_bar(step, metrics)
+                        metrics["train_acc"] = (out.logits.detach().argmax(1) == y).float().mean()
+                    pending.append((step, epoch + batch0 / steps_per_epoch, time.time(), metrics))
+                    if step % log_every == 0 or batch0 == steps_per_epoch:
+                        flush()
 
                     if stop.raised or run.stop_requested():
+                        flush()
                         save_last(epoch, batch0)
                         status = "stopped"
                         break
                     if r.checkpoint_every and step % r.checkpoint_every == 0:
+                        flush()
                         save_last(epoch, batch0)
                         run.set_status(step=step, epoch=epoch)
                 if status == "stopped":
@@ -245,10 +274,11 @@ class Trainer:
 
     def _accuracies(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> tuple[float, float]:
         """Clean and PGD accuracy in fp32 with a fixed random start (comparable across epochs)."""
+        view = fold(model) if self.cfg.run.fold_bn else model
         with torch.random.fork_rng(devices=[x.device.index or 0] if x.device.type == "cuda" else []):
             torch.manual_seed(1234)
-            clean = robust_correct(model, x, y, None).float().mean().item()
-            pgd = robust_correct(model, x, y, self._pgd(steps)).float().mean().item() if steps else float("nan")
+            clean = robust_correct(view, x, y, None).float().mean().item()
+            pgd = robust_correct(view, x, y, self._pgd(steps)).float().mean().item() if steps else float("nan")
         return clean, pgd
 
     def _epoch_eval(self, student, teachers, method, x, y, cache) -> dict[str, float]:

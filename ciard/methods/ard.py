@@ -22,10 +22,10 @@ class ARD(Method):
 
     def compute(self, x, y, progress):
         me = self.cfg.method
-        robust = self.teacher_models["robust"]
+        robust = self.frozen["robust"]
         with torch.no_grad(), self.autocast():
             t_logits = robust(x)
-        x_adv = self.attack(self.student, x, y)
+        x_adv = self.attack(self.attack_target(), x, y)
         self.student.train()
         with self.autocast():
             logits_adv = self.student(x_adv)

@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from ..attacks import PGD
 from ..config import Config
+from ..fold import fold
 
 Autocast = Callable[[], contextlib.AbstractContextManager]
 
@@ -47,6 +48,11 @@ class Method:
                 raise ValueError(f"method '{self.name}' needs a {role} teacher")
         for role, model in teachers.items():
             freeze(model)
+        # eval-mode views with BatchNorm folded: the same functions, cheaper (see fold.py).
+        # The student's view is refreshed before each attack; frozen teachers fold once.
+        use_fold = cfg.run.fold_bn
+        self._student_view = fold(student) if use_fold else None
+        self.frozen = {role: fold(m) if use_fold else m for role, m in teachers.items()}
 
     # -- the step ---------------------------------------------------------------
     def compute(self, x: torch.Tensor, y: torch.Tensor, progress: float) -> StepOutput:
@@ -64,6 +70,12 @@ class Method:
         pass
 
     # -- shared helpers -----------------------------------------------------------
+    def attack_target(self) -> nn.Module:
+        """The student as the attack sees it: eval mode, BatchNorm folded at current weights."""
+        if self._student_view is None:
+            return self.student
+        return self._student_view.refresh()
+
     def pgd(self, loss: str = "ce", start: str = "normal") -> PGD:
         """The training attack of the config (PGD on the student), under the run's autocast."""
         a = self.cfg.attack

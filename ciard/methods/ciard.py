@@ -32,9 +32,10 @@ class CIARD(Method):
         super().__init__(*args, **kw)
         me = self.cfg.method
         self.attack = self.pgd(loss="ce", start="normal")
-        self.clean = self.teacher_models["clean"]
-        self.robust = self.teacher_models["robust"]
+        self.clean = self.frozen["clean"]              # frozen: the folded view
+        self.robust = self.teacher_models["robust"]    # keeps training with ITT: the live model
         self.itt_on = me.itt
+        self.robust_view = self.robust if me.itt else self.frozen["robust"]
         self.robust_optim = None
         if self.itt_on:
             # R keeps training: gradients on, train-mode BN unless configured otherwise
@@ -57,7 +58,7 @@ class CIARD(Method):
     # -- step ---------------------------------------------------------------------
     def compute(self, x, y, progress):
         me = self.cfg.method
-        x_adv = self.attack(self.student, x, y)
+        x_adv = self.attack(self.attack_target(), x, y)
 
         self.student.train()
         with self.autocast():
@@ -72,7 +73,7 @@ class CIARD(Method):
                 self._r_logits = r_adv
             else:
                 with torch.no_grad():
-                    r_adv = self.robust(x_adv)
+                    r_adv = self.robust_view(x_adv)
                 self._r_logits = None
         self._itt_lr = lr_r
 

@@ -23,7 +23,7 @@ class PGDAT(Method):
         return self.pgd(loss="ce", start="uniform")
 
     def compute(self, x, y, progress):
-        x_adv = self.attack(self.student, x, y)
+        x_adv = self.attack(self.attack_target(), x, y)
         self.student.train()
         with self.autocast():
             logits = self.student(x_adv)

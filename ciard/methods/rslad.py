@@ -20,10 +20,10 @@ class RSLAD(Method):
         self.attack = self.pgd(loss="kl", start="normal")
 
     def compute(self, x, y, progress):
-        robust = self.teacher_models["robust"]
+        robust = self.frozen["robust"]
         with torch.no_grad(), self.autocast():
             t_probs = soft(robust(x))
-        x_adv = self.attack(self.student, x, y, target_probs=t_probs)
+        x_adv = self.attack(self.attack_target(), x, y, target_probs=t_probs)
         self.student.train()
         with self.autocast():
             logits_adv = self.student(x_adv)

@@ -19,10 +19,13 @@ class TRADES(Method):
         self.attack = self.pgd(loss="kl", start="normal")
 
     def compute(self, x, y, progress):
+        target = self.attack_target()
+        was = self.student.training
+        self.student.eval()
         with torch.no_grad(), self.autocast():
-            self.student.eval()
-            clean_probs = F.softmax(self.student(x).float(), dim=1)
-        x_adv = self.attack(self.student, x, y, target_probs=clean_probs)
+            clean_probs = F.softmax(target(x).float(), dim=1)
+        self.student.train(was)
+        x_adv = self.attack(target, x, y, target_probs=clean_probs)
         self.student.train()
         with self.autocast():
             logits_nat = self.student(x)
