@@ -82,6 +82,32 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
+    b = sub.add_parser("bench", help="time training steps against the reference implementation's structure",
+                       description="Times the trainer's step and, for CIARD, a reference step that mirrors the "
+                                   "published implementation (fp32, NCHW, separate passes), in one run.")
+    b.add_argument("--method", default="ciard", help="training method to time")
+    b.add_argument("--student", default="resnet20")
+    b.add_argument("--clean-teacher", default="resnet56", help="clean teacher architecture")
+    b.add_argument("--robust-teacher", default="resnet56", help="robust teacher architecture")
+    b.add_argument("--batch-size", type=int, default=128)
+    b.add_argument("--pgd-steps", type=int, default=10)
+    b.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    b.add_argument("--device", default="auto")
+    b.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    b.add_argument("--fold-bn", action=argparse.BooleanOptionalAction, default=True,
+                   help="fold eval-mode BatchNorm (attacks, frozen teachers)")
+    b.add_argument("--compile", dest="compile_attack", action=argparse.BooleanOptionalAction, default=True,
+                   help="torch.compile the attack, as a long training run does (compile time is not timed)")
+    b.add_argument("--steps", type=int, default=3, help="timed steps per round")
+    b.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    b.add_argument("--rounds", type=int, default=2, help="alternating timing rounds; the best is reported")
+    b.add_argument("--no-reference", dest="reference", action="store_false", help="skip the reference step")
+    b.add_argument("--eval", dest="eval_bench", action="store_true",
+                   help="also time PGD-20 evaluation against torchattacks.PGD (fp32)")
+    b.add_argument("--profile", action="store_true", help="per-operator time of one step of each")
+    b.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+
     d = sub.add_parser("data", help="inspect or prepare a dataset")
     d.add_argument("action", choices=("info", "prepare"),
                    help="info: sizes and classes; prepare: decode and cache (archive sources)")
@@ -194,6 +220,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+    from .bench import format_bench, run_bench
+    from .models import MODEL_NAMES, is_valid_model_name
+    for flag in ("student", "clean_teacher", "robust_teacher"):
+        if not is_valid_model_name(getattr(args, flag)):
+            raise ConfigError(f"unknown model '{getattr(args, flag)}'; choose one of: {', '.join(MODEL_NAMES)}")
+    for flag in ("batch_size", "pgd_steps", "steps", "rounds"):
+        if getattr(args, flag) < 1:
+            raise ConfigError(f"{flag} = {getattr(args, flag)} must be at least 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run_bench(method=args.method, student=args.student, clean_teacher=args.clean_teacher,
+                       robust_teacher=args.robust_teacher, batch_size=args.batch_size,
+                       pgd_steps=args.pgd_steps, precision=args.precision, device=args.device,
+                       channels_last=args.channels_last, fold_bn=args.fold_bn, steps=args.steps,
+                       warmup=args.warmup, rounds=args.rounds, reference=args.reference,
+                       eval_bench=args.eval_bench, profile=args.profile,
+                       compile_attack=args.compile_attack)
+    print(json.dumps(result) if args.json else format_bench(result))
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from .data import load_dataset
     data = load_dataset(args.dataset, args.data_path, download=args.download)
@@ -217,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         stream=sys.stderr)
     from .checkpoints import CheckpointError
     from .data import DataError
-    commands: dict[str, Any] = {"train": cmd_train, "eval": cmd_eval, "data": cmd_data}
+    commands: dict[str, Any] = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "data": cmd_data}
     try:
         return commands[args.command](args)
     except (ConfigError, DataError, CheckpointError) as exc:

@@ -40,6 +40,7 @@ TEACHERS_NEEDED = {
     "ard": ("robust",),
 }
 PRECISIONS = ("auto", "fp32", "bf16")
+COMPILE_MODES = ("auto", "on", "off")
 LR_SCHEDULES = ("ciard", "cosine", "constant")
 
 
@@ -114,6 +115,7 @@ class RunConfig:
     precision: str = "auto"
     channels_last: bool = True
     fold_bn: bool = True              # fold eval-mode BatchNorm into convs for attacks / frozen teachers
+    compile: str = "auto"             # torch.compile the attack: on, off, auto (on for long runs)
     log_every: int = 0                # steps between metric writes (0: 1 on CPU, 20 on GPU)
     eval_size: int = 500              # validation images evaluated after each epoch
     eval_pgd_steps: int = 10
@@ -323,6 +325,8 @@ def validate(cfg: Config) -> Config:
 
     if r.precision not in PRECISIONS:
         raise ConfigError(f"unknown precision '{r.precision}'; choose one of: {', '.join(PRECISIONS)}")
+    if r.compile not in COMPILE_MODES:
+        raise ConfigError(f"unknown compile mode '{r.compile}'; choose one of: {', '.join(COMPILE_MODES)}")
     if r.device not in ("auto", "cpu") and not r.device.startswith(("cuda", "mps")):
         raise ConfigError(f"unknown device '{r.device}'; use auto, cpu, cuda or cuda:N")
     for name in ("eval_size", "eval_pgd_steps", "test_size", "checkpoint_every", "threads", "log_every"):

@@ -110,9 +110,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
         raise ValueError(f"unknown attack(s) {', '.join(unknown)}; choose from: {', '.join(table)}")
     # attacks and predictions use an eval-mode view with BatchNorm folded into the convs:
     # the same function (fp32, up to rounding), fewer operations per forward and backward
-    model = fold(model) if fold_bn else model
+    model = fold(model, channels_last=True) if fold_bn else model
     if source is not None:
-        source = fold(source) if fold_bn else source
+        source = fold(source, channels_last=True) if fold_bn else source
     results: dict[str, dict] = {}
     for key in attacks:
         entry = table[key]

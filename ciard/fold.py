@@ -35,7 +35,7 @@ class FoldedEval(nn.Module):
     fold are the original's own objects, so their train/eval flag is shared with the original.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, channels_last: bool | None = None) -> None:
         super().__init__()
         gm = fx.symbolic_trace(model)
         modules = dict(gm.named_modules())
@@ -51,7 +51,8 @@ class FoldedEval(nn.Module):
             fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
                               conv.padding, conv.dilation, conv.groups, bias=True,
                               padding_mode=conv.padding_mode).to(conv.weight.device, conv.weight.dtype)
-            if conv.weight.is_contiguous(memory_format=torch.channels_last):
+            if channels_last or (channels_last is None
+                                 and conv.weight.is_contiguous(memory_format=torch.channels_last)):
                 fused = fused.to(memory_format=torch.channels_last)
             fused.requires_grad_(False)
             # a fresh name: the original conv object stays untouched in the source model
@@ -93,10 +94,13 @@ class FoldedEval(nn.Module):
         return self.gm(x)
 
 
-def fold(model: nn.Module) -> nn.Module:
-    """``FoldedEval(model)``, or the model itself where tracing fails (logged, never fatal)."""
+def fold(model: nn.Module, channels_last: bool | None = None) -> nn.Module:
+    """``FoldedEval(model)``, or the model itself where tracing fails (logged, never fatal).
+
+    ``channels_last``: the memory format of the folded convolutions (None: as the original's).
+    """
     try:
-        return FoldedEval(model)
+        return FoldedEval(model, channels_last)
     except Exception as exc:  # an untraceable custom model: correctness first
         log.warning("BatchNorm folding skipped for %s: %s", type(model).__name__, exc)
         return model

@@ -79,6 +79,14 @@ def load_teachers(cfg: Config, data: DatasetSplits, device: torch.device) -> dic
     return {role: resolve_teacher(role, specs[role], cfg, data, device) for role in needed}
 
 
+#: attack passes (steps x PGD steps) from which compiling the attack repays its ~20 s
+COMPILE_WORTH = 20_000
+
+
+def use_compile(mode: str, attack_passes: int) -> bool:
+    return mode == "on" or (mode == "auto" and attack_passes >= COMPILE_WORTH)
+
+
 def train_step(method, optim: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                progress: float, lr: float, channels_last: bool = True):
     """One training step of any method: its loss, the student's SGD step, its post-step work.
@@ -136,11 +144,12 @@ class Trainer:
         student = prepare_model(build_model(cfg.model.student, data.num_classes), device, r.channels_last)
         teachers = {role: prepare_model(m, device, r.channels_last)
                     for role, m in load_teachers(cfg, data, device).items()}
-        method = build_method(cfg, student, teachers, autocast)
-        optim = torch.optim.SGD(student.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                                weight_decay=cfg.optim.weight_decay)
         steps_per_epoch = len(batches)
         total_steps = steps_per_epoch * cfg.optim.epochs
+        compile_attack = use_compile(r.compile, total_steps * cfg.attack.pgd_steps)
+        method = build_method(cfg, student, teachers, autocast, compile_attack=compile_attack)
+        optim = torch.optim.SGD(student.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                                weight_decay=cfg.optim.weight_decay)
 
         # -- resume ---------------------------------------------------------------------
         epoch, batch0, step, best_score, best = 0, 0, 0, float("-inf"), {}
@@ -164,9 +173,9 @@ class Trainer:
         run.set_status(state="running", step=step, total_steps=total_steps, epoch=epoch,
                        epochs=cfg.optim.epochs, precision=precision, device=str(device),
                        method=cfg.method.method, started=time.time())
-        log.info("run %s: %s, student %s, %d steps (%d epochs x %d), %s on %s",
+        log.info("run %s: %s, student %s, %d steps (%d epochs x %d), %s on %s%s",
                  run.path, cfg.method.method, cfg.model.student, total_steps, cfg.optim.epochs,
-                 steps_per_epoch, precision, device)
+                 steps_per_epoch, precision, device, ", compiled attack" if compile_attack else "")
 
         def save_last(next_epoch: int, next_batch: int) -> None:
             rng = {"torch": torch.get_rng_state(), "augment": aug_gen.get_state(),

@@ -15,10 +15,11 @@ METHOD_CLASSES: dict[str, type[Method]] = {
 }
 
 
-def build_method(cfg, student, teachers, autocast=None) -> Method:
+def build_method(cfg, student, teachers, autocast=None, compile_attack: bool = False) -> Method:
     import contextlib
     cls = METHOD_CLASSES[cfg.method.method]
-    return cls(cfg, student, teachers, autocast=autocast or contextlib.nullcontext)
+    return cls(cfg, student, teachers, autocast=autocast or contextlib.nullcontext,
+               compile_attack=compile_attack)
 
 
 __all__ = ["Method", "StepOutput", "freeze", "build_method", "METHOD_CLASSES"]

@@ -38,7 +38,7 @@ class Method:
     teachers: tuple[str, ...] = ()
 
     def __init__(self, cfg: Config, student: nn.Module, teachers: dict[str, nn.Module],
-                 autocast: Autocast = contextlib.nullcontext) -> None:
+                 autocast: Autocast = contextlib.nullcontext, compile_attack: bool = False) -> None:
         self.cfg = cfg
         self.student = student
         self.teacher_models = teachers
@@ -53,6 +53,13 @@ class Method:
         use_fold = cfg.run.fold_bn
         self._student_view = fold(student) if use_fold else None
         self.frozen = {role: fold(m) if use_fold else m for role, m in teachers.items()}
+        # torch.compile pays off on the attack's eval-mode passes (measured: PGD-10 on a
+        # ResNet-20, 490 -> 366 ms on 2 CPU cores) but not on train-mode passes (slower)
+        self._compiled_view = None
+        if compile_attack:
+            import torch._dynamo
+            torch._dynamo.config.suppress_errors = True   # fall back to eager, never fail a run
+            self._compiled_view = torch.compile(self._student_view or student, dynamic=False)
 
     # -- the step ---------------------------------------------------------------
     def compute(self, x: torch.Tensor, y: torch.Tensor, progress: float) -> StepOutput:
@@ -72,9 +79,11 @@ class Method:
     # -- shared helpers -----------------------------------------------------------
     def attack_target(self) -> nn.Module:
         """The student as the attack sees it: eval mode, BatchNorm folded at current weights."""
-        if self._student_view is None:
-            return self.student
-        return self._student_view.refresh()
+        if self._student_view is not None:
+            self._student_view.refresh()
+        if self._compiled_view is not None:
+            return self._compiled_view
+        return self._student_view if self._student_view is not None else self.student
 
     def pgd(self, loss: str = "ce", start: str = "normal") -> PGD:
         """The training attack of the config (PGD on the student), under the run's autocast."""
