@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", choices=sorted(PRESETS), help="starting configuration")
     t.add_argument("--config", help="JSON config file (nested by section or flat)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run from its last checkpoint")
+    t.add_argument("--run-dir", help="write into this (new or empty) run directory instead of OUT_DIR/NAME")
     t.add_argument("--print-config", action="store_true", help="print the validated config and exit")
     t.add_argument("--json", action="store_true", help="print the result as one JSON object")
     _add_config_flags(t)
@@ -143,6 +144,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = config_from_args(args)
         run = None
+        if args.run_dir:
+            run = RunDir(args.run_dir)
+            if run.last.is_file():
+                raise ConfigError(f"run directory {args.run_dir} already holds a run; use --resume")
     if args.print_config:
         print(cfg.to_json())
         return 0

@@ -146,7 +146,8 @@ class Trainer:
                     for role, m in load_teachers(cfg, data, device).items()}
         steps_per_epoch = len(batches)
         total_steps = steps_per_epoch * cfg.optim.epochs
-        compile_attack = use_compile(r.compile, total_steps * cfg.attack.pgd_steps)
+        attacks = cfg.method.method != "natural"
+        compile_attack = attacks and use_compile(r.compile, total_steps * cfg.attack.pgd_steps)
         method = build_method(cfg, student, teachers, autocast, compile_attack=compile_attack)
         optim = torch.optim.SGD(student.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                 weight_decay=cfg.optim.weight_decay)
@@ -251,7 +252,9 @@ class Trainer:
 
                 # -- end of epoch: validation check, best student, checkpoint ------------------
                 record = self._epoch_eval(student, teachers, method, eval_x, eval_y, cached_teacher_eval)
-                score = (record["student_clean"] + record["student_pgd"]) / 2
+                # mean of validation clean and PGD accuracy (clean alone when PGD is off)
+                pgd = record["student_pgd"]
+                score = record["student_clean"] if pgd != pgd else (record["student_clean"] + pgd) / 2
                 record.update(kind="epoch", epoch=epoch + 1, step=step, score=score, time=time.time())
                 run.append(record)
                 log.info("epoch %d/%d: student clean %.1f%% PGD %.1f%% (validation, %d images)",
