@@ -41,6 +41,7 @@ def save(obj: dict[str, Any], path: str | os.PathLike) -> Path:
             torch.save({"format": FORMAT, **obj}, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -127,13 +128,21 @@ def zoo_path(name: str) -> Path | None:
     return None
 
 
+#: which zoo datasets serve a --dataset, best first: the embedded subset is drawn from
+#: CIFAR-10's own train/test splits, so full CIFAR-10 teachers serve it too
+ZOO_DATASETS = {"default": ("cifar10", "default"), "cifar10": ("cifar10",),
+                "cifar10-archive": ("cifar10",)}
+
+
 def zoo_default(role: str, dataset: str = "cifar10") -> Path | None:
     """The shipped teacher for a role ("clean_teacher" / "robust_teacher"), if any."""
-    for entry in zoo_entries():
-        if entry.get("role") == role and entry.get("default") and entry.get("dataset", "cifar10") == dataset:
-            path = ZOO_DIR / entry["file"]
-            if path.is_file():
-                return path
+    entries = zoo_entries()
+    for ds in ZOO_DATASETS.get(dataset, (dataset,)):
+        for entry in entries:
+            if entry.get("role") == role and entry.get("default") and entry.get("dataset") == ds:
+                path = ZOO_DIR / entry["file"]
+                if path.is_file():
+                    return path
     return None
 
 

@@ -109,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
 
+    z = sub.add_parser("zoo", help="list the shipped models, or register one")
+    z.add_argument("action", nargs="?", default="list", choices=("list", "add"))
+    z.add_argument("--name", help="add: entry name (the file becomes checkpoints/NAME.pt)")
+    z.add_argument("--checkpoint", help="add: the checkpoint or run directory to ship")
+    z.add_argument("--role", choices=("clean_teacher", "robust_teacher", "student"))
+    z.add_argument("--dataset", default="cifar10", help="add: dataset it was trained on (cifar10, default, ...)")
+    z.add_argument("--train-command", help="add: the command that trained it")
+    z.add_argument("--train-seconds", type=float)
+    z.add_argument("--default", action="store_true", help="add: the teacher 'auto' picks for its role")
+    z.add_argument("--eval-json", help="add: output of `python -m ciard eval --json` for it")
+    z.add_argument("--eval-command", help="add: the command that produced --eval-json")
+    z.add_argument("--notes", default="")
+    z.add_argument("--json", action="store_true")
+
     d = sub.add_parser("data", help="inspect or prepare a dataset")
     d.add_argument("action", choices=("info", "prepare"),
                    help="info: sizes and classes; prepare: decode and cache (archive sources)")
@@ -248,6 +262,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from .zoo import add_entry, format_zoo, read_manifest
+    if args.action == "add":
+        missing = [f for f in ("name", "checkpoint", "role", "train_command") if not getattr(args, f)]
+        if missing:
+            raise ConfigError(f"zoo add needs --{missing[0].replace('_', '-')}")
+        evaluation = json.loads(Path(args.eval_json).read_text()) if args.eval_json else None
+        if evaluation:
+            evaluation = {k: evaluation[k] for k in ("accuracy", "n", "eps", "dataset", "precision",
+                                                     "source", "warnings") if k in evaluation} | {
+                "attacks": {k: v["attack"] for k, v in evaluation["results"].items()}}
+        entry = add_entry(name=args.name, source=str(_resolve_checkpoint(args.checkpoint)), role=args.role,
+                          dataset=args.dataset, command=args.train_command,
+                          train_seconds=args.train_seconds, default=args.default,
+                          evaluation=evaluation, eval_command=args.eval_command, notes=args.notes)
+        print(json.dumps(entry, indent=2))
+        return 0
+    entries = read_manifest()["entries"]
+    print(json.dumps(entries) if args.json else (format_zoo(entries) if entries else "the zoo is empty"))
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from .data import load_dataset
     data = load_dataset(args.dataset, args.data_path, download=args.download)
@@ -271,7 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         stream=sys.stderr)
     from .checkpoints import CheckpointError
     from .data import DataError
-    commands: dict[str, Any] = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "data": cmd_data}
+    commands: dict[str, Any] = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "zoo": cmd_zoo,
+                                "data": cmd_data}
     try:
         return commands[args.command](args)
     except (ConfigError, DataError, CheckpointError) as exc:

@@ -36,8 +36,7 @@ def quick_teacher_config(role: str, cfg: Config) -> Config:
 def resolve_teacher(role: str, spec: str, cfg: Config, data: DatasetSplits,
                     device: torch.device) -> nn.Module:
     if spec == "auto":
-        path = checkpoints.zoo_default(f"{role}_teacher", cfg.data.dataset
-                                       if cfg.data.dataset != "default" else "cifar10")
+        path = checkpoints.zoo_default(f"{role}_teacher", cfg.data.dataset)
         if path is None:
             path = _quick_teacher(role, cfg, data)
     else:

@@ -1,0 +1,27 @@
+"""CIARD Studio: ``streamlit run app.py``.
+
+The entry script: page config, the shared sidebar, navigation over the pages in ``app_pages/``.
+Pages only lay out widgets; the app's logic lives in ``ciard/studio/`` and training runs in
+its own process through the run store (``ciard/runs.py``).
+"""
+import streamlit as st
+
+st.set_page_config(page_title="CIARD Studio", page_icon=":material/shield:", layout="wide")
+
+from ciard.studio import session  # noqa: E402  (after set_page_config)
+from ciard.studio.sidebar import render_sidebar  # noqa: E402
+
+session.keep()  # form values and selections survive a visit to another page
+
+# The folder is app_pages/, not pages/: when a pages/ folder exists, Streamlit starts in its
+# old directory-based multipage mode, and if the first visit after a server start opens a
+# page URL (e.g. /train) it runs that file alone, without this script: no sidebar, no
+# navigation, for every session until someone opens "/".
+pages = [
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page("app_pages/runs.py", title="Runs", icon=":material/monitoring:", url_path="runs"),
+]
+nav = st.navigation(pages)
+render_sidebar()
+nav.run()

@@ -1,0 +1,44 @@
+"""Home: what CIARD is and what this app does."""
+import streamlit as st
+
+st.title("CIARD Studio")
+st.markdown(
+    """
+**Adversarial robustness distillation you can run, watch, tune and probe.**
+
+CIARD (*Cyclic Iterative Adversarial Robustness Distillation*, ICCV 2025) trains a small
+**student** network to be both accurate and robust to adversarial examples by distilling
+from two teachers:
+
+- a **clean teacher**, trained on ordinary images, which knows the right answers on clean inputs;
+- a **robust teacher**, adversarially trained, which knows how to answer under attack.
+
+Two ideas make the combination work:
+
+- the **push loss** drives the student's predictions on adversarial examples *away* from the
+  clean teacher's where that teacher is fooled, so its mistakes are not copied;
+- **iterative teacher training** (ITT) keeps fine-tuning the robust teacher on the student's
+  own adversarial examples, so the robust teacher keeps teaching what the student gets wrong.
+
+Temperatures and KD weights balance the two teachers as training goes on.
+"""
+)
+
+st.subheader("What you can do here")
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.page_link("app_pages/train.py", label="Train", icon=":material/model_training:")
+    st.caption("Pick a preset, tune every hyperparameter, start a run and watch its losses, "
+               "temperatures, KD weights and accuracies live. Stop and resume at will.")
+with c2:
+    st.page_link("app_pages/runs.py", label="Runs", icon=":material/monitoring:")
+    st.caption("Compare runs: overlay their curves, see final clean and PGD-20 accuracy side by "
+               "side and the settings that differ; promote the best student, download metrics.")
+with c3:
+    st.page_link("app_pages/home.py", label="Home", icon=":material/home:")
+    st.caption("This page. The sidebar (on every page) picks the dataset, the active checkpoints "
+               "and the device.")
+
+st.info("Everything works offline: the default dataset is an embedded 6,000-image CIFAR-10 "
+        "subset, and the **demo** preset trains a student in minutes on a CPU. Training runs in "
+        "its own process, so it keeps going when you switch pages or close the tab.", icon=":material/info:")

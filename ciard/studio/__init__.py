@@ -1,0 +1,8 @@
+"""Streamlit glue for CIARD Studio: the pieces every page shares.
+
+Pages (``app_pages/*.py``) stay thin: they lay out widgets and call into this package, which in
+turn only reads the run store and checkpoints and launches trainers through
+:class:`ciard.runs.RunStore`. Nothing here trains or attacks a model. Streamlit is imported
+only by the modules that draw (``sidebar``, ``live``, ``widgets``); ``store``, ``forms``,
+``charts`` and ``metrics`` work without a running app and are unit-testable.
+"""

@@ -1,0 +1,162 @@
+"""The Train form's fields, their presets and the validation glue (no Streamlit here).
+
+Every field is a :class:`ciard.config.Config` field by its own name, so a submitted form is
+``preset(name).override(**values)`` followed by :func:`ciard.config.validate`: the same
+coercion, rules and one-line messages as ``python -m ciard train``. Numbers that people write
+as fractions (eps "8/255", lr "1e-4") are text boxes, parsed by the config's own coercion.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from .. import checkpoints
+from ..cli import _HELP
+from ..config import (FIELD_INDEX, LR_SCHEDULES, METHODS, PRECISIONS, PRESETS, Config,
+                      ConfigError, TEACHERS_NEEDED, preset, validate)
+from ..data import SOURCES
+from ..models import MODEL_NAMES
+
+DEFAULT_PRESET = "demo"
+#: the ``key=`` of each form widget is this prefix + the field name (browser tests use them)
+KEY_PREFIX = "tf_"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str                 # the Config field
+    label: str
+    kind: str                 # "select" | "text" | "int" | "optional_int" | "bool"
+    help: str
+    options: tuple[str, ...] = ()
+    new_options: bool = False  # a select that also accepts a typed value (e.g. wrn-40-2)
+
+    @property
+    def key(self) -> str:
+        return KEY_PREFIX + self.name
+
+
+def _help(name: str, text: str) -> str:
+    """The CLI's help text where it has one (same words everywhere), else ours."""
+    cli = _HELP.get(name)
+    return f"{cli}. {text}" if cli and text else (cli or text)
+
+
+#: sections of the form, each a list of fields, in display order
+SECTIONS: dict[str, list[FieldSpec]] = {
+    "Method and models": [
+        FieldSpec("method", "Method", "select", _help("method", "ciard: two teachers, push loss, ITT."), METHODS),
+        FieldSpec("student", "Student architecture", "select", _help("student", "Type another name (e.g. wrn-16-8) to use it."),
+                  tuple(MODEL_NAMES), new_options=True),
+        FieldSpec("clean_teacher", "Clean teacher", "text", _help("clean_teacher", "auto: the shipped one, else a quick one trained once.")),
+        FieldSpec("robust_teacher", "Robust teacher", "text", _help("robust_teacher", "auto: the shipped one, else a quick one trained once.")),
+    ],
+    "Optimisation": [
+        FieldSpec("epochs", "Epochs", "int", "passes over the training data"),
+        FieldSpec("batch_size", "Batch size", "int", "images per SGD step"),
+        FieldSpec("lr", "Learning rate", "text", "student SGD learning rate (e.g. 0.1)"),
+        FieldSpec("lr_schedule", "LR schedule", "select",
+                  "ciard: the paper's step decay scaled to the run length; cosine; constant", LR_SCHEDULES),
+        FieldSpec("precision", "Precision", "select", _help("precision", "evaluation is always fp32"), PRECISIONS),
+        FieldSpec("seed", "Seed", "int", "same seed and config give the same run"),
+    ],
+    "Training attack (PGD)": [
+        FieldSpec("eps", "eps (L-inf)", "text", _help("eps", "a number in (0, 1]; fractions like 8/255 are fine")),
+        FieldSpec("pgd_steps", "PGD steps", "int", "attack steps per training batch"),
+        FieldSpec("pgd_step_size", "PGD step size", "text", "size of each PGD step, e.g. 2/255"),
+    ],
+    "CIARD": [
+        FieldSpec("push_weight", "Push weight λ", "text", _help("push_weight", "")),
+        FieldSpec("push_temp", "T_push", "text", _help("push_temp", "")),
+        FieldSpec("push_autoscale", "Push autoscale", "bool",
+                  "scale the push loss by a power of ten to the size of the KD terms (off: s = 1)"),
+        FieldSpec("itt", "Iterative teacher training (ITT)", "bool", _help("itt", "fine-tune the robust teacher on the student's adversarial examples")),
+        FieldSpec("itt_lr", "ITT learning rate", "text", "the robust teacher's SGD learning rate"),
+        FieldSpec("itt_warmup", "ITT warm-up fraction", "text", "fraction of training with the teacher lr at 0 (0 to 1)"),
+        FieldSpec("adaptive_temp", "Adaptive temperatures", "bool", "entropy-balanced τ_adv, τ_nat (B-MTARD)"),
+        FieldSpec("adaptive_weights", "Adaptive KD weights", "bool", "learn w_adv, w_nat (off: both 1, as the published code)"),
+    ],
+    "Data and run": [
+        FieldSpec("dataset", "Dataset", "select", _help("dataset", ""), SOURCES),
+        FieldSpec("data_path", "Data path", "text", _help("data_path", "not needed for the embedded default dataset")),
+        FieldSpec("train_subset", "Train subset size", "optional_int",
+                  "keep a class-balanced subset of this many training images (empty: all)"),
+        FieldSpec("eval_size", "Validation images per epoch", "int", "held-out images checked clean and under PGD after each epoch"),
+        FieldSpec("eval_pgd_steps", "Validation PGD steps", "int", "0 checks clean accuracy only"),
+        FieldSpec("test_size", "Final test images", "int", "test images for the final PGD-20 check (0: skip)"),
+        FieldSpec("name", "Run name", "text", "directory under runs/; -2, -3... is added if taken"),
+    ],
+}
+FIELDS: dict[str, FieldSpec] = {f.name: f for fields in SECTIONS.values() for f in fields}
+assert set(FIELDS) <= set(FIELD_INDEX), set(FIELDS) - set(FIELD_INDEX)
+
+
+def format_value(value: Any, kind: str) -> Any:
+    """A config value as its widget shows it (floats as text: 8/255 stays 8/255)."""
+    if kind == "bool":
+        return bool(value)
+    if kind == "int":
+        return int(value)
+    if kind == "optional_int":
+        return None if value is None else int(value)
+    if kind == "select":
+        return str(value)
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return format_float(value)
+    return str(value)
+
+
+def format_float(value: float) -> str:
+    """Short text that parses back to exactly ``value``: 8/255, 0.5, 1e-04, 1/6."""
+    n = value * 255
+    if 0 < value < 1 and n == round(n) and float(round(n)) / 255 == value:
+        return f"{round(n)}/255"
+    short = f"{value:.6g}"
+    if float(short) == value:
+        return short
+    frac = Fraction(value).limit_denominator(1000)
+    if frac.numerator / frac.denominator == value:
+        return f"{frac.numerator}/{frac.denominator}"
+    return repr(value)
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    """The form's values for a preset, keyed by field name."""
+    flat = preset(name).flat()
+    return {f.name: format_value(flat[f.name], f.kind) for f in FIELDS.values()}
+
+
+def build_config(preset_name: str, values: dict[str, Any], *, device: str = "auto") -> Config:
+    """The submitted form as a validated Config; raises ConfigError with the CLI's message.
+
+    Empty text means "no value": ``None`` where the field allows it (teachers, data path,
+    run name), else the config's own "needs a value" error.
+    """
+    overrides = {k: v for k, v in values.items() if k in FIELDS}
+    for k, v in list(overrides.items()):
+        if isinstance(v, str):
+            overrides[k] = v.strip()
+    overrides["device"] = device
+    cfg = validate(preset(preset_name).override(**overrides))
+    check_teachers(cfg)
+    return cfg
+
+
+def check_teachers(cfg: Config) -> None:
+    """Open each explicit teacher checkpoint the method needs, so a truncated or foreign file
+    is refused here with one line instead of failing in the trainer process."""
+    for role in TEACHERS_NEEDED.get(cfg.method.method, ()):
+        spec = getattr(cfg.model, f"{role}_teacher")
+        if not spec or spec == "auto":
+            continue
+        try:
+            checkpoints.load(checkpoints.resolve_teacher_spec(spec))
+        except checkpoints.CheckpointError as exc:
+            raise ConfigError(f"{role}_teacher: {exc}") from None
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)

@@ -1,0 +1,231 @@
+"""The shared sidebar: dataset, active checkpoints and device, kept in ``st.session_state``.
+
+``app.py`` draws it on every run, before the page, so its widgets (and therefore their
+values) live as long as the browser session, whichever page is open. Pages read the choices
+with :func:`choices`; they never read the widgets' keys directly.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from .. import checkpoints
+from ..data import ARCHIVE_ENV
+from .store import get_store
+
+DATASETS = {"default": "Embedded CIFAR-10 subset (offline)",
+            "cifar10-archive": "CIFAR-10 archive (.tar.gz / .zip)",
+            "folder": "Image folder (train/ + test/)"}
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+NO_STUDENT = ""
+
+
+@dataclass(frozen=True)
+class Choices:
+    dataset: str
+    data_path: str | None
+    data_error: str | None        # why the typed path cannot be used (None: fine)
+    device: str
+    student: str | None           # checkpoint path or zoo:NAME of the active student
+    clean_teacher: str            # teacher spec: auto, zoo:NAME or a checkpoint path
+    robust_teacher: str
+
+
+# -- checks without Streamlit (unit-testable) ---------------------------------------------------
+def check_data_path(dataset: str, path: str | None) -> str | None:
+    """One line saying why ``path`` cannot serve ``dataset``, or None if it looks usable."""
+    path = (path or "").strip()
+    if dataset == "default":
+        return None
+    if dataset == "cifar10-archive":
+        if not path:
+            if os.environ.get(ARCHIVE_ENV):
+                path = os.environ[ARCHIVE_ENV]
+            else:
+                return f"enter the path of the CIFAR-10 archive (or set {ARCHIVE_ENV})"
+        p = Path(path).expanduser()
+        if not p.exists():
+            return f"dataset path not found: {path}"
+        if p.is_dir():
+            return f"{path} is a folder; cifar10-archive needs the archive file ({', '.join(ARCHIVE_SUFFIXES)})"
+        if not p.name.lower().endswith(ARCHIVE_SUFFIXES):
+            return f"{path} is not an archive ({', '.join(ARCHIVE_SUFFIXES)})"
+        return None
+    if dataset == "folder":
+        if not path:
+            return "enter the dataset folder (it holds train/ and test/ or val/, one folder per class)"
+        p = Path(path).expanduser()
+        if not p.exists():
+            return f"dataset path not found: {path}"
+        if not p.is_dir():
+            return f"{path} is not a folder"
+        if not (p / "train").is_dir():
+            return f"{path} has no train/ folder (expected train/ and test/ or val/, one folder per class)"
+        if not ((p / "test").is_dir() or (p / "val").is_dir()):
+            return f"{path} has a train/ folder but no test/ or val/ folder"
+        return None
+    return f"unknown dataset '{dataset}'"
+
+
+_SUMMARY: dict[tuple[str, float, int], str] = {}
+
+
+def checkpoint_summary(path: str | Path) -> tuple[bool, str]:
+    """(usable, one line): architecture and classes, or why the file cannot be read.
+
+    Safe loading (``weights_only``) through :mod:`ciard.checkpoints`; cached by mtime and size.
+    """
+    try:
+        p = checkpoints.resolve_teacher_spec(str(path)) if str(path).startswith("zoo:") else Path(path)
+        st_ = Path(p).stat()
+    except (OSError, checkpoints.CheckpointError) as exc:
+        return False, str(exc) if isinstance(exc, checkpoints.CheckpointError) else f"checkpoint not found: {path}"
+    key = (str(p), st_.st_mtime, st_.st_size)
+    if key not in _SUMMARY:
+        try:
+            obj = checkpoints.load(p)
+            meta = obj["model"]
+            _SUMMARY[key] = f"{meta.get('arch', '?')}, {meta.get('num_classes', '?')} classes"
+        except checkpoints.CheckpointError as exc:
+            return False, str(exc)
+    return True, _SUMMARY[key]
+
+
+def auto_teacher(role: str, dataset: str, runs_root: Path) -> tuple[str | None, str]:
+    """What ``auto`` resolves to for a role: (checkpoint or None, one line saying which)."""
+    try:
+        shipped = checkpoints.zoo_default(f"{role}_teacher", dataset)
+    except Exception:  # a malformed manifest must not break the sidebar
+        shipped = None
+    if shipped is not None:
+        return str(shipped), f"shipped: {shipped.name}"
+    quick = runs_root / "teachers" / f"{role}-{dataset}"
+    state = _status_state(quick)
+    if (quick / "best.pt").is_file() and state == "finished":
+        return str(quick / "best.pt"), f"quick teacher trained earlier: teachers/{quick.name}"
+    if state == "running":
+        return None, "a quick teacher is being trained now"
+    return None, "none yet: a quick one is trained on first use (a few minutes on a CPU)"
+
+
+def _status_state(run: Path) -> str | None:
+    import json
+    try:
+        return json.loads((run / "status.json").read_text()).get("state")
+    except (OSError, ValueError):
+        return None
+
+
+def teacher_options(role: str, runs_root: Path) -> dict[str, str]:
+    """spec -> label for a teacher select: auto, the zoo's entries of the role, cached teachers."""
+    opts = {"auto": "auto"}
+    try:
+        entries = checkpoints.zoo_entries()
+    except Exception:
+        entries = []
+    for e in entries:
+        if e.get("role") == f"{role}_teacher" and e.get("name"):
+            opts[f"zoo:{e['name']}"] = f"zoo: {e['name']} ({e.get('arch', '?')}, {e.get('dataset', '?')})"
+    tdir = runs_root / "teachers"
+    if tdir.is_dir():
+        for d in sorted(tdir.glob(f"{role}-*")):
+            if (d / "best.pt").is_file():
+                opts[str(d / "best.pt")] = f"quick teacher: teachers/{d.name}"
+    return opts
+
+
+def student_options(active: dict[str, Any]) -> dict[str, str]:
+    """spec -> label for the active-student select: the promoted one, then the zoo's students."""
+    opts: dict[str, str] = {}
+    if active.get("student"):
+        opts[active["student"]] = f"promoted: {active.get('run', '?')}"
+    try:
+        entries = checkpoints.zoo_entries()
+    except Exception:
+        entries = []
+    for e in entries:
+        if e.get("role") == "student" and e.get("name"):
+            opts[f"zoo:{e['name']}"] = f"zoo: {e['name']} ({e.get('arch', '?')})"
+    opts[NO_STUDENT] = "none"
+    return opts
+
+
+def device_options() -> list[str]:
+    import torch
+    opts = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        opts.append("cuda")
+        opts += [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.device_count() > 1 else []
+    return opts
+
+
+# -- drawing -------------------------------------------------------------------------------------
+def _select(container, label: str, options: dict[str, str] | list[str], key: str, help: str) -> str:
+    """A selectbox whose value survives page switches and whose stale value is dropped."""
+    values = list(options)
+    if st.session_state.get(key) not in values:
+        st.session_state[key] = values[0]
+    fmt = (lambda v: options[v]) if isinstance(options, dict) else str
+    return container.selectbox(label, values, key=key, format_func=fmt, help=help)
+
+
+def render_sidebar() -> Choices:
+    sb = st.sidebar
+    store = get_store()
+
+    sb.subheader("Data")
+    dataset = _select(sb, "Dataset", DATASETS, "sb_dataset",
+                      "images every page uses; the embedded subset works offline")
+    path = None
+    error = None
+    if dataset != "default":
+        placeholder = "/path/to/cifar10-jpeg.tar.gz" if dataset == "cifar10-archive" else "/path/to/dataset"
+        path = sb.text_input("Path", key="sb_data_path", placeholder=placeholder,
+                             help="archive file for cifar10-archive; folder with train/ and test/ (or val/) for folder")
+        error = check_data_path(dataset, path)
+        if error:
+            sb.error(error, icon=":material/error:")
+        path = path.strip() or None
+
+    sb.subheader("Checkpoints")
+    active = store.active()
+    students = student_options(active)
+    if "sb_student_next" in st.session_state:  # just promoted on the Runs page
+        st.session_state["sb_student"] = st.session_state.pop("sb_student_next")
+    student = _select(sb, "Active student", students, "sb_student",
+                      "the student other pages evaluate; promote one on the Runs page")
+    if student:
+        ok, line = checkpoint_summary(student)
+        (sb.caption if ok else sb.warning)(line)
+    else:
+        sb.caption("No student yet: train one, then promote it on the Runs page.")
+    teachers = {}
+    for role in ("clean", "robust"):
+        spec = _select(sb, f"{role.capitalize()} teacher", teacher_options(role, store.root),
+                       f"sb_{role}_teacher", f"the {role} teacher new runs start with (the Train form can change it)")
+        teachers[role] = spec
+        if spec == "auto":
+            _, line = auto_teacher(role, dataset, store.root)
+            sb.caption(f"auto → {line}")
+        else:
+            ok, line = checkpoint_summary(spec)
+            (sb.caption if ok else sb.warning)(line)
+
+    sb.subheader("Device")
+    device = _select(sb, "Device", device_options(), "sb_device",
+                     "where new runs train; auto picks the GPU if there is one")
+    return Choices(dataset, path, error, device, student or None, teachers["clean"], teachers["robust"])
+
+
+def choices() -> Choices:
+    """The sidebar's current choices (drawn by app.py earlier in this run)."""
+    ss = st.session_state
+    dataset = ss.get("sb_dataset", "default")
+    path = ((ss.get("sb_data_path") or "").strip() or None) if dataset != "default" else None
+    return Choices(dataset, path, check_data_path(dataset, path), ss.get("sb_device", "auto"),
+                   ss.get("sb_student") or None, ss.get("sb_clean_teacher", "auto"),
+                   ss.get("sb_robust_teacher", "auto"))

@@ -1,0 +1,204 @@
+"""The app in a real browser: a Streamlit server, Debian's Chromium driven by Playwright.
+
+Starts ``streamlit run app.py`` on a free port with its own run store, then as a person would:
+opens the Train page, starts a short CIARD run (small student, explicit tiny teachers so no
+teacher has to be trained first), watches the live charts gain points, switches a chart
+option while training runs, stops the run, and finds it on the Runs page. Screenshots go to
+``$CIARD_SHOTS`` (default ``/tmp/ciard-shots``); the measured latencies are printed and saved
+there as ``latency.json``.
+
+Skipped (with the reason) when Chromium or the playwright package is missing. Playwright's own
+browser download is never used: ``executable_path`` points at the system Chromium.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = next((p for p in (os.environ.get("CIARD_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                             shutil.which("chromium-browser")) if p and os.path.exists(p)), None)
+CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(os.environ.get("CIARD_SHOTS", "/tmp/ciard-shots"))
+
+if CHROMIUM is None:
+    pytest.skip("no Chromium found (apt-get install chromium, or set CIARD_CHROMIUM)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed "
+                               "(pip install -r requirements-dev.txt)")
+
+#: total points of every trace of every plotly chart on the page (plotly keeps each trace's
+#: length in _fullData; its data may hold base64-packed arrays without a length)
+POINTS_JS = """() => { let n = 0;
+  document.querySelectorAll('.js-plotly-plot').forEach(g =>
+    (g._fullData || []).forEach(t => { n += t._length || 0; }));
+  return n; }"""
+#: the x-axis title of the live loss chart
+LOSS_X_JS = """() => { const t = document.querySelector('.st-key-live_loss .xtitle'); return t ? t.textContent : ''; }"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(cond, timeout: float, what: str, poll: float = 0.1):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        value = cond()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A Streamlit server on a free port with an empty run store; stopped with its runs after."""
+    from ciard.runs import RunStore
+    runs = tmp_path_factory.mktemp("browser-runs")
+    port = _free_port()
+    env = {**os.environ, "CIARD_RUNS_DIR": str(runs), "PYTHONUNBUFFERED": "1"}
+    log = open(runs.parent / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return proc.poll() is not None and pytest.fail("streamlit exited early")
+    try:
+        _wait(healthy, 60, "the streamlit server", poll=0.3)
+        yield url, runs
+    finally:
+        store = RunStore(runs)
+        for name in store.names():          # never leave a trainer behind
+            if store.get(name).state in ("starting", "running"):
+                store.stop(name)
+        t0 = time.time()
+        while time.time() - t0 < 20 and any(store.get(n).state in ("starting", "running") for n in store.names()):
+            time.sleep(0.3)
+        for name in store.names():
+            if store.get(name).state in ("starting", "running"):
+                store.kill(name)
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory):
+    """Two tiny teacher checkpoints, so the run distils at once instead of training teachers."""
+    import torch
+    from ciard import checkpoints
+    from ciard.models import build_model
+    d = tmp_path_factory.mktemp("browser-teachers")
+    torch.manual_seed(0)
+    return (str(checkpoints.save_model(build_model("smallcnn"), d / "clean.pt")),
+            str(checkpoints.save_model(build_model("smallcnn"), d / "robust.pt")))
+
+
+def _select(page, key: str, option: str) -> None:
+    page.locator(f".st-key-{key} [role=combobox]").first.click()
+    page.get_by_role("option", name=option, exact=True).first.click()
+
+
+def _fill(page, key: str, value) -> None:
+    box = page.locator(f".st-key-{key} input").first
+    box.fill(str(value))
+    box.press("Tab")  # commit the value (Enter would submit the form)
+
+
+def test_train_watch_stop_and_compare_in_a_browser(server, teachers):
+    url, runs = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    latency: dict[str, float] = {}
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.set_default_timeout(30_000)
+
+            # Home
+            page.goto(url + "/")
+            page.get_by_role("heading", name="CIARD Studio").wait_for()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(SHOTS / "1-home.png"), full_page=True)
+
+            # Train: the demo preset with a small student and explicit teachers
+            page.goto(url + "/train")
+            page.locator(".st-key-tf_method [role=combobox]").wait_for()
+            assert page.locator(".st-key-tf_eps input").input_value() == "8/255"
+            _select(page, "tf_student", "smallcnn")
+            _fill(page, "tf_clean_teacher", teachers[0])
+            _fill(page, "tf_robust_teacher", teachers[1])
+            _fill(page, "tf_epochs", 20)
+            _fill(page, "tf_batch_size", 64)
+            _fill(page, "tf_train_subset", 512)
+            _fill(page, "tf_eval_size", 64)
+            _fill(page, "tf_test_size", 0)
+            _fill(page, "tf_name", "browser")
+            page.screenshot(path=str(SHOTS / "2-train-form.png"), full_page=True)
+
+            t0 = time.time()
+            page.locator(".st-key-train_start button").click()
+            first = _wait(lambda: page.evaluate(POINTS_JS), 120, "the first chart points")
+            latency["start_to_first_points_s"] = round(time.time() - t0, 2)
+            assert (runs / "browser" / "config.json").is_file()
+            cfg = json.loads((runs / "browser" / "config.json").read_text())
+            assert cfg["method"]["method"] == "ciard" and cfg["model"]["student"] == "smallcnn"
+            assert cfg["data"]["train_subset"] == 512 and cfg["optim"]["batch_size"] == 64
+
+            # the charts gain points while the run goes on (the fragment polls every ~1.5 s)
+            _wait(lambda: page.evaluate(POINTS_JS) > first + 4, 60, "more chart points")
+            page.screenshot(path=str(SHOTS / "3-train-live.png"), full_page=True)
+
+            # a widget answers while training runs: switch the x axis, time until the charts redraw
+            assert page.evaluate(LOSS_X_JS) == "step"
+            t1 = time.time()
+            page.locator(".st-key-live_x").get_by_text("epoch", exact=True).click()
+            _wait(lambda: page.evaluate(LOSS_X_JS) == "epoch", 10, "the charts to switch to epochs",
+                  poll=0.02)
+            latency["widget_response_s"] = round(time.time() - t1, 3)
+
+            # Stop: the trainer finishes its step, writes a checkpoint, says "stopped"
+            loc = page.locator(".st-key-train_stop_btn")
+            print("DEBUG", loc.count(), [loc.nth(i).evaluate("e => e.parentElement.parentElement.className + ' | ' + e.outerHTML.slice(0, 200)") for i in range(loc.count())])
+            page.screenshot(path=str(SHOTS / "debug.png"), full_page=True)
+            page.locator(".st-key-train_stop_btn button").click()
+            page.locator("[data-testid=stMetricValue]", has_text="stopped").wait_for(timeout=60_000)
+            assert (runs / "browser" / "last.pt").is_file()
+            page.locator(".st-key-train_resume_btn button").wait_for()
+            page.screenshot(path=str(SHOTS / "4-train-stopped.png"), full_page=True)
+
+            # Runs: the run is in the table
+            page.goto(url + "/runs")
+            table = page.locator("[data-testid=stDataFrame]").first
+            table.wait_for()
+            _wait(lambda: table.get_by_text("browser", exact=True).count() > 0, 20, "the run in the table")
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(SHOTS / "5-runs.png"), full_page=True)
+        finally:
+            browser.close()
+    (SHOTS / "latency.json").write_text(json.dumps(latency, indent=1))
+    print("latencies (busy machine):", latency)
+    assert latency["widget_response_s"] < 5.0
