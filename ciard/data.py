@@ -566,7 +566,7 @@ def _load_torchvision(source: str, root: Path, download: bool
 
     cls = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}[source]
     pretty = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}[source]
-    fix = (f"pass --download on a machine with internet"
+    fix = ("pass --download on a machine with internet"
            + (", or use --dataset cifar10-archive --data-path FILE" if source == "cifar10" else ""))
     if not download and not root.is_dir():
         raise DataError(f"{pretty} not found under {root} (dataset path not found); {fix}")

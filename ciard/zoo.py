@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 from . import checkpoints

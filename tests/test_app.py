@@ -142,6 +142,21 @@ def test_home_page_renders(runs_dir):
     assert at.sidebar.selectbox(key="sb_dataset").value == "default"
 
 
+def test_sidebar_checks_typed_dataset_paths(runs_dir, tmp_path):
+    at = _app()
+    at.sidebar.selectbox(key="sb_dataset").set_value("folder").run()
+    at.sidebar.text_input(key="sb_data_path").set_value(str(tmp_path / "nowhere")).run()
+    assert not at.exception
+    assert any("dataset path not found" in e for e in _texts(at.sidebar.error)), _texts(at.sidebar.error)
+    at.sidebar.selectbox(key="sb_dataset").set_value("cifar10-archive").run()
+    at.sidebar.text_input(key="sb_data_path").set_value(str(tmp_path)).run()
+    assert any("is a folder" in e for e in _texts(at.sidebar.error)), _texts(at.sidebar.error)
+    # the choice holds on another page, and the Train form starts from it
+    at.switch_page("app_pages/train.py").run()
+    assert at.sidebar.selectbox(key="sb_dataset").value == "cifar10-archive"
+    assert at.selectbox(key="tf_dataset").value == "cifar10-archive"
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("eps", "2", "eps = 2 must be in (0, 1]"),
     ("lr", "-0.1", "lr = -0.1 must not be negative"),
@@ -251,6 +266,9 @@ def test_runs_page_lists_compares_and_manages_runs(runs_dir):
     at.button(key="runs_promote").click().run()
     assert RunStore(runs_dir).active()["run"] == "no-push"
     assert any("Promoted" in s for s in _texts(at.success))
+    # the sidebar now offers it as the active student, and says its (fake) file is unreadable
+    assert at.sidebar.selectbox(key="sb_student").value == str(runs_dir / "no-push" / "best.pt")
+    assert any("cannot read checkpoint" in w for w in _texts(at.sidebar.warning)), _texts(at.sidebar.warning)
 
     # delete: a running run is refused with the store's message; a finished one goes
     at.selectbox(key="runs_action_run").set_value("live")

@@ -31,6 +31,9 @@ CHROMIUM = next((p for p in (os.environ.get("CIARD_CHROMIUM"), "/usr/bin/chromiu
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(os.environ.get("CIARD_SHOTS", "/tmp/ciard-shots"))
+#: CIARD_BROWSER_DEMO=1: keep the demo preset's ResNet-20 student, batch and data (only the
+#: teachers are given), to measure the latencies on the real demo workload; slower
+FULL_DEMO = os.environ.get("CIARD_BROWSER_DEMO") == "1"
 
 if CHROMIUM is None:
     pytest.skip("no Chromium found (apt-get install chromium, or set CIARD_CHROMIUM)", allow_module_level=True)
@@ -128,6 +131,11 @@ def _fill(page, key: str, value) -> None:
     box.press("Tab")  # commit the value (Enter would submit the form)
 
 
+def _button(page, key: str, label: str):
+    # a button with help= also holds the tooltip's trigger: pick the button by its label
+    return page.locator(f".st-key-{key}").get_by_role("button", name=label, exact=True)
+
+
 def test_train_watch_stop_and_compare_in_a_browser(server, teachers):
     url, runs = server
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -147,47 +155,56 @@ def test_train_watch_stop_and_compare_in_a_browser(server, teachers):
             # Train: the demo preset with a small student and explicit teachers
             page.goto(url + "/train")
             page.locator(".st-key-tf_method [role=combobox]").wait_for()
-            assert page.locator(".st-key-tf_eps input").input_value() == "8/255"
-            _select(page, "tf_student", "smallcnn")
+            _wait(lambda: page.locator(".st-key-tf_eps input").input_value() == "8/255", 20,
+                  "the demo preset's eps in the form")
             _fill(page, "tf_clean_teacher", teachers[0])
             _fill(page, "tf_robust_teacher", teachers[1])
-            _fill(page, "tf_epochs", 20)
-            _fill(page, "tf_batch_size", 64)
-            _fill(page, "tf_train_subset", 512)
-            _fill(page, "tf_eval_size", 64)
-            _fill(page, "tf_test_size", 0)
+            if not FULL_DEMO:
+                _select(page, "tf_student", "smallcnn")
+                _fill(page, "tf_epochs", 20)
+                _fill(page, "tf_batch_size", 64)
+                _fill(page, "tf_train_subset", 512)
+                _fill(page, "tf_eval_size", 64)
+                _fill(page, "tf_test_size", 0)
             _fill(page, "tf_name", "browser")
             page.screenshot(path=str(SHOTS / "2-train-form.png"), full_page=True)
 
             t0 = time.time()
-            page.locator(".st-key-train_start button").click()
+            _button(page, "train_start", "Start training").click()
             first = _wait(lambda: page.evaluate(POINTS_JS), 120, "the first chart points")
             latency["start_to_first_points_s"] = round(time.time() - t0, 2)
             assert (runs / "browser" / "config.json").is_file()
             cfg = json.loads((runs / "browser" / "config.json").read_text())
-            assert cfg["method"]["method"] == "ciard" and cfg["model"]["student"] == "smallcnn"
-            assert cfg["data"]["train_subset"] == 512 and cfg["optim"]["batch_size"] == 64
+            assert cfg["method"]["method"] == "ciard" and cfg["model"]["clean_teacher"] == teachers[0]
+            assert cfg["model"]["student"] == ("resnet20" if FULL_DEMO else "smallcnn")
+            if not FULL_DEMO:
+                assert cfg["data"]["train_subset"] == 512 and cfg["optim"]["batch_size"] == 64
 
             # the charts gain points while the run goes on (the fragment polls every ~1.5 s)
             _wait(lambda: page.evaluate(POINTS_JS) > first + 4, 60, "more chart points")
+            page.wait_for_timeout(300)
             page.screenshot(path=str(SHOTS / "3-train-live.png"), full_page=True)
 
             # a widget answers while training runs: switch the x axis, time until the charts redraw
+            # (a widget inside the live fragment, three times; then a sidebar widget: a full rerun)
             assert page.evaluate(LOSS_X_JS) == "step"
+            times = []
+            for axis in ("epoch", "step", "epoch"):
+                t1 = time.time()
+                page.locator(".st-key-live_x").get_by_text(axis, exact=True).click()
+                _wait(lambda: page.evaluate(LOSS_X_JS) == axis, 10, f"the charts to switch to {axis}", poll=0.02)
+                times.append(round(time.time() - t1, 3))
+            latency["chart_option_response_s"] = times
             t1 = time.time()
-            page.locator(".st-key-live_x").get_by_text("epoch", exact=True).click()
-            _wait(lambda: page.evaluate(LOSS_X_JS) == "epoch", 10, "the charts to switch to epochs",
-                  poll=0.02)
-            latency["widget_response_s"] = round(time.time() - t1, 3)
+            _select(page, "sb_device", "cpu")
+            page.get_by_text("Device: cpu (sidebar)").wait_for(timeout=10_000)
+            latency["sidebar_widget_response_s"] = round(time.time() - t1, 3)
 
             # Stop: the trainer finishes its step, writes a checkpoint, says "stopped"
-            loc = page.locator(".st-key-train_stop_btn")
-            print("DEBUG", loc.count(), [loc.nth(i).evaluate("e => e.parentElement.parentElement.className + ' | ' + e.outerHTML.slice(0, 200)") for i in range(loc.count())])
-            page.screenshot(path=str(SHOTS / "debug.png"), full_page=True)
-            page.locator(".st-key-train_stop_btn button").click()
+            _button(page, "train_stop_btn", "Stop").click()
             page.locator("[data-testid=stMetricValue]", has_text="stopped").wait_for(timeout=60_000)
             assert (runs / "browser" / "last.pt").is_file()
-            page.locator(".st-key-train_resume_btn button").wait_for()
+            _button(page, "train_resume_btn", "Resume").wait_for()
             page.screenshot(path=str(SHOTS / "4-train-stopped.png"), full_page=True)
 
             # Runs: the run is in the table
@@ -199,6 +216,8 @@ def test_train_watch_stop_and_compare_in_a_browser(server, teachers):
             page.screenshot(path=str(SHOTS / "5-runs.png"), full_page=True)
         finally:
             browser.close()
+    latency["workload"] = "demo preset (resnet20)" if FULL_DEMO else "demo preset, smallcnn, 512 images, batch 64"
     (SHOTS / "latency.json").write_text(json.dumps(latency, indent=1))
     print("latencies (busy machine):", latency)
-    assert latency["widget_response_s"] < 5.0
+    # the goal is an answer within 1 s; the bound here is looser, for a loaded CI machine
+    assert max(latency["chart_option_response_s"]) < 5.0 and latency["sidebar_widget_response_s"] < 5.0

@@ -19,6 +19,7 @@ from .sidebar import Choices, check_data_path
 from .store import get_store
 
 SYNCED = "tf__synced"          # the sidebar choices last copied into the form
+FORM_HEIGHT = 560               # pixels of fields shown at once
 
 
 def apply_preset(name: str | None = None) -> None:
@@ -70,12 +71,14 @@ def render_form(choices: Choices) -> str | None:
                       "Choosing a preset resets the form.")
 
     with st.form("train_form", border=True):
-        for section, fields in forms.SECTIONS.items():
-            st.markdown(f"**{section}**")
-            cols = st.columns(2)
-            for i, spec in enumerate(fields):
-                with cols[i % 2]:
-                    _widget(spec)
+        # the fields scroll inside the form, so Start and the live view stay in sight
+        with st.container(height=FORM_HEIGHT, border=False):
+            for section, fields in forms.SECTIONS.items():
+                st.markdown(f"**{section}**")
+                cols = st.columns(2)
+                for i, spec in enumerate(fields):
+                    with cols[i % 2]:
+                        _widget(spec)
         st.caption(f"Device: **{choices.device}** (sidebar). Dataset and teachers start from the sidebar; "
                    "change them here for this run only.")
         submitted = st.form_submit_button("Start training", key="train_start", type="primary",
