@@ -1,12 +1,13 @@
 # CIARD Studio. Two commands do everything on a fresh machine:
-#   make demo   set up (first time only), then run the demo distillation
+#   make app    set up (first time only), then serve the app on http://localhost:8501
 #   make test   set up (first time only), then run the test suite
+# and, headless: make demo (a demo distillation from the command line).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast eval clean-runs
+.PHONY: setup app demo test test-fast clean-runs
 
 setup: $(STAMP)
 
@@ -16,6 +17,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements-dev.txt
 	touch $(STAMP)
+
+app: $(STAMP)
+	$(VENV)/bin/streamlit run app.py
 
 demo: $(STAMP)
 	$(PY) -m ciard train --preset demo

@@ -17,7 +17,7 @@ from .config import FIELD_INDEX, PRESETS, Config, ConfigError, load_config_file,
 
 log = logging.getLogger("ciard")
 
-_HELP = {
+FLAG_HELP = {
     "dataset": "default (embedded CIFAR-10 subset), cifar10-archive, cifar10, cifar100, folder",
     "data_path": "archive file, image folder, or torchvision root",
     "student": "student architecture (resnet20, resnet18, mobilenetv2, smallcnn, wrn-16-4, ...)",
@@ -41,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     for name, (section, f) in FIELD_INDEX.items():
         flag = "--" + name.replace("_", "-")
-        help_text = _HELP.get(name, f"[{section}] default: {f.default}")
+        help_text = FLAG_HELP.get(name, f"[{section}] default: {f.default}")
         if str(f.type).startswith("bool"):
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
                            default=argparse.SUPPRESS, help=help_text)
@@ -155,6 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if set(extra) - allowed:
             raise ConfigError(f"--resume keeps the run's config; only {', '.join(sorted(allowed))} may change")
         cfg = validate(cfg.override(**extra))
+        run.clear_stop()  # an old stop request was for the process that honoured it
     else:
         cfg = config_from_args(args)
         run = None

@@ -139,6 +139,9 @@ class RunStore:
         pid = status.get("pid") if state == "running" else process.get("pid")
         if state in ("starting", "running") and pid is not None and not pid_alive(pid):
             state, error = "failed", "the training process is gone (killed or crashed)"
+        elif state == "starting" and pid is None and \
+                time.time() - (path / "config.json").stat().st_mtime > 60:
+            state, error = "failed", "the training process never started"
         created = process.get("first_launched") or status.get("started") or (path / "config.json").stat().st_mtime
         best, final = {}, {}
         for record in self._tail_records(path, 200):
@@ -228,6 +231,7 @@ class RunStore:
         The status says "starting" until the trainer writes its own; the trainer's pid goes
         to process.json, so a process that dies before its first status is still noticed.
         """
+        run.clear_stop()  # a stop request belongs to the process it was made for
         old = run.read_status()
         kept = {k: v for k, v in old.items() if k in ("step", "total_steps", "epoch", "started")}
         _write_json(run.status_path, {**kept, "state": "starting", "heartbeat": time.time()})
@@ -247,7 +251,8 @@ class RunStore:
 
     def kill(self, name: str) -> None:
         """End the process now (SIGKILL to its session): the last checkpoint is what remains."""
-        pid = self.get(name).status.get("pid")
+        info = self.get(name)
+        pid = info.status.get("pid") or _read_json(info.path / PROCESS_FILE).get("pid")
         if pid and pid_alive(pid):
             try:
                 os.killpg(pid, signal.SIGKILL)

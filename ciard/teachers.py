@@ -29,7 +29,8 @@ QUICK_TEACHER = {
 def quick_teacher_config(role: str, cfg: Config) -> Config:
     """The config that trains the ``auto`` teacher for ``role`` on cfg's data and eps."""
     return cfg.override(**QUICK_TEACHER[role], clean_teacher=None, robust_teacher=None,
-                        name=f"{role}-{cfg.data.dataset}", eval_pgd_steps=cfg.run.eval_pgd_steps,
+                        name=f"{role}-{cfg.data.dataset}"
+                        + (f"-n{cfg.data.train_subset}" if cfg.data.train_subset else ""), eval_pgd_steps=cfg.run.eval_pgd_steps,
                         eval_teachers=False, test_size=0, checkpoint_every=0)
 
 

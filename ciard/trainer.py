@@ -169,7 +169,6 @@ class Trainer:
             log.info("resumed %s at epoch %d, batch %d (step %d)", run.path, epoch, batch0, step)
         elif resume:
             log.warning("no checkpoint in %s: starting from scratch", run.path)
-        run.clear_stop()
         run.write_config(cfg.to_json())
         run.set_status(state="running", step=step, total_steps=total_steps, epoch=epoch,
                        epochs=cfg.optim.epochs, precision=precision, device=str(device),

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from ciard.config import preset
 from ciard.runs import RunStore
 from ciard.studio import forms
-from ciard.studio.metrics import Follower, config_differences, seconds_left
+from ciard.studio.metrics import Follower, config_differences, metrics_csv, seconds_left
 from ciard.studio.sidebar import check_data_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,6 +132,12 @@ def test_seconds_left_from_step_times():
 
 
 # -- pages ----------------------------------------------------------------------------------
+def test_no_pages_folder_beside_app_py():
+    # With a pages/ folder Streamlit starts in its old directory mode, and a first visit to a
+    # page URL after a server start (/train) runs that file alone: no sidebar, no navigation.
+    assert not (ROOT / "pages").exists(), "keep the app's pages in app_pages/ (see app.py)"
+
+
 def test_home_page_renders(runs_dir):
     at = _app()
     assert at.title[0].value == "CIARD Studio"
@@ -229,13 +235,21 @@ def test_train_page_shows_a_failed_run_with_its_log(runs_dir):
 
 
 def test_train_page_says_teachers_are_being_prepared(runs_dir):
-    d = _write_run(runs_dir, "distil", state="running", pid=os.getpid(), final=False)
+    # what a distillation run with teachers "auto" looks like while its process trains a teacher:
+    # its own status still says starting, its metrics are empty, a teacher run is under teachers/
+    d = _write_run(runs_dir, "distil", state="starting", final=False)
     (d / "metrics.jsonl").write_text("")
+    (d / "process.json").write_text(json.dumps({"pid": os.getpid(), "first_launched": time.time()}))
     (d / "train.log").write_text("INFO no shipped clean teacher: training a quick one\n")
+    teacher = runs_dir / "teachers" / "clean-default"
+    teacher.mkdir(parents=True)
+    (teacher / "status.json").write_text(json.dumps({"state": "running", "step": 12, "total_steps": 420}))
     at = _app("app_pages/train.py")
     assert any("Preparing teachers" in i for i in _texts(at.info)), _texts(at.info)
+    assert any("clean-default: step 12 / 420" in str(p.proto.text) for p in at.get("progress"))
     assert any("training a quick one" in c for c in _texts(at.code))
-    assert at.button(key="train_stop_btn")
+    # a stop asked for now is kept and honoured at the student's first step
+    assert not at.button(key="train_stop_btn").disabled
 
 
 def test_runs_page_lists_compares_and_manages_runs(runs_dir):
@@ -291,3 +305,13 @@ def test_config_differences_only_lists_differing_keys(runs_dir):
     diff = config_differences([store.get("a"), store.get("b")])
     assert list(diff.index) == ["attack.eps"]
     assert list(diff.loc["attack.eps"]) == ["8/255", "4/255"]
+
+
+def test_metrics_csv_has_every_record_of_the_selected_runs(runs_dir):
+    _write_run(runs_dir, "a")
+    _write_run(runs_dir, "b", final=False, state="stopped")
+    import io
+    df = pd.read_csv(io.BytesIO(metrics_csv(RunStore(runs_dir), ["a", "b"])))
+    assert list(df.columns[:5]) == ["run", "kind", "step", "epoch", "time"]
+    assert (df["run"] == "a").sum() == 6 + 2 + 1 and (df["run"] == "b").sum() == 3 + 1
+    assert set(df["kind"]) == {"step", "epoch", "final"}

@@ -40,7 +40,7 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, revision: str) -> go.Fig
     fig.update_layout(
         title=dict(text=title, x=0.01, xanchor="left", font=dict(size=14)), height=HEIGHT,
         margin=dict(l=10, r=10, t=36, b=10), xaxis_title=x, yaxis_title=y,
-        legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0.0),
+        legend=dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0.0),
         uirevision=revision, hovermode="x unified",
     )
     return fig
@@ -91,11 +91,16 @@ def accuracy_figure(epochs: pd.DataFrame, *, revision: str = "") -> go.Figure | 
     if epochs.empty or not keys:
         return None
     fig = go.Figure()
+    named: set[str] = set()
     for k, model, attack in keys:
+        # one legend entry per model (clicking it hides both of its lines); the style says which
         fig.add_trace(go.Scatter(
-            x=epochs["epoch"], y=100 * epochs[k], mode="lines+markers", name=f"{model} {attack}",
+            x=epochs["epoch"], y=100 * epochs[k], mode="lines+markers", name=model, legendgroup=model,
+            showlegend=model not in named, hovertemplate=f"{model} {attack}: %{{y:.1f}}%<extra></extra>",
             line=dict(color=MODEL_COLORS[model], dash="solid" if attack == "clean" else "dash")))
-    _layout(fig, "Validation accuracy per epoch", "epoch", "accuracy %", revision)
+        named.add(model)
+    _layout(fig, "Validation accuracy", "epoch", "% (solid clean, dashed PGD)", revision)
+    fig.update_layout(legend_tracegroupgap=0)
     fig.update_yaxes(rangemode="tozero")
     return fig
 

@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 from .. import checkpoints
-from ..cli import _HELP
+from ..cli import FLAG_HELP
 from ..config import (FIELD_INDEX, LR_SCHEDULES, METHODS, PRECISIONS, PRESETS, Config,
                       ConfigError, TEACHERS_NEEDED, preset, validate)
 from ..data import SOURCES
@@ -39,7 +39,7 @@ class FieldSpec:
 
 def _help(name: str, text: str) -> str:
     """The CLI's help text where it has one (same words everywhere), else ours."""
-    cli = _HELP.get(name)
+    cli = FLAG_HELP.get(name)
     return f"{cli}. {text}" if cli and text else (cli or text)
 
 

@@ -71,7 +71,7 @@ def _live_body(name: str, was_active: bool) -> None:
     c1.metric("State", label)
     last_step = int(steps["step"].iloc[-1]) if not steps.empty else info.step
     total = info.total_steps or 0
-    c2.metric("Step", f"{last_step} / {total}" if total else str(last_step))
+    c2.metric(f"Step (of {total:,})" if total else "Step", f"{last_step:,}")
     epochs_total = info.config.get("optim", {}).get("epochs", "?")
     c3.metric("Epoch", f"{len(epochs)} / {epochs_total}")
     left = seconds_left(steps, total) if info.state == "running" else None
@@ -83,8 +83,9 @@ def _live_body(name: str, was_active: bool) -> None:
     # -- controls ----------------------------------------------------------------------
     b1, _ = st.columns([1, 3])
     if info.state in ACTIVE:
-        if b1.button("Stop", key="train_stop_btn", help="the trainer finishes its step and writes a checkpoint",
-                     disabled=stop_requested):
+        help_text = ("the trainer finishes its current step (its first, if it is still loading) "
+                     "and writes a checkpoint")
+        if b1.button("Stop", key="train_stop_btn", help=help_text, disabled=stop_requested):
             store.stop(name)
             st.toast(f"Stop requested for {name}: it finishes its step and saves a checkpoint.")
     if info.state in ("stopped", "failed"):
@@ -105,11 +106,11 @@ def _live_body(name: str, was_active: bool) -> None:
         if tail:
             st.code(tail, language=None)
     elif info.state in ACTIVE and steps.empty:
-        teachers = teacher_runs_in_progress(store) if needs_teacher_training(info) else []
-        if teachers or (needs_teacher_training(info) and info.state == "running"):
+        teacher_runs = teacher_runs_in_progress(store) if needs_teacher_training(info) else []
+        if teacher_runs:
             st.info("Preparing teachers… (no shipped teacher for this dataset: quick ones are trained once "
                     "and cached under runs/teachers/)")
-            for t in teachers:
+            for t in teacher_runs:
                 frac = t["step"] / t["total_steps"] if t["total_steps"] else 0.0
                 st.progress(min(1.0, frac), text=f"teacher {t['name']}: step {t['step']} / {t['total_steps']}")
         else:

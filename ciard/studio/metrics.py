@@ -153,28 +153,32 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 # -- run summaries (Runs page) ----------------------------------------------------------------
-_SUMMARY_CACHE: dict[str, tuple[tuple[int, float], dict[str, Any]]] = {}
+_SUMMARY_CACHE: dict[str, tuple[int, int, list[dict[str, Any]], dict[str, Any]]] = {}
 
 
 def epoch_and_final(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The per-epoch records and the final record of a run, without parsing its step lines.
 
-    Step lines are most of the file and all start with ``{"kind":"step"``; skipping them by
-    prefix keeps this fast on long runs. Cached by file size and mtime.
+    Step lines are most of the file and all start with ``{"kind":"step"``; they are skipped by
+    prefix. What was read is remembered (inode, byte offset), so a growing run costs only its
+    new bytes on the next call; a rewritten file (a resume) is read again from the top.
     """
     f = path / "metrics.jsonl"
     try:
         st = f.stat()
     except OSError:
         return [], {}
-    key = (st.st_size, st.st_mtime)
-    hit = _SUMMARY_CACHE.get(str(f))
-    if hit and hit[0] == key:
-        return hit[1]["epochs"], hit[1]["final"]
-    epochs, final = [], {}
-    with open(f, "rb") as fh:
-        for line in fh:
-            if line.startswith(b'{"kind":"step"') or not line.endswith(b"\n"):
+    inode, offset, epochs, final = _SUMMARY_CACHE.get(str(f), (st.st_ino, 0, [], {}))
+    if inode != st.st_ino or st.st_size < offset:
+        inode, offset, epochs, final = st.st_ino, 0, [], {}
+    if st.st_size > offset:
+        epochs, final = list(epochs), dict(final)
+        with open(f, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+        end = chunk.rfind(b"\n") + 1           # whole lines only; a line being written waits
+        for line in chunk[:end].splitlines():
+            if line.startswith(b'{"kind":"step"'):
                 continue
             try:
                 r = json.loads(line)
@@ -184,7 +188,8 @@ def epoch_and_final(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                 epochs.append(r)
             elif r.get("kind") == "final":
                 final = r
-    _SUMMARY_CACHE[str(f)] = (key, {"epochs": epochs, "final": final})
+        offset += end
+    _SUMMARY_CACHE[str(f)] = (inode, offset, epochs, final)
     return epochs, final
 
 

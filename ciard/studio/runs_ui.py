@@ -78,7 +78,7 @@ def render_compare(names: list[str]) -> list[str]:
         st.markdown("**Results** (validation: best epoch; test: PGD-20 at the end)")
         st.dataframe(final_metrics_table(infos), key="runs_final", width="stretch")
     with right:
-        st.markdown("**Settings that differ**")
+        st.markdown("**Settings that differ** (highlighted: not as in the first run)")
         diff = config_differences(infos)
         if len(infos) < 2:
             st.caption("Select two or more runs to see how their settings differ.")

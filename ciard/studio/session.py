@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 #: key prefixes of widgets whose values outlive a page switch (buttons are never kept)
-KEPT_PREFIXES = ("tf_", "train_preset", "train_run", "live_x", "runs_select", "runs_metric", "runs_x",
+KEPT_PREFIXES = ("tf_", "sb_data_path", "train_preset", "train_run", "live_x", "runs_select", "runs_metric", "runs_x",
                  "runs_action_run")
 
 

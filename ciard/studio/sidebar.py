@@ -6,6 +6,7 @@ with :func:`choices`; they never read the widgets' keys directly.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from .. import checkpoints
 from ..data import ARCHIVE_ENV
 from .store import get_store
 
-DATASETS = {"default": "Embedded CIFAR-10 subset (offline)",
+DATASETS = {"default": "Embedded CIFAR-10 subset",
             "cifar10-archive": "CIFAR-10 archive (.tar.gz / .zip)",
             "folder": "Image folder (train/ + test/)"}
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
@@ -113,7 +114,6 @@ def auto_teacher(role: str, dataset: str, runs_root: Path) -> tuple[str | None, 
 
 
 def _status_state(run: Path) -> str | None:
-    import json
     try:
         return json.loads((run / "status.json").read_text()).get("state")
     except (OSError, ValueError):
