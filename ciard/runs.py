@@ -62,7 +62,8 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A small JSON file of the store, or {} if missing or half-written."""
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
@@ -131,9 +132,9 @@ class RunStore:
         path = self.root / name
         if not (path / "config.json").is_file():
             raise KeyError(f"no run named '{name}' in {self.root}")
-        config = _read_json(path / "config.json")
-        status = _read_json(path / "status.json")
-        process = _read_json(path / PROCESS_FILE)
+        config = read_json(path / "config.json")
+        status = read_json(path / "status.json")
+        process = read_json(path / PROCESS_FILE)
         state = status.get("state", "starting")
         error = None
         pid = status.get("pid") if state == "running" else process.get("pid")
@@ -241,7 +242,7 @@ class RunStore:
                                 cwd=ROOT, stdout=console, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         console.close()
-        first = _read_json(run.path / PROCESS_FILE).get("first_launched", time.time())
+        first = read_json(run.path / PROCESS_FILE).get("first_launched", time.time())
         _write_json(run.path / PROCESS_FILE, {"pid": proc.pid, "launched": time.time(),
                                               "first_launched": first, "argv": args})
 
@@ -252,7 +253,7 @@ class RunStore:
     def kill(self, name: str) -> None:
         """End the process now (SIGKILL to its session): the last checkpoint is what remains."""
         info = self.get(name)
-        pid = info.status.get("pid") or _read_json(info.path / PROCESS_FILE).get("pid")
+        pid = info.status.get("pid") or read_json(info.path / PROCESS_FILE).get("pid")
         if pid and pid_alive(pid):
             try:
                 os.killpg(pid, signal.SIGKILL)
@@ -280,4 +281,4 @@ class RunStore:
         return info.checkpoint
 
     def active(self) -> dict[str, Any]:
-        return _read_json(self.root / ACTIVE_FILE)
+        return read_json(self.root / ACTIVE_FILE)

@@ -209,6 +209,17 @@ def test_train_watch_stop_and_compare_in_a_browser(server, teachers):
             page.get_by_text("Device: cpu (sidebar)").wait_for(timeout=10_000)
             latency["sidebar_widget_response_s"] = round(time.time() - t1, 3)
 
+            # a refresh and a second tab mid-run: the same run, still live, its points rebuilt
+            # from the run store (the trainer never notices)
+            before = page.evaluate(POINTS_JS)
+            page.reload()
+            _wait(lambda: page.evaluate(POINTS_JS) >= before, 60, "the charts after a refresh")
+            other = browser.new_page(viewport={"width": 1200, "height": 900})
+            other.goto(url + "/train")
+            _wait(lambda: other.evaluate(POINTS_JS) > 0, 60, "the live run in a second tab")
+            assert other.locator("[data-testid=stMetricValue]", has_text="running").count() == 1
+            other.close()
+
             # Stop: the trainer finishes its step, writes a checkpoint, says "stopped"
             _button(page, "train_stop_btn", "Stop").click()
             page.locator("[data-testid=stMetricValue]", has_text="stopped").wait_for(timeout=60_000)

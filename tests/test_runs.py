@@ -78,3 +78,13 @@ def test_bad_config_is_refused_before_a_process_starts(tmp_path):
     with pytest.raises(ValueError, match="eps"):
         store.launch(_tiny(method="pgd_at", eps=3.0))
     assert store.names() == []
+
+
+def test_two_concurrent_runs_each_complete(tmp_path):
+    store = RunStore(tmp_path)
+    store.launch(_tiny(epochs=1), name="one")
+    store.launch(_tiny(epochs=1, seed=1), name="two")
+    for name in ("one", "two"):
+        _wait(store, name, lambda i: i.state == "finished", timeout=180)
+        assert _steps(store, name) == list(range(1, 17))
+    assert {r.name for r in store.list()} == {"one", "two"}

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ..runs import RunInfo, RunStore
+from ..runs import RunInfo, RunStore, read_json
 
 #: per-epoch accuracy keys, in display order: (key, model, attack)
 ACCURACY_KEYS = (
@@ -137,19 +137,12 @@ def teacher_runs_in_progress(store: RunStore) -> list[dict[str, Any]]:
     if not tdir.is_dir():
         return out
     for d in sorted(tdir.iterdir()):
-        status = _read_json(d / "status.json")
+        status = read_json(d / "status.json")
         if status.get("state") == "running":
             out.append({"name": d.name, "step": int(status.get("step", 0)),
                         "total_steps": int(status.get("total_steps", 0)),
                         "heartbeat": status.get("heartbeat")})
     return out
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 # -- run summaries (Runs page) ----------------------------------------------------------------
