@@ -58,3 +58,24 @@ def test_refresh_follows_a_training_model_and_leaves_it_alone():
         ref = model(x)
     assert not torch.allclose(stale, ref, atol=1e-4)
     assert torch.allclose(fresh, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_compiled_view_follows_refresh():
+    """The trainer compiles the attack's folded view: it must see refreshed weights, not
+    constants baked in at compile time (that would silently weaken the training attack)."""
+    torch.manual_seed(0)
+    model = build_model("smallcnn")
+    view = FoldedEval(model)
+    compiled = torch.compile(view, dynamic=False)
+    x = torch.rand(8, 3, 32, 32)
+    model.eval()
+    with torch.no_grad():
+        compiled(x)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    model.train()
+    model(torch.rand(16, 3, 32, 32)).logsumexp(1).mean().backward()
+    opt.step()
+    model.eval()
+    view.refresh()
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), model(x), atol=1e-5)
