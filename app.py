@@ -21,6 +21,11 @@ pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/monitoring:", url_path="runs"),
+    st.Page("app_pages/adversarial.py", title="Clean vs adversarial", icon=":material/compare:",
+            url_path="adversarial"),
+    st.Page("app_pages/explain.py", title="Saliency and push loss", icon=":material/visibility:", url_path="explain"),
+    st.Page("app_pages/upload.py", title="Your own image", icon=":material/upload:", url_path="upload"),
+    st.Page("app_pages/method.py", title="Method explained", icon=":material/school:", url_path="method"),
 ]
 nav = st.navigation(pages)
 render_sidebar()

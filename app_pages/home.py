@@ -39,6 +39,23 @@ with c3:
     st.caption("This page. The sidebar (on every page) picks the dataset, the active checkpoints "
                "and the device.")
 
+c4, c5, c6, c7 = st.columns(4)
+with c4:
+    st.page_link("app_pages/adversarial.py", label="Clean vs adversarial", icon=":material/compare:")
+    st.caption("Attack a test image (FGSM, PGD, CW-inf, APGD) and compare the three models' top-5 "
+               "predictions before and after; accuracy against eps.")
+with c5:
+    st.page_link("app_pages/explain.py", label="Saliency and push loss", icon=":material/visibility:")
+    st.caption("Where each model looks (Captum), and how the push loss moves a student's adversarial "
+               "representations away from the fooled clean teacher.")
+with c6:
+    st.page_link("app_pages/upload.py", label="Your own image", icon=":material/upload:")
+    st.caption("Upload a photo, see the predictions, attack it and check whether they hold.")
+with c7:
+    st.page_link("app_pages/method.py", label="Method explained", icon=":material/school:")
+    st.caption("The two teachers, the push loss, iterative teacher training and the schedules, in "
+               "plain words and formulas.")
+
 st.info("Everything works offline: the default dataset is an embedded 6,000-image CIFAR-10 "
         "subset, and the **demo** preset trains a student in minutes on a CPU. Training runs in "
         "its own process, so it keeps going when you switch pages or close the tab.", icon=":material/info:")

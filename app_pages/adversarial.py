@@ -1,0 +1,26 @@
+"""Clean vs adversarial: one test image, one attack, three models' predictions."""
+import streamlit as st
+
+from ciard.studio import adversarial_ui as ui
+from ciard.studio.probe import get_test_split, load_models, page_models
+from ciard.studio.sidebar import choices
+
+st.title("Clean vs adversarial")
+st.caption("Pick a test image and an attack; see what the perturbation looks like and how the clean "
+           "teacher, the robust teacher and the student answer before and after it.")
+ch = choices()
+data, err = get_test_split(ch)
+if data is None:
+    st.error(f"Cannot load the test images: {err}", icon=":material/error:")
+    st.stop()
+models, refs = load_models(page_models(ch))
+ui.model_messages(refs)
+if not models:
+    st.stop()
+
+idx = ui.pick_image(data)
+params = ui.attack_controls(refs, models)
+ui.sync_query(idx, params)
+ui.render_result(data, idx, params, models, refs)
+st.divider()
+ui.render_eps_curve(data, params, models, refs)

@@ -1,0 +1,204 @@
+"""Widgets and views of the Clean-vs-adversarial page (``app_pages/adversarial.py``)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+
+from .. import explain
+from ..data import ImageData
+from . import probe
+from .probe_charts import accuracy_eps_figure, topk_figure
+
+N_THUMBS = 12
+SOURCES = {"student": "student (white-box for the student)",
+           "robust_teacher": "robust teacher (transferred to the others)",
+           "clean_teacher": "clean teacher (transferred to the others)"}
+
+
+@dataclass(frozen=True)
+class AttackParams:
+    attack: str
+    eps: float          # in [0, 1]
+    steps: int
+    step_size: float
+    source: str         # role the attack is crafted on
+
+
+def model_messages(refs: dict[str, probe.ModelRef]) -> None:
+    for role, ref in refs.items():
+        if ref.error:
+            if role == "student":
+                st.info(f"**Student:** {ref.error}. The teachers are shown below.", icon=":material/school:")
+            else:
+                st.error(f"**{ref.label.capitalize()}:** {ref.error}", icon=":material/error:")
+    if not any(r.error is None for r in refs.values()):
+        st.warning("No model can be loaded: check the checkpoints in the sidebar.")
+
+
+def _init_from_query() -> None:
+    """Seed the page's widgets from the URL once per session (a shared link opens that view)."""
+    if st.session_state.get("adv_query_done"):
+        return
+    st.session_state["adv_query_done"] = True
+    q = st.query_params
+    try:
+        if "img" in q:
+            st.session_state["adv_idx"] = int(q["img"])
+        if q.get("attack") in explain.ATTACKS:
+            st.session_state["adv_attack"] = q["attack"]
+        if "eps" in q:
+            st.session_state["adv_eps"] = min(max(int(q["eps"]), 0), 16)
+        if "steps" in q:
+            st.session_state["adv_steps"] = min(max(int(q["steps"]), 1), 100)
+        if q.get("source") in SOURCES:
+            st.session_state["adv_source"] = q["source"]
+    except (TypeError, ValueError):
+        pass  # a hand-edited link: keep the defaults
+
+
+def sync_query(idx: int, p: AttackParams) -> None:
+    st.query_params.update({"img": str(idx), "attack": p.attack, "eps": str(round(p.eps * 255)),
+                            "steps": str(p.steps), "source": p.source})
+
+
+def pick_image(data: ImageData) -> int:
+    """A grid of thumbnails (random or of one class); returns the chosen test index."""
+    _init_from_query()
+    n = len(data)
+    ss = st.session_state
+    if not isinstance(ss.get("adv_idx"), int) or not 0 <= ss["adv_idx"] < n:
+        ss["adv_idx"] = 0
+    with st.expander("Choose a test image", expanded=True, icon=":material/image:"):
+        c1, c2, c3 = st.columns([2, 3, 2])
+        ss.setdefault("adv_mode", "random")
+        mode = c1.segmented_control("Show", ["random", "by class"], key="adv_mode")
+        if mode == "by class":
+            cls = c2.selectbox("Class", range(data.num_classes), key="adv_class",
+                               format_func=lambda i: data.classes[i])
+            pool = torch.nonzero(data.y == cls).flatten().tolist()
+        else:
+            pool = list(range(n))
+        if c3.button("Shuffle", icon=":material/shuffle:", help="another set of thumbnails"):
+            ss["adv_seed"] = ss.get("adv_seed", 0) + 1
+        g = torch.Generator().manual_seed(ss.get("adv_seed", 0))
+        order = torch.randperm(len(pool), generator=g)[:N_THUMBS].tolist()
+        shown = [pool[i] for i in order]
+        cols = st.columns(N_THUMBS // 2 if N_THUMBS > 6 else N_THUMBS)
+        for j, i in enumerate(shown):
+            with cols[j % len(cols)]:
+                st.image(explain.to_hwc(explain.upscale(data.x[i:i + 1].float() / 255, 3)),
+                         caption=f"#{i} {data.classes[int(data.y[i])]}", width="stretch")
+                if st.button("Pick", key=f"adv_pick_{i}", type="primary" if i == ss["adv_idx"] else "secondary",
+                             width="stretch"):
+                    ss["adv_idx"] = i
+                    st.rerun()
+        st.number_input("…or type a test index", 0, n - 1, key="adv_idx", step=1)
+    return int(ss["adv_idx"])
+
+
+def attack_controls(refs: dict[str, probe.ModelRef], models: dict) -> AttackParams:
+    sources = {k: v for k, v in SOURCES.items() if k in models}
+    ss = st.session_state
+    if ss.get("adv_source") not in sources:
+        ss["adv_source"] = next(iter(sources))
+    for k, v in (("adv_attack", "pgd"), ("adv_eps", 8), ("adv_steps", 10), ("adv_step", 2.0)):
+        ss.setdefault(k, v)
+    c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 2, 3])
+    attack = c1.selectbox("Attack", list(explain.ATTACKS), key="adv_attack", format_func=explain.ATTACKS.get,
+                          help="FGSM: one step of size eps; PGD: iterated signed-gradient steps from a random "
+                               "start; CW-inf: PGD on the CW margin loss; APGD-CE: step-size-free PGD (torchattacks)")
+    eps = c2.slider("eps (/255)", 0, 16, key="adv_eps", help="the L-inf budget: no pixel moves more than eps")
+    steps = c3.slider("Steps", 1, 50, key="adv_steps", disabled=attack == "fgsm",
+                      help="iterations (not used by FGSM)")
+    step = c4.slider("Step size (/255)", 0.5, 8.0, step=0.5, key="adv_step", disabled=attack in ("fgsm", "apgd"),
+                     help="per-step size for PGD and CW-inf; APGD adapts its own")
+    source = c5.selectbox("Crafted on", list(sources), key="adv_source", format_func=sources.get,
+                          help="white-box for the model it is crafted on; a transfer (black-box) attack for the others")
+    return AttackParams(attack, eps / 255, int(steps), step / 255, source)
+
+
+def _img(x: np.ndarray, caption: str) -> None:
+    st.image(explain.to_hwc(explain.upscale(torch.from_numpy(x), 6)), caption=caption, width="stretch")
+
+
+def render_result(data: ImageData, idx: int, p: AttackParams, models: dict, refs: dict) -> None:
+    x = probe.as_float(data.x[idx:idx + 1])
+    y = data.y[idx:idx + 1].numpy()
+    label = int(y[0])
+    keys = {k: (k, refs[k].path, refs[k].mtime, refs[k].size) for k in models}
+    t0 = time.perf_counter()
+    try:
+        with st.spinner("Attacking…"):
+            x_adv = probe.attack_batch(keys[p.source], x, y, p.attack, p.eps, p.steps, p.step_size)
+    except Exception as exc:
+        st.error(f"The attack failed: {type(exc).__name__}: {exc}", icon=":material/error:")
+        return
+    delta = x_adv - x
+    amp = 0.5 + delta / (2 * max(p.eps, 1e-8)) if p.eps > 0 else np.full_like(x, 0.5)
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        _img(x, f"clean: #{idx}, true class {data.classes[label]}")
+    with c2:
+        _img(x_adv, f"adversarial: {explain.ATTACKS[p.attack]}, eps {round(p.eps * 255)}/255, "
+                    f"crafted on the {probe.ROLES[p.source]}")
+    with c3:
+        _img(amp.astype(np.float32), f"perturbation, amplified to fill the range (max |δ| = "
+                                     f"{np.abs(delta).max() * 255:.1f}/255)")
+    cols = st.columns(3)
+    for col, role in zip(cols, ("clean_teacher", "robust_teacher", "student")):
+        with col:
+            if role not in models:
+                st.caption(f"{probe.ROLES[role]}: not available")
+                continue
+            pc = probe.probs_of(keys[role], x)[0]
+            pa = probe.probs_of(keys[role], x_adv)[0]
+            kind = "white-box" if role == p.source else "transferred"
+            st.plotly_chart(topk_figure(pc, pa, data.classes, label, f"{probe.ROLES[role]} ({kind})"),
+                            key=f"adv_top_{role}", config={"displayModeBar": False})
+    st.caption(f"Top-5 class probabilities; the true class is green, a wrong top-1 red. "
+               f"Computed in {time.perf_counter() - t0:.2f} s (cached on repeat).")
+
+
+EPS_GRID = (0, 2, 4, 8, 12, 16)
+
+
+def render_eps_curve(data: ImageData, p: AttackParams, models: dict, refs: dict) -> None:
+    st.subheader("Accuracy against eps")
+    c1, c2 = st.columns([1, 3])
+    st.session_state.setdefault("adv_curve_n", 64)
+    n = c1.select_slider("Images", [32, 64, 128, 256], key="adv_curve_n",
+                         help="a class-balanced batch of test images (more is slower)")
+    go = c1.button("Compute curve", icon=":material/show_chart:", key="btn_adv_curve",
+                   help=f"{explain.ATTACKS[p.attack]} with this page's settings, crafted on each model itself "
+                        f"(white-box), at eps = {', '.join(map(str, EPS_GRID))} /255")
+    key = ("adv_curve", n, p.attack, p.steps, p.step_size, probe.refs_key(refs))
+    if go:
+        from ..data import fixed_subset
+        sub = fixed_subset(data, n, seed=0)
+        x, y = probe.as_float(sub.x), sub.y.numpy()
+        keys = {k: (k, refs[k].path, refs[k].mtime, refs[k].size) for k in models}
+        acc: dict[str, list[float]] = {probe.ROLES[k]: [] for k in models}
+        bar = c2.progress(0.0, text="attacking…")
+        total, done = len(EPS_GRID) * len(models), 0
+        for e in EPS_GRID:
+            for k in models:
+                xa = probe.attack_batch(keys[k], x, y, p.attack, e / 255, p.steps, p.step_size)
+                pred_c = probe.probs_of(keys[k], x).argmax(1)
+                pred_a = probe.probs_of(keys[k], xa).argmax(1)
+                acc[probe.ROLES[k]].append(float(((pred_c == y) & (pred_a == y)).mean()))
+                done += 1
+                bar.progress(done / total, text=f"{probe.ROLES[k]}, eps {e}/255")
+        bar.empty()
+        st.session_state["adv_curve"] = (key, acc)
+    saved = st.session_state.get("adv_curve")
+    if saved and saved[0] == key:
+        c2.plotly_chart(accuracy_eps_figure([e / 255 for e in EPS_GRID], saved[1],
+                                            f"White-box {explain.ATTACKS[p.attack]} on {n} test images"),
+                        key="adv_curve_fig")
+        c2.caption("A sample counts only if it is right both clean and attacked, so eps 0 is clean accuracy.")
+    else:
+        c2.caption("Press **Compute curve** to attack a batch at several eps (a few seconds per model).")

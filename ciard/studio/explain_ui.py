@@ -1,0 +1,133 @@
+"""Views of the Saliency-and-push-loss page (``app_pages/explain.py``)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import streamlit as st
+import torch
+
+from .. import explain
+from ..data import ImageData, fixed_subset
+from . import probe
+from .probe_charts import attribution_grid, kl_histogram, pca_figure
+
+EPS = 8 / 255
+
+
+def _key(ref: probe.ModelRef) -> tuple:
+    return (ref.role, ref.path, ref.mtime, ref.size)
+
+
+def render_saliency(data: ImageData, models: dict, refs: dict) -> None:
+    for k, v in (("xp_idx", 0), ("xp_method", "saliency"), ("xp_target", "true class")):
+        st.session_state.setdefault(k, v)
+    c1, c2, c3 = st.columns([2, 3, 2])
+    idx = c1.number_input("Test image", 0, len(data) - 1, key="xp_idx", help="index into the test split")
+    method = c2.selectbox("Method", list(explain.METHODS), key="xp_method", format_func=explain.METHODS.get,
+                          help="Saliency: |∂logit/∂pixel|; Integrated Gradients: gradients integrated from a black "
+                               "image; SmoothGrad: saliency averaged over noisy copies; Grad-CAM: where the last "
+                               "convolution's class evidence sits")
+    target_mode = c3.radio("Explain", ["true class", "predicted class"], key="xp_target", horizontal=True)
+    i = int(idx)
+    x = probe.as_float(data.x[i:i + 1])
+    y = data.y[i:i + 1].numpy()
+    label = int(y[0])
+    src = "student" if "student" in models else "robust_teacher"
+    t0 = time.perf_counter()
+    x_adv = probe.attack_batch(_key(refs[src]), x, y, "pgd", EPS, 10, 2 / 255)
+    maps, lines = {}, []
+    for role, m in models.items():
+        k = _key(refs[role])
+        pc, pa = probe.probs_of(k, x)[0], probe.probs_of(k, x_adv)[0]
+        tc = label if target_mode == "true class" else int(pc.argmax())
+        ta = label if target_mode == "true class" else int(pa.argmax())
+        maps[probe.ROLES[role]] = (probe.attribution(k, x, tc, method)[0], probe.attribution(k, x_adv, ta, method)[0])
+        lines.append(f"**{probe.ROLES[role]}**: clean → {data.classes[int(pc.argmax())]} "
+                     f"({100 * pc.max():.0f}%), adversarial → {data.classes[int(pa.argmax())]} ({100 * pa.max():.0f}%)")
+    left, right = st.columns([1, 3])
+    with left:
+        st.image(explain.to_hwc(explain.upscale(torch.from_numpy(x), 5)), caption=f"clean #{i}: {data.classes[label]}", width=160)
+        st.image(explain.to_hwc(explain.upscale(torch.from_numpy(x_adv), 5)),
+                 caption=f"PGD-10, eps 8/255, crafted on the {probe.ROLES[src]}", width=160)
+        st.markdown("  \n".join(lines))
+    with right:
+        st.plotly_chart(attribution_grid(maps), key="chart_xp_grid", theme=None, config={"displayModeBar": False})
+    st.caption(f"Where each model looks: brighter pixels move the explained logit more. One colour scale for the "
+               f"whole grid, so models and clean/adversarial inputs compare directly. "
+               f"({time.perf_counter() - t0:.2f} s; cached on repeat)")
+
+
+def _default_pair(cands: dict[str, str]) -> tuple[int, int]:
+    labels = list(cands)
+    no_push = [j for j, l in enumerate(labels) if "push 0)" in l]
+    with_push = [j for j, l in enumerate(labels) if j not in no_push]
+    a = with_push[0] if with_push else 0
+    b = no_push[0] if no_push else (1 if len(labels) > 1 and a == 0 else 0)
+    return a, b
+
+
+def render_push(data: ImageData, models: dict, refs: dict, active_student: str | None, dataset: str) -> None:
+    cands = probe.student_candidates(active_student)
+    if "clean_teacher" not in models:
+        st.info("The push-loss view needs the clean teacher; choose one in the sidebar.")
+        return
+    if not cands:
+        st.info("No students yet. Train a CIARD student and one with `--push-weight 0` (Train page, or "
+                "`python -m ciard train --preset demo --push-weight 0`) to compare them here.",
+                icon=":material/school:")
+        return
+    labels = list(cands)
+    a, b = _default_pair(cands)
+    ss = st.session_state
+    if ss.get("xp_student_a") not in labels:
+        ss["xp_student_a"] = labels[a]
+    if ss.get("xp_student_b") not in labels:
+        ss["xp_student_b"] = labels[b]
+    ss.setdefault("xp_pca_n", 128)
+    c1, c2, c3 = st.columns([3, 3, 2])
+    la = c1.selectbox("Student A (e.g. CIARD)", labels, key="xp_student_a")
+    lb = c2.selectbox("Student B (e.g. --push-weight 0)", labels, key="xp_student_b")
+    n = c3.select_slider("Test images", [64, 128, 256], key="xp_pca_n")
+    if len(labels) == 1:
+        st.caption("Only one student is available: train one with `--push-weight 0` to compare.")
+    chosen = {la: cands[la]} if la == lb else {la: cands[la], lb: cands[lb]}
+    sub = fixed_subset(data, int(n), seed=1)
+    x, y = probe.as_float(sub.x), sub.y.numpy()
+    kt = _key(refs["clean_teacher"])
+    cols = st.columns(len(chosen))
+    kls = {}
+    for col, (label, spec) in zip(cols, chosen.items()):
+        ref = probe.model_ref("student", spec, dataset, label=label)
+        m, ref = probe.get_model(ref)
+        with col:
+            if m is None:
+                st.error(f"{label}: {ref.error}", icon=":material/error:")
+                continue
+            k = _key(ref)
+            with st.spinner(f"Attacking {label}…"):
+                xa = probe.attack_batch(k, x, y, "pgd", EPS, 10, 2 / 255)
+            t_adv = probe.probs_of(kt, xa)
+            fooled = t_adv.argmax(1) != y
+            s_adv = probe.probs_of(k, xa)
+            fc, fa = probe.features_of(k, x), probe.features_of(k, xa)
+            mean, comps = explain.pca_fit(torch.from_numpy(np.concatenate([fc, fa])))
+            pc = explain.pca_project(torch.from_numpy(fc), mean, comps).numpy()
+            pa = explain.pca_project(torch.from_numpy(fa), mean, comps).numpy()
+            hover = [f"#{j} {data.classes[int(y[j])]}; student on x': {data.classes[int(s_adv[j].argmax())]}; "
+                     f"clean teacher on x': {data.classes[int(t_adv[j].argmax())]}" for j in range(len(y))]
+            st.plotly_chart(pca_figure(pc, pa, y, data.classes, fooled, hover, label), key=f"chart_xp_pca_{label}")
+            agree = (s_adv.argmax(1) == t_adv.argmax(1)) & fooled
+            kl = explain.kl_per_sample(torch.from_numpy(t_adv[fooled]), torch.from_numpy(s_adv[fooled])).numpy()
+            kls[label] = kl
+            st.metric("follows the fooled clean teacher", f"{100 * agree.sum() / max(fooled.sum(), 1):.0f}%",
+                      help="of the adversarial examples the clean teacher gets wrong, the share on which this "
+                           "student predicts the same wrong class")
+            st.caption(f"Circles: clean images, crosses: PGD-10 (8/255) examples crafted on this student, outlined "
+                       f"where the clean teacher is fooled ({int(fooled.sum())} of {len(y)}). PCA of this student's "
+                       f"penultimate features; hover for the predictions.")
+    if kls:
+        st.plotly_chart(kl_histogram(kls, "Distance from the fooled clean teacher"), key="chart_xp_kl")
+        st.caption("On the adversarial examples the clean teacher gets wrong: KL between its prediction and each "
+                   "student's. The push loss maximises this divergence, so a CIARD student's histogram should sit "
+                   "further right than that of a student trained with --push-weight 0.")

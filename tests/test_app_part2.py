@@ -1,0 +1,120 @@
+"""The probing pages (part 2) through AppTest, on the shipped demo teachers and tiny students."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from ciard import checkpoints
+from ciard.config import preset
+from ciard.models import build_model
+from ciard.runs import RunStore
+from ciard.studio.upload_ui import decode_upload
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 90
+
+
+def _student_run(root: Path, name: str, seed: int, **overrides) -> None:
+    d = root / name
+    d.mkdir(parents=True)
+    cfg = preset("demo").override(name=name, out_dir=str(root), **overrides)
+    (d / "config.json").write_text(cfg.to_json())
+    (d / "status.json").write_text(json.dumps({"state": "finished", "step": 1, "total_steps": 1,
+                                               "started": time.time(), "heartbeat": time.time()}))
+    torch.manual_seed(seed)
+    checkpoints.save_model(build_model("smallcnn").eval(), d / "best.pt", config=json.loads(cfg.to_json()))
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    d = tmp_path / "runs"
+    d.mkdir()
+    monkeypatch.setenv("CIARD_RUNS_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def with_students(runs_dir):
+    _student_run(runs_dir, "ciard-a", 0)
+    _student_run(runs_dir, "nopush-b", 1, push_weight=0.0)
+    RunStore(runs_dir).promote("ciard-a")
+    return runs_dir
+
+
+def _page(page: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+def test_adversarial_page_with_student(with_students):
+    at = _page("app_pages/adversarial.py")
+    assert not at.error, _texts(at.error)
+    assert at.title[0].value == "Clean vs adversarial"
+    assert len(at.get("plotly_chart")) == 3          # top-5 bars of the three models
+    at.selectbox(key="adv_attack").set_value("fgsm")
+    at.slider(key="adv_eps").set_value(4)
+    at.run()
+    assert not at.exception and not at.error
+    assert at.query_params["attack"] in ("fgsm", ["fgsm"]) and at.query_params["eps"] in ("4", ["4"])
+    at.button(key="btn_adv_curve").click()
+    at.select_slider(key="adv_curve_n").set_value(32)
+    at.run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 4          # + accuracy-vs-eps
+
+
+def test_adversarial_page_without_student_shows_teachers(runs_dir):
+    at = _page("app_pages/adversarial.py")
+    assert not at.error, _texts(at.error)
+    assert "no student yet" in _texts(at.info).lower()
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_truncated_teacher_is_one_message(runs_dir):
+    bad = runs_dir / "teachers" / "robust-bad" / "best.pt"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(checkpoints.ZOO_DIR.joinpath("demo-robust-resnet20.pt").read_bytes()[:5000])
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.selectbox(key="sb_robust_teacher").set_value(str(bad)).run()
+    at.switch_page("app_pages/adversarial.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "cannot read checkpoint" in _texts(at.error)
+    assert len(at.get("plotly_chart")) == 1          # the clean teacher still answers
+
+
+def test_explain_page(with_students):
+    at = _page("app_pages/explain.py")
+    assert not at.error, _texts(at.error)
+    assert len(at.get("plotly_chart")) >= 4          # grid, two PCA plots, KL histogram
+    assert at.selectbox(key="xp_student_b").value.startswith("run: nopush-b")
+    at.selectbox(key="xp_method").set_value("gradcam").run()
+    assert not at.exception and not at.error
+
+
+def test_upload_page_renders(with_students):
+    at = _page("app_pages/upload.py")
+    assert not at.error
+    assert "upload an image" in _texts(at.info).lower()
+
+
+def test_method_page(runs_dir):
+    at = _page("app_pages/method.py")
+    assert len(at.get("plotly_chart")) == 1 and len(at.latex) >= 4
+
+
+def test_corrupt_upload_bytes_give_one_line():
+    for data in (b"", b"garbage", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40):
+        x, err = decode_upload(data)
+        assert x is None and err and "\n" not in err
