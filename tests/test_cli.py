@@ -66,3 +66,13 @@ def test_data_info(capsys):
     code, out, _ = _run(capsys, "data", "info", "--json")
     info = json.loads(out)
     assert code == 0 and info["train"] == 4500 and info["val"] == 500 and info["test"] == 1000
+
+
+def test_consistency_warnings_flag_masking_patterns():
+    from ciard.evaluate import consistency_warnings
+    r = lambda a: {"accuracy": a}  # noqa: E731
+    ok = {"clean": r(0.8), "fgsm": r(0.5), "pgd_sat": r(0.4), "cw": r(0.38), "bb_cw": r(0.6), "square": r(0.7)}
+    assert consistency_warnings(ok) == []
+    bad = {"clean": r(0.8), "fgsm": r(0.3), "pgd_sat": r(0.4), "cw": r(0.38), "bb_cw": r(0.2)}
+    warnings = consistency_warnings(bad)
+    assert any(w.startswith("pgd_sat") for w in warnings) and any(w.startswith("bb_cw") for w in warnings)

@@ -46,7 +46,7 @@ class Method:
         for role in self.teachers:
             if role not in teachers:
                 raise ValueError(f"method '{self.name}' needs a {role} teacher")
-        for role, model in teachers.items():
+        for model in teachers.values():
             freeze(model)
         # eval-mode views with BatchNorm folded: the same functions, cheaper (see fold.py).
         # The student's view is refreshed before each attack; frozen teachers fold once.
