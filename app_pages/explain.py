@@ -19,7 +19,7 @@ if not models:
     st.stop()
 
 st.subheader("Attribution maps")
-render_saliency(data, models, refs)
+render_saliency(data, models, refs, ch.student, ch.dataset)
 st.divider()
 st.subheader("How the push loss shifts representations")
 render_push(data, models, refs, ch.student, ch.dataset)

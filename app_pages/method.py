@@ -1,10 +1,21 @@
 """The CIARD method explained: two teachers, the push loss, ITT, temperatures, schedules."""
 import streamlit as st
 
-from ciard.studio.method_ui import schedule_data
+from ciard.studio.method_ui import DEMOS, DIAGRAM, apply_demo, schedule_data
 from ciard.studio.probe_charts import schedule_figure
 
 st.title("The method, explained")
+st.graphviz_chart(DIAGRAM, width="stretch")
+st.caption("CIARD in one picture: the student S distils from a clean teacher N on clean images x and from a "
+           "robust teacher R on adversarial images x'; where N is fooled by x', the push loss drives S away "
+           "from N; and R keeps learning on S's adversarial images (iterative teacher training, ITT).")
+with st.container(border=True):
+    st.markdown("**Try it live:** each button opens another page with the settings preset.")
+    cols = st.columns(len(DEMOS))
+    for i, (col, label) in enumerate(zip(cols, DEMOS)):
+        if col.button(label, key=f"method_demo_{i}", icon=":material/play_arrow:", width="stretch"):
+            target, query = apply_demo(label, st.session_state)
+            st.switch_page(target, query_params=query or None)
 st.markdown(r"""
 **Adversarial examples.** A tiny, carefully chosen change $\delta$ with $\|\delta\|_\infty \le \epsilon$
 (8/255 here: invisible) can flip a network's answer. PGD finds one by climbing the loss:

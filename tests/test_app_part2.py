@@ -76,7 +76,11 @@ def test_adversarial_page_with_student(with_students):
 
 
 def test_adversarial_page_without_student_shows_teachers(runs_dir):
-    at = _page("app_pages/adversarial.py")
+    from ciard.studio.sidebar import NO_STUDENT
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.selectbox(key="sb_student").set_value(NO_STUDENT).run()   # the zoo ships students: choose none
+    at.switch_page("app_pages/adversarial.py").run()
+    assert not at.exception, [e.value for e in at.exception]
     assert not at.error, _texts(at.error)
     assert "no student yet" in _texts(at.info).lower()
     assert len(at.get("plotly_chart")) == 2
@@ -91,14 +95,17 @@ def test_truncated_teacher_is_one_message(runs_dir):
     at.switch_page("app_pages/adversarial.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert "cannot read checkpoint" in _texts(at.error)
-    assert len(at.get("plotly_chart")) == 1          # the clean teacher still answers
+    keys = {c.key for c in at.get("plotly_chart")}   # the clean teacher (and a zoo student) still answer
+    assert "adv_top_clean_teacher" in keys and "adv_top_robust_teacher" not in keys
 
 
 def test_explain_page(with_students):
     at = _page("app_pages/explain.py")
     assert not at.error, _texts(at.error)
     assert len(at.get("plotly_chart")) >= 4          # grid, two PCA plots, KL histogram
-    assert at.selectbox(key="xp_student_b").value.startswith("run: nopush-b")
+    assert at.selectbox(key="xp_student_b").value.endswith("push 0)")   # the no-push twin
+    # the attribution grid has a row for the student trained without push, beside the others
+    assert any("student without push" in m.value for m in at.markdown)
     at.selectbox(key="xp_method").set_value("gradcam").run()
     assert not at.exception and not at.error
 
@@ -118,3 +125,12 @@ def test_corrupt_upload_bytes_give_one_line():
     for data in (b"", b"garbage", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40):
         x, err = decode_upload(data)
         assert x is None and err and "\n" not in err
+
+
+def test_method_page_diagram_and_demo_link(runs_dir):
+    at = _page("app_pages/method.py")
+    assert len(at.get("graphviz_chart")) == 1
+    at.button(key="method_demo_1").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["adv_attack"] == "fgsm" and at.session_state["adv_source"] == "clean_teacher"
+    assert any("Clean vs adversarial" in t.value for t in at.title)

@@ -160,7 +160,8 @@ def render_result(data: ImageData, idx: int, p: AttackParams, models: dict, refs
             st.plotly_chart(topk_figure(pc, pa, data.classes, label, f"{probe.ROLES[role]} ({kind})"),
                             key=f"adv_top_{role}", config={"displayModeBar": False})
     st.caption(f"Top-5 class probabilities; the true class is green, a wrong top-1 red. "
-               f"Computed in {time.perf_counter() - t0:.2f} s (cached on repeat).")
+               f"{explain.ATTACKS[p.attack]} at eps {round(p.eps * 255)}/255 and the predictions computed in "
+               f"{time.perf_counter() - t0:.2f} s (cached on repeat).")
 
 
 EPS_GRID = (0, 2, 4, 8, 12, 16)

@@ -19,7 +19,20 @@ def _key(ref: probe.ModelRef) -> tuple:
     return (ref.role, ref.path, ref.mtime, ref.size)
 
 
-def render_saliency(data: ImageData, models: dict, refs: dict) -> None:
+def _no_push_student(active_student: str | None, dataset: str):
+    """The student trained without the push loss, if the store or zoo has one: (label, model ref)."""
+    cands = probe.student_candidates(active_student)
+    for label, spec in cands.items():
+        if "push 0)" in label:
+            ref = probe.model_ref("student", spec, dataset, label=label)
+            model, ref = probe.get_model(ref)
+            if model is not None:
+                return label, ref
+    return None
+
+
+def render_saliency(data: ImageData, models: dict, refs: dict, active_student: str | None = None,
+                    dataset: str = "default") -> None:
     for k, v in (("xp_idx", 0), ("xp_method", "saliency"), ("xp_target", "true class")):
         st.session_state.setdefault(k, v)
     c1, c2, c3 = st.columns([2, 3, 2])
@@ -37,13 +50,16 @@ def render_saliency(data: ImageData, models: dict, refs: dict) -> None:
     t0 = time.perf_counter()
     x_adv = probe.attack_batch(_key(refs[src]), x, y, "pgd", EPS, 10, 2 / 255)
     maps, lines = {}, []
-    for role, m in models.items():
-        k = _key(refs[role])
+    rows = [(probe.ROLES[role], _key(refs[role])) for role in models]
+    no_push = _no_push_student(active_student, dataset)
+    if no_push is not None and "student" in models:   # the ablation beside the CIARD student
+        rows.append(("student without push", _key(no_push[1])))
+    for name, k in rows:
         pc, pa = probe.probs_of(k, x)[0], probe.probs_of(k, x_adv)[0]
         tc = label if target_mode == "true class" else int(pc.argmax())
         ta = label if target_mode == "true class" else int(pa.argmax())
-        maps[probe.ROLES[role]] = (probe.attribution(k, x, tc, method)[0], probe.attribution(k, x_adv, ta, method)[0])
-        lines.append(f"**{probe.ROLES[role]}**: clean → {data.classes[int(pc.argmax())]} "
+        maps[name] = (probe.attribution(k, x, tc, method)[0], probe.attribution(k, x_adv, ta, method)[0])
+        lines.append(f"**{name}**: clean → {data.classes[int(pc.argmax())]} "
                      f"({100 * pc.max():.0f}%), adversarial → {data.classes[int(pa.argmax())]} ({100 * pa.max():.0f}%)")
     left, right = st.columns([1, 3])
     with left:

@@ -8,6 +8,7 @@ as a traceback.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,12 +161,16 @@ def student_candidates(active_student: str | None) -> dict[str, str]:
         out[f"active: {active_student.split('/')[-2] if '/' in active_student else active_student}"] = active_student
     try:
         for e in checkpoints.zoo_entries():
-            if e.get("role") == "student" and e.get("name"):
-                out[f"zoo: {e['name']}"] = f"zoo:{e['name']}"
+            if e.get("role") == "student" and e.get("name") and f"zoo:{e['name']}" != active_student:
+                cmd = e.get("command") or ""
+                push = re.search(r"--push-weight[ =]([0-9.eE+-]+)", cmd)
+                tag = (f" ({e.get('method', '?')}, push {float(push.group(1)):g})" if push and e.get("method") == "ciard"
+                       else f" ({e['method']})" if e.get("method") else "")
+                out[f"zoo: {e['name']}{tag}"] = f"zoo:{e['name']}"
     except Exception:
         pass
     for r in get_store().list():
-        if r.checkpoint is not None:
+        if r.checkpoint is not None and str(r.checkpoint) != active_student:
             m = r.config.get("method", {})
             push = m.get("push_weight")
             tag = f"{r.method}" + (f", push {push:g}" if r.method == "ciard" and push is not None else "")

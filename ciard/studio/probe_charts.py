@@ -10,7 +10,11 @@ from plotly.subplots import make_subplots
 
 from .charts import MODEL_COLORS
 
-RIGHT, WRONG, OTHER = "#2ca02c", "#d62728", "#9aa5b1"
+RIGHT, WRONG, OTHER, TOP = "#2ca02c", "#d62728", "#9aa5b1", "#1f77b4"
+#: Inferno, but starting at pure black: Streamlit's frontend treats "#000001" .. "#000010" as
+#: placeholders for its theme colours and swaps them (even with theme=None), so Inferno's own
+#: first stop, "#000004", would turn lavender and zero attribution would look bright
+INFERNO = ["#000000", *px_colors.sequential.Inferno[1:]]
 CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                 "#bcbd22", "#17becf"]
 
@@ -23,7 +27,8 @@ def topk_figure(clean: np.ndarray, adv: np.ndarray, classes: Sequence[str], labe
     """
     def panel(p: np.ndarray) -> tuple[list[str], list[float], list[str], str]:
         order = np.argsort(-p)[:k][::-1]
-        colors = [RIGHT if label is not None and i == label else (WRONG if i == order[-1] else OTHER)
+        top_color = WRONG if label is not None else TOP  # no true label (an upload): top-1 is not "wrong"
+        colors = [RIGHT if label is not None and i == label else (top_color if i == order[-1] else OTHER)
                   for i in order]
         top = int(order[-1])
         mark = "" if label is None else (" ✓ right" if top == label else " ✗ wrong")
@@ -74,7 +79,7 @@ def attribution_grid(maps: dict[str, tuple[np.ndarray, np.ndarray]], titles: Seq
                              row=r, col=c)
             fig.update_xaxes(showticklabels=False, row=r, col=c)
     fig.update_layout(height=height_per_row * len(names) + 40, margin=dict(l=10, r=10, t=40, b=10),
-                      coloraxis=dict(colorscale=px_colors.sequential.Inferno, cmin=0, cmax=zmax,
+                      coloraxis=dict(colorscale=INFERNO, cmin=0, cmax=zmax,
                                      colorbar=dict(title="attribution", len=0.6)))
     fig.update_annotations(font_size=12)
     return fig

@@ -48,9 +48,10 @@ def render_upload(models: dict, refs: dict) -> None:
     with st.spinner("Attacking…"):
         x_adv = probe.attack_batch(keys[src], x, y, "pgd", eps / 255, int(steps), 2 / 255)
     i1, i2 = st.columns(2)
-    i1.image(explain.to_hwc(explain.upscale(torch.from_numpy(x), 6)), caption="as the model sees it (32 x 32)")
+    i1.image(explain.to_hwc(explain.upscale(torch.from_numpy(x), 6)), caption="as the model sees it (32 x 32)",
+             width=240)
     i2.image(explain.to_hwc(explain.upscale(torch.from_numpy(x_adv), 6)),
-             caption=f"after PGD-{steps}, eps {eps}/255, crafted on the {probe.ROLES[src]}")
+             caption=f"after PGD-{steps}, eps {eps}/255, crafted on the {probe.ROLES[src]}", width=240)
     holds = {}
     cols = st.columns(len(models))
     for col, (role, k) in zip(cols, keys.items()):
