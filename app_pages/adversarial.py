@@ -2,21 +2,12 @@
 import streamlit as st
 
 from ciard.studio import adversarial_ui as ui
-from ciard.studio.probe import get_test_split, load_models, page_models
-from ciard.studio.sidebar import choices
+from ciard.studio.probe import page_context
 
 st.title("Clean vs adversarial")
 st.caption("Pick a test image and an attack; see what the perturbation looks like and how the clean "
            "teacher, the robust teacher and the student answer before and after it.")
-ch = choices()
-data, err = get_test_split(ch)
-if data is None:
-    st.error(f"Cannot load the test images: {err}", icon=":material/error:")
-    st.stop()
-models, refs = load_models(page_models(ch))
-ui.model_messages(refs)
-if not models:
-    st.stop()
+ch, data, models, refs = page_context()
 
 idx = ui.pick_image(data)
 params = ui.attack_controls(refs, models)

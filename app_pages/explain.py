@@ -2,21 +2,10 @@
 import streamlit as st
 
 from ciard.studio.explain_ui import render_push, render_saliency
-from ciard.studio.probe import get_test_split, load_models, page_models
-from ciard.studio.sidebar import choices
+from ciard.studio.probe import page_context
 
 st.title("Saliency and the push loss")
-ch = choices()
-data, err = get_test_split(ch)
-if data is None:
-    st.error(f"Cannot load the test images: {err}", icon=":material/error:")
-    st.stop()
-models, refs = load_models(page_models(ch))
-for role, ref in refs.items():
-    if ref.error:
-        (st.info if role == "student" else st.error)(f"**{ref.label.capitalize()}:** {ref.error}")
-if not models:
-    st.stop()
+ch, data, models, refs = page_context()
 
 st.subheader("Attribution maps")
 render_saliency(data, models, refs, ch.student, ch.dataset)

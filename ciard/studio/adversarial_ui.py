@@ -28,17 +28,6 @@ class AttackParams:
     source: str         # role the attack is crafted on
 
 
-def model_messages(refs: dict[str, probe.ModelRef]) -> None:
-    for role, ref in refs.items():
-        if ref.error:
-            if role == "student":
-                st.info(f"**Student:** {ref.error}. The teachers are shown below.", icon=":material/school:")
-            else:
-                st.error(f"**{ref.label.capitalize()}:** {ref.error}", icon=":material/error:")
-    if not any(r.error is None for r in refs.values()):
-        st.warning("No model can be loaded: check the checkpoints in the sidebar.")
-
-
 def _init_from_query() -> None:
     """Seed the page's widgets from the URL once per session (a shared link opens that view)."""
     if st.session_state.get("adv_query_done"):

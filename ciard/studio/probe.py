@@ -18,7 +18,7 @@ import torch
 
 from .. import checkpoints, explain
 from ..data import DataError, ImageData, load_dataset, to_float
-from .sidebar import Choices, auto_teacher
+from .sidebar import Choices, auto_teacher, choices
 from .store import get_store
 
 ROLES = {"clean_teacher": "clean teacher", "robust_teacher": "robust teacher", "student": "student"}
@@ -187,3 +187,32 @@ def push_weight_of(spec: str) -> float | None:
         return None
     m = cfg.get("method", {}) if isinstance(cfg, dict) else {}
     return m.get("push_weight") if m.get("method") == "ciard" else None
+
+
+def model_messages(refs: dict[str, ModelRef]) -> None:
+    """One line per model that cannot be loaded: the student is optional, a teacher is not."""
+    for role, ref in refs.items():
+        if ref.error:
+            if role == "student":
+                st.info(f"**Student:** {ref.error}. The teachers are shown below.", icon=":material/school:")
+            else:
+                st.error(f"**{ref.label.capitalize()}:** {ref.error}", icon=":material/error:")
+    if not any(r.error is None for r in refs.values()):
+        st.warning("No model can be loaded: check the checkpoints in the sidebar.")
+
+
+def page_context(need_data: bool = True) -> tuple[Choices, ImageData | None, dict, dict[str, ModelRef]]:
+    """What every probing page starts with: the sidebar's choices, the test split (if needed)
+    and the loaded models, with a clear message and a stop where something is missing."""
+    ch = choices()
+    data = None
+    if need_data:
+        data, err = get_test_split(ch)
+        if data is None:
+            st.error(f"Cannot load the test images: {err}", icon=":material/error:")
+            st.stop()
+    models, refs = load_models(page_models(ch))
+    model_messages(refs)
+    if not models:
+        st.stop()
+    return ch, data, models, refs
