@@ -56,3 +56,12 @@ def teacher_ckpts(tmp_path_factory, trained_cnn):
     torch.manual_seed(1)
     robust = checkpoints.save_model(build_model("smallcnn"), d / "robust.pt")
     return str(clean), str(robust)
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    """An empty run store, which the app (``CIARD_RUNS_DIR``) uses instead of ``runs/``."""
+    d = tmp_path / "runs"
+    d.mkdir()
+    monkeypatch.setenv("CIARD_RUNS_DIR", str(d))
+    return d

@@ -25,14 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60  # seconds per script run: the first one imports torch
 
 
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    d = tmp_path / "runs"
-    d.mkdir()
-    monkeypatch.setenv("CIARD_RUNS_DIR", str(d))
-    return d
-
-
 def _app(page: str | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]

@@ -1,8 +1,6 @@
 """The probing pages (part 2) through AppTest, on the shipped demo teachers and tiny students."""
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import pytest
@@ -10,32 +8,18 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from ciard import checkpoints
-from ciard.config import preset
 from ciard.models import build_model
 from ciard.runs import RunStore
 from ciard.studio.upload_ui import decode_upload
+from store_support import write_finished_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 90
 
 
 def _student_run(root: Path, name: str, seed: int, **overrides) -> None:
-    d = root / name
-    d.mkdir(parents=True)
-    cfg = preset("demo").override(name=name, out_dir=str(root), **overrides)
-    (d / "config.json").write_text(cfg.to_json())
-    (d / "status.json").write_text(json.dumps({"state": "finished", "step": 1, "total_steps": 1,
-                                               "started": time.time(), "heartbeat": time.time()}))
     torch.manual_seed(seed)
-    checkpoints.save_model(build_model("smallcnn").eval(), d / "best.pt", config=json.loads(cfg.to_json()))
-
-
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    d = tmp_path / "runs"
-    d.mkdir()
-    monkeypatch.setenv("CIARD_RUNS_DIR", str(d))
-    return d
+    write_finished_run(root, name, build_model("smallcnn"), **overrides)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ import pytest
 
 from browser_support import CHROME_ARGS, CHROMIUM, ROOT, SHOTS, require_browser, streamlit_server
 from browser_support import wait as _wait_slow
+from store_support import write_finished_run
 
 sync_api = require_browser()
 
@@ -52,19 +53,12 @@ def _student_run(root: Path, name: str, **overrides) -> None:
     """A finished run whose best.pt is the shipped robust teacher's ResNet-20, as a student."""
     import torch
     from ciard import checkpoints
-    from ciard.config import preset
-    d = root / name
-    d.mkdir(parents=True)
-    cfg = preset("demo").override(name=name, out_dir=str(root), **overrides)
-    (d / "config.json").write_text(cfg.to_json())
-    (d / "status.json").write_text(json.dumps({"state": "finished", "step": 1, "total_steps": 1,
-                                               "started": time.time(), "heartbeat": time.time()}))
     model = checkpoints.load_model(ROOT / "checkpoints" / "demo-robust-resnet20.pt", "cpu")
     if overrides.get("push_weight") == 0.0:   # make the two students differ a little
         with torch.no_grad():
             for p in model.parameters():
                 p.mul_(0.98)
-    checkpoints.save_model(model.eval(), d / "best.pt", config=json.loads(cfg.to_json()))
+    write_finished_run(root, name, model, **overrides)
 
 
 def _tree_rss_kb(pid: int) -> int:
