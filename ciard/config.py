@@ -1,6 +1,6 @@
 """Run configuration: frozen dataclasses, presets, validation and JSON round-trip.
 
-A config is five small sections. Every field name is unique across sections, so the
+A config is six small sections. Every field name is unique across sections, so the
 CLI can offer one flag per field (``--push-weight 0``) and a JSON file can be written
 either nested (``{"method": {"push_weight": 0}}``) or flat (``{"push_weight": 0}``).
 Validation runs before any work starts and raises :class:`ConfigError` with one line
@@ -173,7 +173,6 @@ class Config:
 
 
 SECTION_NAMES = ("data", "model", "attack", "method", "optim", "run")
-_SECTION_TYPES = {f.name: f.type for f in fields(Config)}
 FIELD_INDEX: dict[str, tuple[str, dataclasses.Field]] = {}
 for _section_cls, _name in zip(
         (DataConfig, ModelConfig, AttackConfig, MethodConfig, OptimConfig, RunConfig),

@@ -35,10 +35,6 @@ class ProtocolAttack:
     description: str = ""
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def protocol(aa_steps: int = 100, square_queries: int = 5000) -> dict[str, ProtocolAttack]:
     """The evaluation protocol, keyed by short names usable on the command line."""
     entries = [

@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +88,6 @@ class RunInfo:
     total_steps: int = 0
     epoch: int = 0
     error: str | None = None
-    best: dict[str, Any] = field(default_factory=dict)
-    final: dict[str, Any] = field(default_factory=dict)
 
     @property
     def progress(self) -> float:
@@ -144,18 +142,11 @@ class RunStore:
                 time.time() - (path / "config.json").stat().st_mtime > 60:
             state, error = "failed", "the training process never started"
         created = process.get("first_launched") or status.get("started") or (path / "config.json").stat().st_mtime
-        best, final = {}, {}
-        for record in self._tail_records(path, 200):
-            if record.get("kind") == "final":
-                final = record
-        best_file = path / "best.pt"
-        if best_file.is_file():
-            best = {"checkpoint": str(best_file)}
         return RunInfo(name, path, config, status, state, float(created), int(status.get("step", 0)),
-                       int(status.get("total_steps", 0)), int(status.get("epoch", 0)), error, best, final)
+                       int(status.get("total_steps", 0)), int(status.get("epoch", 0)), error)
 
     @staticmethod
-    def _tail_records(path: Path, n: int) -> list[dict[str, Any]]:
+    def tail_records(path: Path, n: int) -> list[dict[str, Any]]:
         f = path / "metrics.jsonl"
         if not f.is_file():
             return []

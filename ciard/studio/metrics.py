@@ -303,7 +303,7 @@ def metric_names(store: RunStore, names: Iterable[str]) -> tuple[list[str], list
     epoch_keys: set[str] = set()
     step_keys: set[str] = set()
     for name in names:
-        for r in RunStore._tail_records(store.root / name, 400):
+        for r in RunStore.tail_records(store.root / name, 400):
             target = epoch_keys if r.get("kind") == "epoch" else step_keys if r.get("kind") == "step" else None
             if target is not None:
                 target.update(k for k, v in r.items() if isinstance(v, (int, float))

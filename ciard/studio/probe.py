@@ -178,17 +178,6 @@ def student_candidates(active_student: str | None) -> dict[str, str]:
     return out
 
 
-def push_weight_of(spec: str) -> float | None:
-    """The push-loss weight a checkpoint was trained with (None: unknown or not CIARD)."""
-    try:
-        p = checkpoints.resolve_teacher_spec(spec)
-        cfg = checkpoints.load(p).get("config") or {}
-    except Exception:
-        return None
-    m = cfg.get("method", {}) if isinstance(cfg, dict) else {}
-    return m.get("push_weight") if m.get("method") == "ciard" else None
-
-
 def model_messages(refs: dict[str, ModelRef]) -> None:
     """One line per model that cannot be loaded: the student is optional, a teacher is not."""
     for role, ref in refs.items():
