@@ -25,36 +25,34 @@ Temperatures and KD weights balance the two teachers as training goes on.
 )
 
 st.subheader("What you can do here")
-c1, c2, c3 = st.columns(3)
-with c1:
-    st.page_link("app_pages/train.py", label="Train", icon=":material/model_training:")
-    st.caption("Pick a preset, tune every hyperparameter, start a run and watch its losses, "
-               "temperatures, KD weights and accuracies live. Stop and resume at will.")
-with c2:
-    st.page_link("app_pages/runs.py", label="Runs", icon=":material/monitoring:")
-    st.caption("Compare runs: overlay their curves, see final clean and PGD-20 accuracy side by "
-               "side and the settings that differ; promote the best student, download metrics.")
-with c3:
-    st.page_link("app_pages/home.py", label="Home", icon=":material/home:")
-    st.caption("This page. The sidebar (on every page) picks the dataset, the active checkpoints "
-               "and the device.")
-
-c4, c5, c6, c7 = st.columns(4)
-with c4:
-    st.page_link("app_pages/adversarial.py", label="Clean vs adversarial", icon=":material/compare:")
-    st.caption("Attack a test image (FGSM, PGD, CW-inf, APGD) and compare the three models' top-5 "
-               "predictions before and after; accuracy against eps.")
-with c5:
-    st.page_link("app_pages/explain.py", label="Saliency and push loss", icon=":material/visibility:")
-    st.caption("Where each model looks (Captum), and how the push loss moves a student's adversarial "
-               "representations away from the fooled clean teacher.")
-with c6:
-    st.page_link("app_pages/upload.py", label="Your own image", icon=":material/upload:")
-    st.caption("Upload a photo, see the predictions, attack it and check whether they hold.")
-with c7:
-    st.page_link("app_pages/method.py", label="Method explained", icon=":material/school:")
-    st.caption("The two teachers, the push loss, iterative teacher training and the schedules, in "
-               "plain words and formulas.")
+#: (page, label, icon, what it is for), laid out in rows of three and four
+LINKS = [
+    [("app_pages/train.py", "Train", ":material/model_training:",
+      "Pick a preset, tune every hyperparameter, start a run and watch its losses, "
+      "temperatures, KD weights and accuracies live. Stop and resume at will."),
+     ("app_pages/runs.py", "Runs", ":material/monitoring:",
+      "Compare runs: overlay their curves, see final clean and PGD-20 accuracy side by "
+      "side and the settings that differ; promote the best student, download metrics."),
+     ("app_pages/home.py", "Home", ":material/home:",
+      "This page. The sidebar (on every page) picks the dataset, the active checkpoints "
+      "and the device.")],
+    [("app_pages/adversarial.py", "Clean vs adversarial", ":material/compare:",
+      "Attack a test image (FGSM, PGD, CW-inf, APGD) and compare the three models' top-5 "
+      "predictions before and after; accuracy against eps."),
+     ("app_pages/explain.py", "Saliency and push loss", ":material/visibility:",
+      "Where each model looks (Captum), and how the push loss moves a student's adversarial "
+      "representations away from the fooled clean teacher."),
+     ("app_pages/upload.py", "Your own image", ":material/upload:",
+      "Upload a photo, see the predictions, attack it and check whether they hold."),
+     ("app_pages/method.py", "Method explained", ":material/school:",
+      "The two teachers, the push loss, iterative teacher training and the schedules, in "
+      "plain words and formulas.")],
+]
+for row in LINKS:
+    for col, (page, label, icon, caption) in zip(st.columns(len(row)), row):
+        with col:
+            st.page_link(page, label=label, icon=icon)
+            st.caption(caption)
 
 st.info("Everything works offline: the default dataset is an embedded 6,000-image CIFAR-10 "
         "subset, and the **demo** preset trains a student in minutes on a CPU. Training runs in "
