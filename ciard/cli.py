@@ -18,6 +18,8 @@ from .config import FIELD_INDEX, PRESETS, Config, ConfigError, load_config_file,
 log = logging.getLogger("ciard")
 
 FLAG_HELP = {
+    "eps_warmup": "fraction of training over which the training attack's eps and step grow linearly from 0",
+    "log": "also send every metric to: tensorboard (RUN_DIR/tensorboard), mlflow (MLFLOW_TRACKING_URI); comma list",
     "dataset": "default (embedded CIFAR-10 subset), cifar10-archive, cifar10, cifar100, folder",
     "data_path": "archive file, image folder, or torchvision root",
     "student": "student architecture (resnet20, resnet18, mobilenetv2, smallcnn, wrn-16-4, ...)",
@@ -110,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print one JSON object")
 
     z = sub.add_parser("zoo", help="list the shipped models, or register one")
-    z.add_argument("action", nargs="?", default="list", choices=("list", "add"))
+    z.add_argument("action", nargs="?", default="list", choices=("list", "add", "merge-eval"),
+                   help="list; add a model; merge-eval: add a further evaluation report to an entry")
     z.add_argument("--name", help="add: entry name (the file becomes checkpoints/NAME.pt)")
     z.add_argument("--checkpoint", help="add: the checkpoint or run directory to ship")
     z.add_argument("--role", choices=("clean_teacher", "robust_teacher", "student"))
@@ -122,6 +125,24 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--eval-command", help="add: the command that produced --eval-json")
     z.add_argument("--notes", default="")
     z.add_argument("--json", action="store_true")
+
+    sw = sub.add_parser("sweep", help="hyperparameter sweep with Optuna; each trial is a run in the run store",
+                        description="Trials are ordinary runs (the app's Runs page shows them). The objective "
+                                    "is w * clean + (1 - w) * PGD on the validation split, reported each epoch; "
+                                    "weak trials are pruned. Several workers may share one --storage.")
+    sw.add_argument("--study", required=True, help="study name (created, or joined if it exists)")
+    sw.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUNS_DIR/sweeps.db; "
+                                      "e.g. postgresql://user:pw@host/db for many workers)")
+    sw.add_argument("--trials", type=int, default=10, help="trials this worker runs")
+    sw.add_argument("--space", help="JSON search space, e.g. {\"push_weight\": {\"low\": 0.1, \"high\": 4, "
+                                    "\"log\": true}} (default: push_weight, push_temp, itt_lr, eps_warmup)")
+    sw.add_argument("--clean-weight", type=float, default=0.5, help="w in the objective (default 0.5)")
+    sw.add_argument("--pruner", default="median", choices=("median", "none"))
+    sw.add_argument("--runs-dir", default="runs", help="run store the trials go to")
+    sw.add_argument("--sampler-seed", type=int, help="seed of the TPE sampler (reproducible suggestions)")
+    sw.add_argument("--preset", choices=sorted(PRESETS), help="base configuration of every trial")
+    sw.add_argument("--config", help="JSON config file for the base configuration")
+    _add_config_flags(sw)
 
     d = sub.add_parser("data", help="inspect or prepare a dataset")
     d.add_argument("action", choices=("info", "prepare"),
@@ -166,9 +187,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(cfg.to_json())
         return 0
-    trainer = Trainer(cfg, run)
-    _log_to_file(trainer.run.log_path)
-    result = trainer.fit(resume=bool(args.resume))
+    from . import distributed
+    ddp = distributed.init(cfg.run.device)   # under torchrun: join the process group
+    if cfg.optim.batch_size % ddp.world:
+        distributed.shutdown()
+        raise ConfigError(f"batch_size {cfg.optim.batch_size} is the global batch: it must be divisible "
+                          f"by the {ddp.world} processes (e.g. {cfg.optim.batch_size // ddp.world * ddp.world})")
+    try:
+        if not ddp.is_main:   # one voice: ranks > 0 only report warnings
+            logging.getLogger().setLevel(logging.WARNING)
+        trainer = Trainer(cfg, run)
+        if ddp.is_main:
+            _log_to_file(trainer.run.log_path)
+        result = trainer.fit(resume=bool(args.resume))
+    finally:
+        distributed.shutdown()
+    if not ddp.is_main:
+        return 0
     out = {"run_dir": result.run_dir, "status": result.status, "epoch": result.epoch,
            "step": result.step, "best": result.best, "final": result.final}
     if args.json:
@@ -264,16 +299,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
-    from .zoo import add_entry, format_zoo, read_manifest
+    from .zoo import add_entry, evaluation_from_report, format_zoo, merge_evaluation, read_manifest
+    if args.action == "merge-eval":
+        missing = [f for f in ("name", "eval_json", "eval_command") if not getattr(args, f)]
+        if missing:
+            raise ConfigError(f"zoo merge-eval needs --{missing[0].replace('_', '-')}")
+        try:
+            entry = merge_evaluation(args.name, json.loads(Path(args.eval_json).read_text()), args.eval_command)
+        except KeyError as exc:
+            raise ConfigError(exc.args[0]) from None
+        print(json.dumps(entry["evaluation"]["accuracy"]))
+        return 0
     if args.action == "add":
         missing = [f for f in ("name", "checkpoint", "role", "train_command") if not getattr(args, f)]
         if missing:
             raise ConfigError(f"zoo add needs --{missing[0].replace('_', '-')}")
-        evaluation = json.loads(Path(args.eval_json).read_text()) if args.eval_json else None
-        if evaluation:
-            evaluation = {k: evaluation[k] for k in ("accuracy", "n", "eps", "dataset", "precision",
-                                                     "source", "warnings") if k in evaluation} | {
-                "attacks": {k: v["attack"] for k, v in evaluation["results"].items()}}
+        evaluation = evaluation_from_report(json.loads(Path(args.eval_json).read_text())) if args.eval_json else None
         entry = add_entry(name=args.name, source=str(_resolve_checkpoint(args.checkpoint)), role=args.role,
                           dataset=args.dataset, command=args.train_command,
                           train_seconds=args.train_seconds, default=args.default,
@@ -282,6 +323,24 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         return 0
     entries = read_manifest()["entries"]
     print(json.dumps(entries) if args.json else (format_zoo(entries) if entries else "the zoo is empty"))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise ConfigError("sweeps need optuna: pip install -r requirements-scale.txt") from None
+    from .sweep import Sweep, load_space, summary
+    if args.trials < 1:
+        raise ConfigError(f"trials = {args.trials} must be at least 1")
+    base = config_from_args(args)
+    sweep = Sweep(base, args.study, storage=args.storage, space=load_space(args.space),
+                  clean_weight=args.clean_weight, pruner=args.pruner, runs_dir=args.runs_dir,
+                  seed=args.sampler_seed)
+    print(f"study {args.study} in {sweep.storage}; trials go to {args.runs_dir}/", flush=True)
+    study = sweep.run(args.trials)
+    print(summary(study))
     return 0
 
 
@@ -309,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .checkpoints import CheckpointError
     from .data import DataError
     commands: dict[str, Any] = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "zoo": cmd_zoo,
-                                "data": cmd_data}
+                                "sweep": cmd_sweep, "data": cmd_data}
     try:
         return commands[args.command](args)
     except (ConfigError, DataError, CheckpointError) as exc:

@@ -68,6 +68,7 @@ class AttackConfig:
     eps: float = 8 / 255
     pgd_steps: int = 10
     pgd_step_size: float = 2 / 255
+    eps_warmup: float = 0.0           # fraction of training over which eps (and step) ramp up from 0
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class RunConfig:
     name: str | None = None
     checkpoint_every: int = 200       # steps between mid-epoch checkpoints (0: epoch ends only)
     threads: int = 0                  # 0: torch's default
+    log: str | None = None            # also log metrics to: tensorboard, mlflow (comma list)
     progress: bool = True
 
 
@@ -258,6 +260,10 @@ def _teacher_spec_ok(spec: str) -> bool:
     return checkpoints.resolve_teacher_spec(spec, check_only=True)
 
 
+#: experiment trackers ``--log`` can feed (besides the run store, which is always written)
+LOGGERS = ("tensorboard", "mlflow")
+
+
 def validate(cfg: Config) -> Config:
     """Check every value that can be checked without doing work; return cfg."""
     from .data import SOURCES
@@ -294,6 +300,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"pgd_steps = {a.pgd_steps} must be at least 1")
     if not 0.0 < a.pgd_step_size <= 1.0:
         raise ConfigError(f"pgd_step_size = {a.pgd_step_size:g} must be in (0, 1]")
+    if not 0.0 <= a.eps_warmup < 1.0:
+        raise ConfigError(f"eps_warmup = {a.eps_warmup:g} must be in [0, 1) (a fraction of training)")
 
     if me.method not in METHODS:
         raise ConfigError(f"unknown method '{me.method}'; choose one of: {', '.join(METHODS)}")
@@ -328,6 +336,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"unknown compile mode '{r.compile}'; choose one of: {', '.join(COMPILE_MODES)}")
     if r.device not in ("auto", "cpu") and not r.device.startswith(("cuda", "mps")):
         raise ConfigError(f"unknown device '{r.device}'; use auto, cpu, cuda or cuda:N")
+    unknown_logs = [x for x in (r.log or "").split(",") if x.strip() not in LOGGERS + ("",)]
+    if unknown_logs:
+        raise ConfigError(f"unknown log '{unknown_logs[0]}'; choose from: {', '.join(LOGGERS)}")
     for name in ("eval_size", "eval_pgd_steps", "test_size", "checkpoint_every", "threads", "log_every"):
         if getattr(r, name) < 0:
             raise ConfigError(f"{name} = {getattr(r, name)} must not be negative")

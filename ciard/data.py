@@ -245,13 +245,21 @@ class BatchIterator:
     resumed at ``start_batch`` sees exactly the remaining batches of that epoch.
     Augmentation draws from the ``generator`` given to :meth:`epoch_batches` (the trainer
     checkpoints its state) or, if ``None``, from the global RNG.
+
+    Data-parallel (``world > 1``): ``batch_size`` is the global batch; rank ``rank`` yields
+    its ``batch_size / world`` share of each one, taken by a DistributedSampler from the
+    epoch's permutation, so the shards of batch k over all ranks are the 1-process batch k.
     """
 
     def __init__(self, data: ImageData, batch_size: int, *, shuffle: bool = True,
                  augment: bool = False, drop_last: bool = False, seed: int = 0,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", rank: int = 0, world: int = 1) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if world > 1 and (batch_size % world or not drop_last):
+            raise ValueError(f"data-parallel batches need drop_last and a batch_size ({batch_size}) "
+                             f"divisible by the number of processes ({world})")
+        self.rank, self.world = int(rank), int(world)
         self.device = torch.device(device)
         # Move the uint8 data once; per batch only indexing + float conversion remain.
         self.x = data.x.to(self.device)
@@ -278,8 +286,15 @@ class BatchIterator:
     def epoch_order(self, epoch: int) -> torch.Tensor:
         """The sample order of ``epoch`` (CPU long tensor); a function of (seed, epoch) only."""
         if not self.shuffle:
-            return torch.arange(self.num_samples)
-        return torch.randperm(self.num_samples, generator=_seeded(self.seed, 3, int(epoch)))
+            order = torch.arange(self.num_samples)
+        else:
+            order = torch.randperm(self.num_samples, generator=_seeded(self.seed, 3, int(epoch)))
+        if self.world > 1:   # this rank's interleaved share: order[rank::world]
+            from torch.utils.data import DistributedSampler
+            sampler = DistributedSampler(range(len(order)), num_replicas=self.world, rank=self.rank,
+                                         shuffle=False, drop_last=True)
+            order = order[torch.tensor(list(sampler), dtype=torch.long)]
+        return order
 
     def epoch_batches(self, epoch: int, start_batch: int = 0,
                       generator: torch.Generator | None = None
@@ -288,8 +303,9 @@ class BatchIterator:
         if not 0 <= start_batch <= len(self):
             raise ValueError(f"start_batch {start_batch} outside [0, {len(self)}]")
         order = self.epoch_order(epoch).to(self.device)
+        size = self.batch_size // self.world
         for b in range(start_batch, len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            idx = order[b * size:(b + 1) * size]
             xb = to_float(self.x[idx])
             if self.augment:
                 xb = augment(xb, generator)

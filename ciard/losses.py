@@ -17,11 +17,14 @@ _EPS = 1e-5
 
 
 def kd_reference(teacher_probs: torch.Tensor, student_logits: torch.Tensor,
-                 mask: torch.Tensor | None = None) -> torch.Tensor:
+                 mask: torch.Tensor | None = None, count: torch.Tensor | None = None) -> torch.Tensor:
     """Reference-convention KL(teacher || student), mean over (masked) samples and classes.
 
     With ``mask`` (bool, N), only masked samples count; an empty mask gives exactly 0. The
     masked mean is computed without reading the mask on the host (no device sync).
+    ``count`` replaces the local number of masked samples as the divisor: data-parallel
+    training passes the mean count over ranks, so that the rank-averaged loss is the masked
+    mean over the whole global batch.
     """
     p = teacher_probs.float()
     log_q = F.log_softmax(student_logits.float(), dim=1)
@@ -30,7 +33,8 @@ def kd_reference(teacher_probs: torch.Tensor, student_logits: torch.Tensor,
     if mask is None:
         return per_sample.mean() / num_classes
     m = mask.to(per_sample.dtype)
-    return (per_sample * m).sum() / (m.sum().clamp_min(1.0) * num_classes)
+    denominator = m.sum() if count is None else count
+    return (per_sample * m).sum() / (denominator.clamp_min(1.0) * num_classes)
 
 
 def kd_batchmean(teacher_probs: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:

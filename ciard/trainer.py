@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from . import checkpoints
+from . import checkpoints, distributed
 from .attacks import PGD
 from .config import TEACHERS_NEEDED, Config, validate
 from .data import BatchIterator, DatasetSplits, fixed_subset, load_dataset, to_float
@@ -31,6 +31,7 @@ from .models import build_model
 from .runlog import RunDir
 from .runtime import autocast_factory, prepare_model, resolve_device, resolve_precision
 from .schedules import student_lr
+from .tracking import Trackers
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,17 @@ class TrainResult:
     step: int
     best: dict[str, Any] = field(default_factory=dict)
     final: dict[str, Any] = field(default_factory=dict)
+
+
+class QuietRunDir(RunDir):
+    """A run directory that is read, never written: what ranks other than 0 get."""
+
+    def append(self, record: dict[str, Any]) -> None: pass
+    def truncate_metrics(self, step: int, epoch: int) -> None: pass
+    def set_status(self, **fields: Any) -> None: pass
+    def write_config(self, config_json: str) -> None: pass
+    def close(self) -> None: pass
+    def read_heartbeat(self) -> float: return time.time()
 
 
 class _StopFlag:
@@ -79,6 +91,9 @@ def load_teachers(cfg: Config, data: DatasetSplits, device: torch.device) -> dic
     return {role: resolve_teacher(role, specs[role], cfg, data, device) for role in needed}
 
 
+#: spacing of the per-rank random streams under torchrun
+_RANK_SEED = 1_000_003
+
 #: attack passes (steps x PGD steps) from which compiling the attack repays its ~20 s
 COMPILE_WORTH = 20_000
 
@@ -100,24 +115,42 @@ def train_step(method, optim: torch.optim.Optimizer, x: torch.Tensor, y: torch.T
     out = method.compute(x, y, progress)
     optim.zero_grad(set_to_none=True)
     out.loss.backward()
+    method.dist.average_gradients(method.student.parameters())   # no-op in one process
     optim.step()
     extra = method.after_step(out, y, progress)
+    method.dist.sync_buffers(method.student)
     return out, extra
 
 
 class Trainer:
     def __init__(self, cfg: Config, run_dir: RunDir | None = None, data: DatasetSplits | None = None) -> None:
         self.cfg = validate(cfg)
-        self.run = run_dir or RunDir.new(cfg.run.out_dir, cfg.run.name)
+        self.dist = ddp = distributed.current()
+        if run_dir is None:   # under torchrun rank 0 names the directory; the others use it
+            path = str(RunDir.new(cfg.run.out_dir, cfg.run.name).path) if ddp.is_main else None
+            run_dir = RunDir(ddp.broadcast_str(path))
+        # only rank 0 writes metrics, status and checkpoints
+        self.run = run_dir if ddp.is_main else QuietRunDir(run_dir.path)
         self._data = data
+        self._trackers: Trackers | None = None
 
     # ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainResult:
+        try:
+            return self._fit(resume)
+        except Exception as exc:   # the run says why it ended (e.g. a data-parallel peer died)
+            self.run.set_status(state="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time())
+            if self._trackers is not None:
+                self._trackers.close("failed")
+            raise
+
+    def _fit(self, resume: bool) -> TrainResult:
         cfg, run = self.cfg, self.run
         r = cfg.run
         if r.threads:
             torch.set_num_threads(r.threads)
-        device = resolve_device(r.device)
+        ddp = self.dist
+        device = distributed.device_for(ddp, resolve_device(r.device))
         precision = resolve_precision(r.precision, device)
         autocast = autocast_factory(precision, device)
         torch.manual_seed(r.seed)
@@ -127,12 +160,16 @@ class Trainer:
                                           val_fraction=cfg.data.val_fraction,
                                           train_subset=cfg.data.train_subset, seed=r.seed,
                                           download=cfg.data.download)
+        if cfg.optim.batch_size % ddp.world:
+            raise ValueError(f"batch_size {cfg.optim.batch_size} is not divisible by the "
+                             f"{ddp.world} processes (it is the global batch)")
         batches = BatchIterator(data.train, cfg.optim.batch_size, shuffle=True,
-                                augment=cfg.data.augment, drop_last=True, seed=r.seed, device=device)
+                                augment=cfg.data.augment, drop_last=True, seed=r.seed, device=device,
+                                rank=ddp.rank, world=ddp.world)
         if len(batches) == 0:
             raise ValueError(f"batch_size {cfg.optim.batch_size} is larger than the "
                              f"{len(data.train)} training images")
-        aug_gen = torch.Generator(device=device).manual_seed(r.seed + 1)
+        aug_gen = torch.Generator(device=device).manual_seed(r.seed + 1 + _RANK_SEED * ddp.rank)
         eval_split = data.val if len(data.val) else data.test
         if not len(data.val):
             log.warning("no validation split (val_fraction=0): epoch checks use the test set, "
@@ -142,8 +179,12 @@ class Trainer:
 
         # -- models and method ------------------------------------------------------------
         student = prepare_model(build_model(cfg.model.student, data.num_classes), device, r.channels_last)
+        if not ddp.is_main:   # an 'auto' teacher is trained (and cached) once, by rank 0
+            ddp.barrier()
         teachers = {role: prepare_model(m, device, r.channels_last)
                     for role, m in load_teachers(cfg, data, device).items()}
+        if ddp.is_main:
+            ddp.barrier()
         steps_per_epoch = len(batches)
         total_steps = steps_per_epoch * cfg.optim.epochs
         attacks = cfg.method.method != "natural"
@@ -151,6 +192,8 @@ class Trainer:
         method = build_method(cfg, student, teachers, autocast, compile_attack=compile_attack)
         optim = torch.optim.SGD(student.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                 weight_decay=cfg.optim.weight_decay)
+        for model in [student, *teachers.values()]:
+            ddp.broadcast_module(model)
 
         # -- resume ---------------------------------------------------------------------
         epoch, batch0, step, best_score, best = 0, 0, 0, float("-inf"), {}
@@ -169,15 +212,23 @@ class Trainer:
             log.info("resumed %s at epoch %d, batch %d (step %d)", run.path, epoch, batch0, step)
         elif resume:
             log.warning("no checkpoint in %s: starting from scratch", run.path)
+        if ddp.enabled:
+            # per-rank streams for attack starts and augmentation (the checkpoint holds rank
+            # 0's; a data-parallel resume continues from fresh per-rank streams, not bit-exact)
+            torch.manual_seed(r.seed + _RANK_SEED * ddp.rank + 7 * step)
+            aug_gen.manual_seed(r.seed + 1 + _RANK_SEED * ddp.rank + 7 * step)
         run.write_config(cfg.to_json())
         run.set_status(state="running", step=step, total_steps=total_steps, epoch=epoch,
                        epochs=cfg.optim.epochs, precision=precision, device=str(device),
-                       method=cfg.method.method, started=time.time())
-        log.info("run %s: %s, student %s, %d steps (%d epochs x %d), %s on %s%s",
+                       method=cfg.method.method, started=time.time(), processes=ddp.world)
+        log.info("run %s: %s, student %s, %d steps (%d epochs x %d), %s on %s%s%s",
                  run.path, cfg.method.method, cfg.model.student, total_steps, cfg.optim.epochs,
-                 steps_per_epoch, precision, device, ", compiled attack" if compile_attack else "")
+                 steps_per_epoch, precision, device, ", compiled attack" if compile_attack else "",
+                 f", {ddp.world} processes ({ddp.backend})" if ddp.enabled else "")
 
         def save_last(next_epoch: int, next_batch: int) -> None:
+            if not ddp.is_main:
+                return
             rng = {"torch": torch.get_rng_state(), "augment": aug_gen.get_state(),
                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
             extra = {}
@@ -191,6 +242,13 @@ class Trainer:
                 "best_score": best_score, "best": best, **extra,
             }, run.last)
 
+        # every record goes to the run store and to the trackers asked for (--log)
+        self._trackers = Trackers((r.log or "") if ddp.is_main else "", run.path, cfg.to_dict())
+
+        def emit(record: dict[str, Any]) -> None:
+            run.append(record)
+            self._trackers.log(record)
+
         log_every = r.log_every or (20 if device.type == "cuda" else 1)
         pending: list[tuple[int, float, float, dict[str, Any]]] = []
 
@@ -202,13 +260,15 @@ class Trainer:
             nan = float("nan")
             rows = torch.stack([torch.stack([torch.as_tensor(m.get(k, nan), dtype=torch.float32,
                                                              device=device).reshape(())
-                                             for k in keys]) for *_, m in pending]).tolist()
+                                             for k in keys]) for *_, m in pending])
+            rows = ddp.mean_(rows).tolist()   # data-parallel: the mean over ranks (= global batch)
             elapsed = time.perf_counter() - t_start
             for (st, ep, wall, m), row in zip(pending, rows):
                 values = {k: v for k, v in zip(keys, row) if k in m}
-                run.append({"kind": "step", "step": st, "epoch": ep, "time": wall, **values,
-                            "img_per_s": seen / max(elapsed, 1e-9)})
-                progress_bar(st, {**values, "img_per_s": seen / max(elapsed, 1e-9)})
+                ips = seen * ddp.world / max(elapsed, 1e-9)
+                emit({"kind": "step", "step": st, "epoch": ep, "time": wall, **values,
+                            "img_per_s": ips})
+                progress_bar(st, {**values, "img_per_s": ips})
             pending.clear()
             if time.time() - run.read_heartbeat() > 1.0:   # a heartbeat for watchers
                 run.set_status(step=step, epoch=epoch)
@@ -224,6 +284,8 @@ class Trainer:
                     # one step: lr from the schedule, the method's loss, SGD, its post-step work
                     progress = step / total_steps
                     lr = student_lr(cfg.optim.lr, progress, cfg.optim.lr_schedule)
+                    if cfg.attack.eps_warmup > 0:
+                        method.set_attack_scale(min(1.0, progress / cfg.attack.eps_warmup))
                     out, extra = train_step(method, optim, x, y, progress, lr, r.channels_last)
                     step += 1
                     batch0 += 1
@@ -231,13 +293,15 @@ class Trainer:
 
                     # metrics stay on the device until a flush: one host sync per log_every steps
                     metrics = {**out.metrics, **extra, "loss": out.loss.detach(), "lr": lr}
+                    if cfg.attack.eps_warmup > 0:
+                        metrics["train_eps"] = method.attack.eps
                     if out.logits is not None:
                         metrics["train_acc"] = (out.logits.detach().argmax(1) == y).float().mean()
                     pending.append((step, epoch + batch0 / steps_per_epoch, time.time(), metrics))
                     if step % log_every == 0 or batch0 == steps_per_epoch:
                         flush()
 
-                    if stop.raised or run.stop_requested():
+                    if ddp.any(stop.raised or (ddp.is_main and run.stop_requested()), device):
                         flush()
                         save_last(epoch, batch0)
                         status = "stopped"
@@ -250,16 +314,28 @@ class Trainer:
                     break
 
                 # -- end of epoch: validation check, best student, checkpoint ------------------
-                record = self._epoch_eval(student, teachers, method, eval_x, eval_y, cached_teacher_eval)
-                # mean of validation clean and PGD accuracy (clean alone when PGD is off)
-                pgd = record["student_pgd"]
-                score = record["student_clean"] if pgd != pgd else (record["student_clean"] + pgd) / 2
-                record.update(kind="epoch", epoch=epoch + 1, step=step, score=score, time=time.time())
-                run.append(record)
-                log.info("epoch %d/%d: student clean %.1f%% PGD %.1f%% (validation, %d images)",
-                         epoch + 1, cfg.optim.epochs, 100 * record["student_clean"],
-                         100 * record["student_pgd"], len(eval_y))
-                if score > best_score or not len(data.val):
+                # (rank 0 alone; the others wait at their next collective)
+                score = float("-inf")
+                if ddp.enabled:   # the ranks must hold the same student, teacher and scalars
+                    state = method.state_dict()
+                    scalars = [v for v in state.values() if torch.is_tensor(v) and v.dim() == 0]
+                    divergence = ddp.divergence([student, *teachers.values()], scalars, device)
+                    if divergence > 1e-3:
+                        log.warning("ranks disagree after epoch %d (largest state difference %.3g)",
+                                    epoch + 1, divergence)
+                if ddp.is_main:
+                    record = self._epoch_eval(student, teachers, method, eval_x, eval_y, cached_teacher_eval)
+                    # mean of validation clean and PGD accuracy (clean alone when PGD is off)
+                    pgd = record["student_pgd"]
+                    score = record["student_clean"] if pgd != pgd else (record["student_clean"] + pgd) / 2
+                    record.update(kind="epoch", epoch=epoch + 1, step=step, score=score, time=time.time())
+                    if ddp.enabled:
+                        record.update(processes=ddp.world, rank_divergence=divergence)
+                    emit(record)
+                    log.info("epoch %d/%d: student clean %.1f%% PGD %.1f%% (validation, %d images)",
+                             epoch + 1, cfg.optim.epochs, 100 * record["student_clean"],
+                             100 * record["student_pgd"], len(eval_y))
+                if ddp.is_main and (score > best_score or not len(data.val)):
                     best_score = score
                     best = {"epoch": epoch + 1, "score": score, **{k: v for k, v in record.items()
                                                                      if k.startswith("student_")}}
@@ -270,11 +346,12 @@ class Trainer:
         progress_bar(None, None)
 
         final: dict[str, Any] = {}
-        if status == "finished":
+        if status == "finished" and ddp.is_main:
             final = self._final_test(run, data, device, teachers, method)
-            run.append({"kind": "final", "step": step, "time": time.time(), **final})
+            emit({"kind": "final", "step": step, "time": time.time(), **final})
         run.set_status(state=status, step=step, epoch=epoch, finished=time.time())
         run.close()
+        self._trackers.close(status)
         return TrainResult(str(run.path), status, epoch, step, best, final)
 
     # ------------------------------------------------------------------------------

@@ -61,6 +61,38 @@ def add_entry(*, name: str, source: str, role: str, dataset: str, command: str,
     return entry
 
 
+def evaluation_from_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's form of one ``python -m ciard eval --json`` report."""
+    keep = ("accuracy", "n", "eps", "dataset", "precision", "source", "warnings")
+    return {k: report[k] for k in keep if k in report} | {
+        "attacks": {k: v["attack"] for k, v in report["results"].items()}}
+
+
+def merge_evaluation(name: str, report: dict[str, Any], command: str) -> dict[str, Any]:
+    """Add a further evaluation (e.g. AutoAttack on 1,000 images) to an entry.
+
+    The entry's ``evaluation`` keeps the figures of its first (full test set) report; the new
+    report's attacks that are not there yet join ``accuracy`` with their own ``n`` recorded in
+    ``n_by_attack``. Each extra report is kept whole in ``extra`` with its command, so figures
+    measured on different subsets are never silently mixed.
+    """
+    manifest = read_manifest()
+    entry = next((e for e in manifest["entries"] if e["name"] == name), None)
+    if entry is None:
+        raise KeyError(f"no zoo entry named '{name}'")
+    ev = entry.setdefault("evaluation", {})
+    extra = evaluation_from_report(report) | {"command": command}
+    ev["extra"] = [x for x in ev.get("extra", []) if x.get("command") != command] + [extra]
+    n_by = ev.setdefault("n_by_attack", {k: ev.get("n") for k in ev.get("accuracy", {})})
+    for key, acc in extra["accuracy"].items():
+        if key not in ev.setdefault("accuracy", {}) or n_by.get(key) == extra["n"]:
+            ev["accuracy"][key], n_by[key] = acc, extra["n"]
+            ev.setdefault("attacks", {})[key] = extra["attacks"][key]
+    ev["warnings"] = sorted(set(ev.get("warnings", [])) | {f"(n={extra['n']}) {w}" for w in extra["warnings"]})
+    write_manifest(manifest)
+    return entry
+
+
 def format_zoo(entries: list[dict[str, Any]]) -> str:
     keys = ["clean", "fgsm", "pgd_sat", "pgd_trades", "cw", "autoattack"]
     head = f"{'name':<24} {'role':<15} {'arch':<12} {'method':<8} {'dataset':<16} " + \
@@ -70,5 +102,12 @@ def format_zoo(entries: list[dict[str, Any]]) -> str:
         acc = e.get("evaluation", {}).get("accuracy", {})
         cells = " ".join(f"{100 * acc[k]:>9.2f}%" if k in acc else f"{'-':>10}" for k in keys)
         rows.append(f"{e['name']:<24} {e['role']:<15} {e['arch']:<12} {str(e.get('method')):<8} "
-                    f"{e['dataset']:<16} {cells}  {e.get('evaluation', {}).get('n', '-')}")
+                    f"{e['dataset']:<16} {cells}  {_n_column(e.get('evaluation', {}))}")
     return "\n".join(rows)
+
+
+def _n_column(ev: dict[str, Any]) -> str:
+    """'10000' or, where some attacks ran on fewer images, '10000 (autoattack: 1000)'."""
+    n = ev.get("n", "-")
+    other = {k: v for k, v in ev.get("n_by_attack", {}).items() if v != n and k in ("autoattack",)}
+    return f"{n}" + "".join(f" ({k}: {v})" for k, v in other.items())

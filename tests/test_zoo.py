@@ -44,3 +44,37 @@ def test_zoo_command_lists_entries(capsys):
     out = capsys.readouterr().out
     for e in ENTRIES:
         assert e["name"] in out
+
+
+def test_zoo_add_then_merge_eval_keeps_each_report_with_its_n(tmp_path, monkeypatch, teacher_ckpts, capsys):
+    """`zoo add` with a full-test report, then `zoo merge-eval` with a 1,000-image AutoAttack one."""
+    import json
+
+    import ciard.zoo as zoo
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path)
+    monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "manifest.json")
+
+    def report(n, acc, warnings=()):
+        return {"n": n, "eps": 8 / 255, "dataset": "cifar10", "precision": "fp32", "source": None,
+                "accuracy": acc, "warnings": list(warnings),
+                "results": {k: {"attack": f"{k} attack"} for k in acc}}
+    full, aa = tmp_path / "full.json", tmp_path / "aa.json"
+    full.write_text(json.dumps(report(10000, {"clean": 0.6, "pgd_sat": 0.3})))
+    aa.write_text(json.dumps(report(1000, {"clean": 0.61, "pgd_sat": 0.31, "autoattack": 0.27}, ["w"])))
+    assert main(["zoo", "add", "--name", "m", "--checkpoint", teacher_ckpts[0], "--role", "student",
+                 "--train-command", "python -m ciard train ...", "--eval-json", str(full),
+                 "--eval-command", "eval full"]) == 0
+    assert main(["zoo", "merge-eval", "--name", "m", "--eval-json", str(aa), "--eval-command", "eval aa"]) == 0
+    # merging the same command again replaces, not duplicates
+    assert main(["zoo", "merge-eval", "--name", "m", "--eval-json", str(aa), "--eval-command", "eval aa"]) == 0
+    (entry,) = zoo.read_manifest()["entries"]
+    ev = entry["evaluation"]
+    assert ev["accuracy"] == {"clean": 0.6, "pgd_sat": 0.3, "autoattack": 0.27}  # full-test figures kept
+    assert ev["n_by_attack"] == {"clean": 10000, "pgd_sat": 10000, "autoattack": 1000}
+    assert [x["command"] for x in ev["extra"]] == ["eval aa"] and ev["extra"][0]["accuracy"]["clean"] == 0.61
+    assert ev["warnings"] == ["(n=1000) w"]
+    assert checkpoints.sha256(tmp_path / "m.pt") == entry["sha256"]
+    capsys.readouterr()
+    assert main(["zoo"]) == 0
+    assert "10000 (autoattack: 1000)" in capsys.readouterr().out
+    assert main(["zoo", "merge-eval", "--name", "nope", "--eval-json", str(aa), "--eval-command", "x"]) != 0

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from .. import distributed
 from ..attacks import PGD
 from ..config import Config
 from ..fold import fold
@@ -43,6 +44,8 @@ class Method:
         self.student = student
         self.teacher_models = teachers
         self.autocast = autocast
+        #: the process group under torchrun (averaging helpers; no-ops in one process)
+        self.dist = distributed.current()
         for role in self.teachers:
             if role not in teachers:
                 raise ValueError(f"method '{self.name}' needs a {role} teacher")
@@ -75,6 +78,15 @@ class Method:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+    def set_attack_scale(self, f: float) -> None:
+        """Scale the training attack's eps and step size by ``f`` (the eps warm-up)."""
+        attack = getattr(self, "attack", None)
+        if attack is None:
+            return
+        if not hasattr(self, "_attack_base"):
+            self._attack_base = (attack.eps, attack.step_size)
+        attack.eps, attack.step_size = self._attack_base[0] * f, self._attack_base[1] * f
 
     # -- shared helpers -----------------------------------------------------------
     def attack_target(self) -> nn.Module:

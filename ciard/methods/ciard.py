@@ -83,9 +83,11 @@ class CIARD(Method):
         l_nat = kd_reference(p_nat, s_nat)
 
         fooled = n_adv.argmax(dim=1) != y
-        l_push = kd_reference(soft(n_adv), s_adv.float() / me.push_temp, mask=fooled)
-        if me.push_autoscale:
-            scale = power_of_ten_scale(l_adv, l_nat, l_push)
+        # data-parallel: divide by the mean count over ranks -> the global batch's masked mean
+        count = self.dist.mean(fooled.float().sum()) if self.dist.enabled else None
+        l_push = kd_reference(soft(n_adv), s_adv.float() / me.push_temp, mask=fooled, count=count)
+        if me.push_autoscale:   # from rank-averaged losses: the same s on every rank
+            scale = power_of_ten_scale(*self.dist.mean(torch.stack([l_adv, l_nat, l_push]).detach().float()))
         else:
             scale = torch.ones((), device=l_push.device)
         loss = self.w_adv * l_adv + self.w_nat * l_nat - me.push_weight * scale * l_push
@@ -110,14 +112,16 @@ class CIARD(Method):
             loss_r = F.cross_entropy(self._r_logits.float(), y)
             self.robust_optim.zero_grad(set_to_none=True)
             loss_r.backward()
+            self.dist.average_gradients(self.robust.parameters())   # R stays identical on all ranks
             self.robust_optim.step()
+            self.dist.sync_buffers(self.robust)
             extra["loss_teacher"] = loss_r.detach()
             self._r_logits = None
         decay = eta_decay(progress)
         if me.adaptive_temp and self._probs is not None:
             self.update_temperatures(*self._probs, me.temp_lr * decay)
         if me.adaptive_weights and self._kd is not None:
-            self.update_weights(*self._kd, me.weight_lr * decay)
+            self.update_weights(*self.dist.mean(torch.stack(self._kd)), me.weight_lr * decay)
         self._probs = self._kd = None
         return extra
 
@@ -125,7 +129,7 @@ class CIARD(Method):
     def update_temperatures(self, p_adv: torch.Tensor, p_nat: torch.Tensor, eta: float) -> None:
         """tau_adv -= eta sign(H_adv/H_nat - 1); tau_nat -= eta sign(H_nat/H_adv - 1); clip."""
         me = self.cfg.method
-        h_adv, h_nat = neg_entropy(p_adv), neg_entropy(p_nat)
+        h_adv, h_nat = self.dist.mean(torch.stack([neg_entropy(p_adv), neg_entropy(p_nat)]))
         self.tau_adv = (self.tau_adv - eta * torch.sign(h_adv / h_nat - 1)).clamp(me.temp_min, me.temp_max)
         self.tau_nat = (self.tau_nat - eta * torch.sign(h_nat / h_adv - 1)).clamp(me.temp_min, me.temp_max)
 
