@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 setup: $(STAMP)
 
 # torch/torchvision are pinned in requirements.txt; pip (not uv/poetry) installs them.
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-scale.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements-dev.txt
