@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--eval-command", help="add: the command that produced --eval-json")
     z.add_argument("--notes", default="")
     z.add_argument("--json", action="store_true")
+    z.add_argument("--markdown", action="store_true", help="list: the results table in Markdown")
+    z.add_argument("--dataset-filter", help="list: only entries trained on this dataset")
 
     sw = sub.add_parser("sweep", help="hyperparameter sweep with Optuna; each trial is a run in the run store",
                         description="Trials are ordinary runs (the app's Runs page shows them). The objective "
@@ -299,7 +301,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
-    from .zoo import add_entry, evaluation_from_report, format_zoo, merge_evaluation, read_manifest
+    from .zoo import add_entry, evaluation_from_report, format_markdown, format_zoo, merge_evaluation, read_manifest
     if args.action == "merge-eval":
         missing = [f for f in ("name", "eval_json", "eval_command") if not getattr(args, f)]
         if missing:
@@ -322,6 +324,11 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         print(json.dumps(entry, indent=2))
         return 0
     entries = read_manifest()["entries"]
+    if args.dataset_filter:
+        entries = [e for e in entries if e.get("dataset") == args.dataset_filter]
+    if args.markdown:
+        print(format_markdown(entries))
+        return 0
     print(json.dumps(entries) if args.json else (format_zoo(entries) if entries else "the zoo is empty"))
     return 0
 

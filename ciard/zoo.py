@@ -106,6 +106,24 @@ def format_zoo(entries: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def format_markdown(entries: list[dict[str, Any]]) -> str:
+    """The README's results table: accuracy in %, AutoAttack and transfer attacks on their own n."""
+    keys = [("clean", "clean"), ("fgsm", "FGSM"), ("pgd_sat", "PGD-SAT"), ("pgd_trades", "PGD-TRADES"),
+            ("cw", "CW-inf"), ("autoattack", "AA"), ("bb_pgd_trades", "BB PGD-TR"), ("bb_cw", "BB CW")]
+    rows = ["| name | role | method | " + " | ".join(label for _, label in keys) +
+            " | (clean + AA) / 2 | train time |", "|---" * (len(keys) + 5) + "|"]
+    for e in entries:
+        ev = e.get("evaluation", {})
+        acc = ev.get("accuracy", {})
+        cells = [f"{100 * acc[k]:.2f}" if k in acc else "–" for k, _ in keys]
+        mean = f"{50 * (acc['clean'] + acc['autoattack']):.2f}" if "autoattack" in acc and "clean" in acc else "–"
+        secs = e.get("train_seconds")
+        took = f"{secs / 60:.0f} min" if secs else "–"
+        rows.append(f"| {e['name']} | {e['role'].replace('_', ' ')} | {e.get('method')} | " + " | ".join(cells) +
+                    f" | {mean} | {took} |")
+    return "\n".join(rows)
+
+
 def _n_column(ev: dict[str, Any]) -> str:
     """'10000' or, where some attacks ran on fewer images, '10000 (autoattack: 1000)'."""
     n = ev.get("n", "-")

@@ -77,4 +77,9 @@ def test_zoo_add_then_merge_eval_keeps_each_report_with_its_n(tmp_path, monkeypa
     capsys.readouterr()
     assert main(["zoo"]) == 0
     assert "10000 (autoattack: 1000)" in capsys.readouterr().out
+    assert main(["zoo", "--markdown"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| name | role | method | clean |")
+    assert table[2].startswith("| m | student |") and "| 60.00 |" in table[2] and "| 27.00 |" in table[2]
+    assert "| 43.50 |" in table[2]   # (clean + AA) / 2 = (60 + 27) / 2
     assert main(["zoo", "merge-eval", "--name", "nope", "--eval-json", str(aa), "--eval-command", "x"]) != 0

@@ -54,13 +54,13 @@ train() {
     echo "== $name: trained in ${secs}s, registered as cifar10-$name"
 }
 
-# aa NAME SOURCE: AutoAttack, PGD-SAT and transfer attacks (crafted on SOURCE) on 1,000 test images
+# aa NAME SOURCE: AutoAttack, the white-box PGD/CW attacks and their transfer twins (crafted on SOURCE) on 1,000 test images
 aa() {
     local name=$1 source=$2
-    local ecmd="python -m ciard eval --checkpoint zoo:cifar10-$name $DATA --n 1000 --attacks clean,pgd_sat,autoattack,bb_pgd_trades,bb_cw --source zoo:$source --json"
+    local ecmd="python -m ciard eval --checkpoint zoo:cifar10-$name $DATA --n 1000 --attacks clean,pgd_sat,pgd_trades,cw,autoattack,bb_pgd_trades,bb_cw --source zoo:$source --json"
     echo "== $name: $ecmd"
     $PY -m ciard eval --checkpoint "zoo:cifar10-$name" $DATA --n 1000 \
-        --attacks clean,pgd_sat,autoattack,bb_pgd_trades,bb_cw --source "zoo:$source" --json > "$RUNS/$name/eval-aa.json"
+        --attacks clean,pgd_sat,pgd_trades,cw,autoattack,bb_pgd_trades,bb_cw --source "zoo:$source" --json > "$RUNS/$name/eval-aa.json"
     $PY -m ciard zoo merge-eval --name "cifar10-$name" --eval-json "$RUNS/$name/eval-aa.json" --eval-command "$ecmd"
 }
 
