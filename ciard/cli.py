@@ -202,6 +202,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if ddp.is_main:
             _log_to_file(trainer.run.log_path)
         result = trainer.fit(resume=bool(args.resume))
+        # leave together: a rank that exits while rank 0 still writes its checkpoints and
+        # final test would close connections under it
+        ddp.barrier()
     finally:
         distributed.shutdown()
     if not ddp.is_main:

@@ -1,7 +1,7 @@
 """The probing pages (part 2) in a real browser: a Streamlit server, Debian's Chromium via Playwright.
 
 Starts ``streamlit run app.py`` on a free port with its own (empty) run store, so the pages use
-the shipped teachers and the zoo's students (``zoo:demo-ciard-resnet20`` and its no-push twin);
+the shipped teachers and the zoo's students (the manifest's first, CIARD, and its no-push twin);
 without zoo students the store gets two ResNet-20 runs instead (a CIARD one, promoted, and one
 with ``--push-weight 0``, made from the robust teacher's weights). Then: opens the Clean-vs-adversarial
 page and runs an attack by changing eps, opens the Saliency page and switches to Integrated
@@ -38,7 +38,7 @@ def _wait(cond, timeout: float, what: str, poll: float = 0.05):
 def _zoo_student() -> str | None:
     from ciard import checkpoints
     names = [e.get("name") for e in checkpoints.zoo_entries() if e.get("role") == "student"]
-    return "demo-ciard-resnet20" if "demo-ciard-resnet20" in names else (names[0] if names else None)
+    return names[0] if names else None   # what the sidebar picks: the manifest's first student
 
 
 #: the shipped student the pages use; without one, two ResNet-20 student runs are made
@@ -281,7 +281,7 @@ def test_probing_pages_in_a_browser(server):
             browser.close()
     lat["server_rss_mb_after_all_pages"] = round(_tree_rss_kb(pid) / 1024, 1)
     lat["raw_pgd10_plus_predictions_s"] = _raw_attack_seconds()
-    lat["workload"] = ("shipped demo ResNet-20 teachers; student " + (f"zoo:{ZOO_STUDENT}" if ZOO_STUDENT else
+    lat["workload"] = ("shipped ResNet-20 teachers (zoo defaults); student " + (f"zoo:{ZOO_STUDENT}" if ZOO_STUDENT else
                        "runs: ResNet-20 students made from the robust teacher's weights"))
     (SHOTS / "latency_part2.json").write_text(json.dumps(lat, indent=1))
     print("latencies:", lat)

@@ -40,6 +40,12 @@ def run(cmd: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def why(res) -> str:
+    """The workers' own error lines (torchrun's summary alone does not say what happened)."""
+    lines = [ln for ln in res.stderr.splitlines() if "Error" in ln or "error" in ln or "terminate" in ln]
+    return "\n".join(lines[-20:]) + "\n" + res.stderr[-1500:]
+
+
 def records(run_dir: Path, kind: str) -> list[dict]:
     return [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if r["kind"] == kind]
 
@@ -47,9 +53,9 @@ def records(run_dir: Path, kind: str) -> list[dict]:
 def test_two_processes_follow_the_one_process_trajectory(tmp_path):
     data = ["--train-subset", "512", "--epochs", "2", "--no-augment", "--out-dir", str(tmp_path)]
     one = run(train_cmd(1, *data, "--threads", "1", "--name", "one"))
-    assert one.returncode == 0, one.stderr[-2000:]
+    assert one.returncode == 0, why(one)
     two = run(train_cmd(2, *data, "--name", "two"))
-    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.returncode == 0, why(two)
     assert "2 processes (gloo)" in two.stderr
 
     a, b = records(tmp_path / "one", "step"), records(tmp_path / "two", "step")
@@ -133,7 +139,7 @@ def test_stop_and_resume_under_torchrun_lose_and_repeat_no_step(tmp_path):
 
     resumed = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
                    "-m", "ciard", "train", "--resume", str(run_dir)])
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.returncode == 0, why(resumed)
     assert f"resumed {run_dir}" in resumed.stderr
     steps = [r["step"] for r in records(run_dir, "step")]
     assert steps == list(range(1, 33)), steps   # 2 epochs x 16 steps, each exactly once

@@ -44,7 +44,7 @@ train() {
         $PY -m ciard train $DATA "$@" --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name "$name"
         secs=$((SECONDS - t0))
     fi
-    local ecmd="python -m ciard eval --checkpoint $RUNS/$name $DATA --n 0 --json"
+    local ecmd="python -m ciard eval --checkpoint zoo:cifar10-$name $DATA --n 0 --json"   # same weights as $RUNS/$name
     $PY -m ciard eval --checkpoint "$RUNS/$name" $DATA --n 0 --json > "$RUNS/$name/eval-full.json"
     local default=()
     [[ $role != student ]] && default=(--default)
