@@ -23,8 +23,8 @@ def main(root: str = "runs/zoo") -> None:
             continue
         best = max(epochs, key=lambda e: e.get("score", float("-inf")))
         ratio = scale = fooled = float("nan")
-        if "loss_push" in steps[0]:
-            cfg = json.loads((run / "config.json").read_text())
+        cfg = json.loads((run / "config.json").read_text())
+        if "loss_push" in steps[0] and cfg["method"]["method"] == "ciard":   # MTARD logs it, unused
             lam = cfg["method"]["push_weight"]
             terms = [lam * r["push_scale"] * r["loss_push"] / max(r["loss_adv"] + r["loss_nat"], 1e-12) for r in steps]
             ratio = statistics.mean(terms)
