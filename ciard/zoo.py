@@ -111,12 +111,15 @@ def format_markdown(entries: list[dict[str, Any]]) -> str:
     keys = [("clean", "clean"), ("fgsm", "FGSM"), ("pgd_sat", "PGD-SAT"), ("pgd_trades", "PGD-TRADES"),
             ("cw", "CW-inf"), ("autoattack", "AA"), ("bb_pgd_trades", "BB PGD-TR"), ("bb_cw", "BB CW")]
     rows = ["| name | role | method | " + " | ".join(label for _, label in keys) +
-            " | (clean + AA) / 2 | train time |", "|---" * (len(keys) + 5) + "|"]
+            " | (clean + AA) / 2, same images | train time |", "|---" * (len(keys) + 5) + "|"]
     for e in entries:
         ev = e.get("evaluation", {})
         acc = ev.get("accuracy", {})
         cells = [f"{100 * acc[k]:.2f}" if k in acc else "–" for k, _ in keys]
-        mean = f"{50 * (acc['clean'] + acc['autoattack']):.2f}" if "autoattack" in acc and "clean" in acc else "–"
+        # the mean uses the clean accuracy measured on AutoAttack's own images
+        aa_report = next((x for x in ev.get("extra", []) if "autoattack" in x.get("accuracy", {})), None)
+        aa_clean = (aa_report or {}).get("accuracy", {}).get("clean", acc.get("clean"))
+        mean = f"{50 * (aa_clean + acc['autoattack']):.2f}" if "autoattack" in acc and aa_clean is not None else "–"
         secs = e.get("train_seconds")
         took = f"{secs / 60:.0f} min" if secs else "–"
         rows.append(f"| {e['name']} | {e['role'].replace('_', ' ')} | {e.get('method')} | " + " | ".join(cells) +
