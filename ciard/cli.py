@@ -303,6 +303,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_report(path: str) -> dict[str, Any]:
+    """An `eval --json` report, or one clear line saying why it cannot be used."""
+    try:
+        report = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"evaluation report not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConfigError(f"{path} is not the JSON of `python -m ciard eval --json`") from None
+    if not isinstance(report, dict) or not {"accuracy", "results", "n"} <= set(report):
+        raise ConfigError(f"{path} is not the JSON of `python -m ciard eval --json`")
+    return report
+
+
 def cmd_zoo(args: argparse.Namespace) -> int:
     from .zoo import add_entry, evaluation_from_report, format_markdown, format_zoo, merge_evaluation, read_manifest
     if args.action == "merge-eval":
@@ -310,7 +323,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         if missing:
             raise ConfigError(f"zoo merge-eval needs --{missing[0].replace('_', '-')}")
         try:
-            entry = merge_evaluation(args.name, json.loads(Path(args.eval_json).read_text()), args.eval_command)
+            entry = merge_evaluation(args.name, _read_report(args.eval_json), args.eval_command)
         except KeyError as exc:
             raise ConfigError(exc.args[0]) from None
         print(json.dumps(entry["evaluation"]["accuracy"]))
@@ -319,7 +332,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         missing = [f for f in ("name", "checkpoint", "role", "train_command") if not getattr(args, f)]
         if missing:
             raise ConfigError(f"zoo add needs --{missing[0].replace('_', '-')}")
-        evaluation = evaluation_from_report(json.loads(Path(args.eval_json).read_text())) if args.eval_json else None
+        evaluation = evaluation_from_report(_read_report(args.eval_json)) if args.eval_json else None
         entry = add_entry(name=args.name, source=str(_resolve_checkpoint(args.checkpoint)), role=args.role,
                           dataset=args.dataset, command=args.train_command,
                           train_seconds=args.train_seconds, default=args.default,

@@ -83,3 +83,8 @@ def test_zoo_add_then_merge_eval_keeps_each_report_with_its_n(tmp_path, monkeypa
     assert table[2].startswith("| m | student |") and "| 60.00 |" in table[2] and "| 27.00 |" in table[2]
     assert "| 44.00 |" in table[2]   # (clean + AA) / 2 on AA's own images = (61 + 27) / 2
     assert main(["zoo", "merge-eval", "--name", "nope", "--eval-json", str(aa), "--eval-command", "x"]) != 0
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    assert main(["zoo", "merge-eval", "--name", "m", "--eval-json", str(empty), "--eval-command", "x"]) == 2
+    assert main(["zoo", "merge-eval", "--name", "m", "--eval-json", str(tmp_path / "gone.json"),
+                 "--eval-command", "x"]) == 2
