@@ -160,9 +160,6 @@ class Trainer:
                                           val_fraction=cfg.data.val_fraction,
                                           train_subset=cfg.data.train_subset, seed=r.seed,
                                           download=cfg.data.download)
-        if cfg.optim.batch_size % ddp.world:
-            raise ValueError(f"batch_size {cfg.optim.batch_size} is not divisible by the "
-                             f"{ddp.world} processes (it is the global batch)")
         batches = BatchIterator(data.train, cfg.optim.batch_size, shuffle=True,
                                 augment=cfg.data.augment, drop_last=True, seed=r.seed, device=device,
                                 rank=ddp.rank, world=ddp.world)
