@@ -397,3 +397,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # a second Ctrl-C: the trainer has marked its run "stopped"
+        print("interrupted", file=sys.stderr)
+        return 130

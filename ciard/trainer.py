@@ -136,15 +136,28 @@ class Trainer:
 
     # ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainResult:
-        try:
-            return self._fit(resume)
-        except Exception as exc:   # the run says why it ended (e.g. a data-parallel peer died)
-            self.run.set_status(state="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time())
-            if self._trackers is not None:
-                self._trackers.close("failed")
-            raise
+        # The signal handlers stay installed until the run's status is written: under torchrun
+        # a dead peer makes this rank's collective fail *and* the agent send SIGTERM a moment
+        # later; with default handlers back that SIGTERM would kill the process mid-way and
+        # leave the run "running" for ever.
+        stop = _StopFlag()
+        with stop:
+            try:
+                return self._fit(resume, stop)
+            except KeyboardInterrupt:   # a second stop signal: "now", before the next checkpoint
+                self._ended("stopped", "interrupted by a second stop signal; resume continues "
+                                       "from the last checkpoint")
+                raise
+            except Exception as exc:   # the run says why it ended (e.g. a data-parallel peer died)
+                self._ended("failed", f"{type(exc).__name__}: {exc}")
+                raise
 
-    def _fit(self, resume: bool) -> TrainResult:
+    def _ended(self, state: str, error: str) -> None:
+        self.run.set_status(state=state, error=error, finished=time.time())
+        if self._trackers is not None:
+            self._trackers.close(state)
+
+    def _fit(self, resume: bool, stop: "_StopFlag") -> TrainResult:
         cfg, run = self.cfg, self.run
         r = cfg.run
         if r.threads:
@@ -272,74 +285,72 @@ class Trainer:
 
         cached_teacher_eval: dict[str, dict[str, float]] = {}
         progress_bar = _progress(total_steps, step, r.progress)
-        stop = _StopFlag()
         status = "finished"
         t_start, seen = time.perf_counter(), 0
-        with stop:
-            while epoch < cfg.optim.epochs:
-                for x, y in batches.epoch_batches(epoch, batch0, generator=aug_gen):
-                    # one step: lr from the schedule, the method's loss, SGD, its post-step work
-                    progress = step / total_steps
-                    lr = student_lr(cfg.optim.lr, progress, cfg.optim.lr_schedule)
-                    if cfg.attack.eps_warmup > 0:
-                        method.set_attack_scale(min(1.0, progress / cfg.attack.eps_warmup))
-                    out, extra = train_step(method, optim, x, y, progress, lr, r.channels_last)
-                    step += 1
-                    batch0 += 1
-                    seen += len(y)
+        while epoch < cfg.optim.epochs:
+            for x, y in batches.epoch_batches(epoch, batch0, generator=aug_gen):
+                # one step: lr from the schedule, the method's loss, SGD, its post-step work
+                progress = step / total_steps
+                lr = student_lr(cfg.optim.lr, progress, cfg.optim.lr_schedule)
+                if cfg.attack.eps_warmup > 0:
+                    method.set_attack_scale(min(1.0, progress / cfg.attack.eps_warmup))
+                out, extra = train_step(method, optim, x, y, progress, lr, r.channels_last)
+                step += 1
+                batch0 += 1
+                seen += len(y)
 
-                    # metrics stay on the device until a flush: one host sync per log_every steps
-                    metrics = {**out.metrics, **extra, "loss": out.loss.detach(), "lr": lr}
-                    if cfg.attack.eps_warmup > 0:
-                        metrics["train_eps"] = method.attack.eps
-                    if out.logits is not None:
-                        metrics["train_acc"] = (out.logits.detach().argmax(1) == y).float().mean()
-                    pending.append((step, epoch + batch0 / steps_per_epoch, time.time(), metrics))
-                    if step % log_every == 0 or batch0 == steps_per_epoch:
-                        flush()
+                # metrics stay on the device until a flush: one host sync per log_every steps
+                metrics = {**out.metrics, **extra, "loss": out.loss.detach(), "lr": lr}
+                if cfg.attack.eps_warmup > 0:
+                    metrics["train_eps"] = method.attack.eps
+                if out.logits is not None:
+                    metrics["train_acc"] = (out.logits.detach().argmax(1) == y).float().mean()
+                pending.append((step, epoch + batch0 / steps_per_epoch, time.time(), metrics))
+                if step % log_every == 0 or batch0 == steps_per_epoch:
+                    flush()
 
-                    if ddp.any(stop.raised or (ddp.is_main and run.stop_requested()), device):
-                        flush()
-                        save_last(epoch, batch0)
-                        status = "stopped"
-                        break
-                    if r.checkpoint_every and step % r.checkpoint_every == 0:
-                        flush()
-                        save_last(epoch, batch0)
-                        run.set_status(step=step, epoch=epoch)
-                if status == "stopped":
+                if ddp.any(stop.raised or (ddp.is_main and run.stop_requested()), device):
+                    flush()
+                    save_last(epoch, batch0)
+                    status = "stopped"
                     break
+                if r.checkpoint_every and step % r.checkpoint_every == 0:
+                    flush()
+                    save_last(epoch, batch0)
+                    run.set_status(step=step, epoch=epoch)
+            if status == "stopped":
+                break
 
-                # -- end of epoch: validation check, best student, checkpoint ------------------
-                # (rank 0 alone; the others wait at their next collective)
-                score = float("-inf")
-                if ddp.enabled:   # the ranks must hold the same student, teacher and scalars
-                    state = method.state_dict()
-                    scalars = [v for v in state.values() if torch.is_tensor(v) and v.dim() == 0]
-                    divergence = ddp.divergence([student, *teachers.values()], scalars, device)
-                    if divergence > 1e-3:
-                        log.warning("ranks disagree after epoch %d (largest state difference %.3g)",
-                                    epoch + 1, divergence)
-                if ddp.is_main:
-                    record = self._epoch_eval(student, teachers, method, eval_x, eval_y, cached_teacher_eval)
-                    # mean of validation clean and PGD accuracy (clean alone when PGD is off)
-                    pgd = record["student_pgd"]
-                    score = record["student_clean"] if pgd != pgd else (record["student_clean"] + pgd) / 2
-                    record.update(kind="epoch", epoch=epoch + 1, step=step, score=score, time=time.time())
-                    if ddp.enabled:
-                        record.update(processes=ddp.world, rank_divergence=divergence)
-                    emit(record)
-                    log.info("epoch %d/%d: student clean %.1f%% PGD %.1f%% (validation, %d images)",
-                             epoch + 1, cfg.optim.epochs, 100 * record["student_clean"],
-                             100 * record["student_pgd"], len(eval_y))
-                if ddp.is_main and (score > best_score or not len(data.val)):
-                    best_score = score
-                    best = {"epoch": epoch + 1, "score": score, **{k: v for k, v in record.items()
-                                                                     if k.startswith("student_")}}
-                    checkpoints.save_model(student, run.best, metrics=best, config=cfg.to_dict())
-                epoch, batch0 = epoch + 1, 0
-                save_last(epoch, 0)
-                run.set_status(step=step, epoch=epoch)
+            # -- end of epoch: validation check, best student, checkpoint ------------------
+            # (rank 0 alone; the others wait at their next collective)
+            score = float("-inf")
+            if ddp.enabled:   # the ranks must hold the same student, teacher and scalars
+                state = method.state_dict()
+                scalars = [v for v in state.values() if torch.is_tensor(v) and v.dim() == 0]
+                divergence = ddp.divergence([student, *teachers.values()], scalars, device)
+                if divergence > 1e-3:
+                    log.warning("ranks disagree after epoch %d (largest state difference %.3g)",
+                                epoch + 1, divergence)
+            if ddp.is_main:
+                record = self._epoch_eval(student, teachers, method, eval_x, eval_y, cached_teacher_eval)
+                # mean of validation clean and PGD accuracy (clean alone when PGD is off)
+                pgd = record["student_pgd"]
+                score = record["student_clean"] if pgd != pgd else (record["student_clean"] + pgd) / 2
+                record.update(kind="epoch", epoch=epoch + 1, step=step, score=score, time=time.time())
+                if ddp.enabled:
+                    record.update(processes=ddp.world, rank_divergence=divergence)
+                emit(record)
+                log.info("epoch %d/%d: student clean %.1f%% PGD %.1f%% (validation, %d images)",
+                         epoch + 1, cfg.optim.epochs, 100 * record["student_clean"],
+                         100 * record["student_pgd"], len(eval_y))
+            if ddp.is_main and (score > best_score or not len(data.val)):
+                best_score = score
+                best = {"epoch": epoch + 1, "score": score, **{k: v for k, v in record.items()
+                                                                 if k.startswith("student_")}}
+                checkpoints.save_model(student, run.best, metrics=best, config=cfg.to_dict())
+            epoch, batch0 = epoch + 1, 0
+            save_last(epoch, 0)
+            run.set_status(step=step, epoch=epoch)
         progress_bar(None, None)
 
         final: dict[str, Any] = {}

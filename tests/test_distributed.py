@@ -115,7 +115,7 @@ def test_a_killed_rank_fails_the_job_instead_of_hanging(tmp_path):
     assert proc.returncode != 0
     assert took < 60, f"the job took {took:.0f} s to fail"
     status = json.loads((tmp_path / "killed" / "status.json").read_text())
-    assert status["state"] == "failed" and status["error"], status
+    assert status["state"] == "failed" and status["error"], (status, err[-3000:])
     assert "SIGKILL" in err or "Signal 9" in err
 
 
