@@ -81,3 +81,17 @@ def streamlit_server(runs: Path, log_path: Path) -> Iterator[tuple[str, subproce
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@contextlib.contextmanager
+def browser_page(timeout_ms: float) -> Iterator[tuple[object, object]]:
+    """Headless Chromium with one 1500x1100 page (default timeout ``timeout_ms``); closed on exit."""
+    from playwright import sync_api
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.set_default_timeout(timeout_ms)
+            yield browser, page
+        finally:
+            browser.close()

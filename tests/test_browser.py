@@ -18,13 +18,13 @@ import time
 
 import pytest
 
-from browser_support import CHROME_ARGS, CHROMIUM, SHOTS, require_browser, streamlit_server
+from browser_support import SHOTS, browser_page, require_browser, streamlit_server
 from browser_support import wait as _wait
 
 #: CIARD_BROWSER_DEMO=1: keep the demo preset's ResNet-20 student, batch and data (only the
 #: teachers are given), to measure the latencies on the real demo workload; slower
 FULL_DEMO = os.environ.get("CIARD_BROWSER_DEMO") == "1"
-sync_api = require_browser()
+require_browser()
 
 #: total points of every trace of every plotly chart on the page (plotly keeps each trace's
 #: length in _fullData; its data may hold base64-packed arrays without a length)
@@ -96,97 +96,91 @@ def test_train_watch_stop_and_compare_in_a_browser(server, teachers):
     url, runs = server
     SHOTS.mkdir(parents=True, exist_ok=True)
     latency: dict[str, float] = {}
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.set_default_timeout(30_000)
+    with browser_page(30_000) as (browser, page):
 
-            # Home
-            page.goto(url + "/")
-            page.get_by_role("heading", name="CIARD Studio").wait_for()
-            page.wait_for_timeout(500)
-            _shot(page, "1-home.png")
+        # Home
+        page.goto(url + "/")
+        page.get_by_role("heading", name="CIARD Studio").wait_for()
+        page.wait_for_timeout(500)
+        _shot(page, "1-home.png")
 
-            # Train: the demo preset with a small student and explicit teachers
-            page.goto(url + "/train")
-            page.locator(".st-key-tf_method [role=combobox]").wait_for()
-            _wait(lambda: page.locator(".st-key-tf_eps input").input_value() == "8/255", 20,
-                  "the demo preset's eps in the form")
-            _fill(page, "tf_clean_teacher", teachers[0])
-            _fill(page, "tf_robust_teacher", teachers[1])
-            if not FULL_DEMO:
-                _select(page, "tf_student", "smallcnn")
-                _fill(page, "tf_epochs", 20)
-                _fill(page, "tf_batch_size", 64)
-                _fill(page, "tf_train_subset", 512)
-                _fill(page, "tf_eval_size", 64)
-                _fill(page, "tf_test_size", 0)
-            _fill(page, "tf_name", "browser")
-            _shot(page, "2-train-form.png")
+        # Train: the demo preset with a small student and explicit teachers
+        page.goto(url + "/train")
+        page.locator(".st-key-tf_method [role=combobox]").wait_for()
+        _wait(lambda: page.locator(".st-key-tf_eps input").input_value() == "8/255", 20,
+              "the demo preset's eps in the form")
+        _fill(page, "tf_clean_teacher", teachers[0])
+        _fill(page, "tf_robust_teacher", teachers[1])
+        if not FULL_DEMO:
+            _select(page, "tf_student", "smallcnn")
+            _fill(page, "tf_epochs", 20)
+            _fill(page, "tf_batch_size", 64)
+            _fill(page, "tf_train_subset", 512)
+            _fill(page, "tf_eval_size", 64)
+            _fill(page, "tf_test_size", 0)
+        _fill(page, "tf_name", "browser")
+        _shot(page, "2-train-form.png")
 
-            t0 = time.time()
-            _button(page, "train_start", "Start training").click()
-            first = _wait(lambda: page.evaluate(POINTS_JS), 120, "the first chart points")
-            latency["start_to_first_points_s"] = round(time.time() - t0, 2)
-            # of which the trainer process: from its launch to its first step record
-            launched = json.loads((runs / "browser" / "process.json").read_text())["launched"]
-            first_step = json.loads((runs / "browser" / "metrics.jsonl").read_text().splitlines()[0])
-            latency["launch_to_first_step_record_s"] = round(first_step["time"] - launched, 2)
-            assert (runs / "browser" / "config.json").is_file()
-            cfg = json.loads((runs / "browser" / "config.json").read_text())
-            assert cfg["method"]["method"] == "ciard" and cfg["model"]["clean_teacher"] == teachers[0]
-            assert cfg["model"]["student"] == ("resnet20" if FULL_DEMO else "smallcnn")
-            if not FULL_DEMO:
-                assert cfg["data"]["train_subset"] == 512 and cfg["optim"]["batch_size"] == 64
+        t0 = time.time()
+        _button(page, "train_start", "Start training").click()
+        first = _wait(lambda: page.evaluate(POINTS_JS), 120, "the first chart points")
+        latency["start_to_first_points_s"] = round(time.time() - t0, 2)
+        # of which the trainer process: from its launch to its first step record
+        launched = json.loads((runs / "browser" / "process.json").read_text())["launched"]
+        first_step = json.loads((runs / "browser" / "metrics.jsonl").read_text().splitlines()[0])
+        latency["launch_to_first_step_record_s"] = round(first_step["time"] - launched, 2)
+        assert (runs / "browser" / "config.json").is_file()
+        cfg = json.loads((runs / "browser" / "config.json").read_text())
+        assert cfg["method"]["method"] == "ciard" and cfg["model"]["clean_teacher"] == teachers[0]
+        assert cfg["model"]["student"] == ("resnet20" if FULL_DEMO else "smallcnn")
+        if not FULL_DEMO:
+            assert cfg["data"]["train_subset"] == 512 and cfg["optim"]["batch_size"] == 64
 
-            # the charts gain points while the run goes on (the fragment polls every ~1.5 s)
-            _wait(lambda: page.evaluate(POINTS_JS) > first + 4, 60, "more chart points")
-            _shot(page, "3-train-live.png")
+        # the charts gain points while the run goes on (the fragment polls every ~1.5 s)
+        _wait(lambda: page.evaluate(POINTS_JS) > first + 4, 60, "more chart points")
+        _shot(page, "3-train-live.png")
 
-            # a widget answers while training runs: switch the x axis, time until the charts redraw
-            # (a widget inside the live fragment, three times; then a sidebar widget: a full rerun)
-            assert page.evaluate(LOSS_X_JS) == "step"
-            times = []
-            for axis in ("epoch", "step", "epoch"):
-                t1 = time.time()
-                page.locator(".st-key-live_x").get_by_text(axis, exact=True).click()
-                _wait(lambda: page.evaluate(LOSS_X_JS) == axis, 10, f"the charts to switch to {axis}", poll=0.02)
-                times.append(round(time.time() - t1, 3))
-            latency["chart_option_response_s"] = times
+        # a widget answers while training runs: switch the x axis, time until the charts redraw
+        # (a widget inside the live fragment, three times; then a sidebar widget: a full rerun)
+        assert page.evaluate(LOSS_X_JS) == "step"
+        times = []
+        for axis in ("epoch", "step", "epoch"):
             t1 = time.time()
-            _select(page, "sb_device", "cpu")
-            page.get_by_text("Device: cpu (sidebar)").wait_for(timeout=10_000)
-            latency["sidebar_widget_response_s"] = round(time.time() - t1, 3)
+            page.locator(".st-key-live_x").get_by_text(axis, exact=True).click()
+            _wait(lambda: page.evaluate(LOSS_X_JS) == axis, 10, f"the charts to switch to {axis}", poll=0.02)
+            times.append(round(time.time() - t1, 3))
+        latency["chart_option_response_s"] = times
+        t1 = time.time()
+        _select(page, "sb_device", "cpu")
+        page.get_by_text("Device: cpu (sidebar)").wait_for(timeout=10_000)
+        latency["sidebar_widget_response_s"] = round(time.time() - t1, 3)
 
-            # a refresh and a second tab mid-run: the same run, still live, its points rebuilt
-            # from the run store (the trainer never notices)
-            before = page.evaluate(POINTS_JS)
-            page.reload()
-            _wait(lambda: page.evaluate(POINTS_JS) >= before, 60, "the charts after a refresh")
-            other = browser.new_page(viewport={"width": 1200, "height": 900})
-            other.goto(url + "/train")
-            _wait(lambda: other.evaluate(POINTS_JS) > 0, 60, "the live run in a second tab")
-            assert other.locator("[data-testid=stMetricValue]", has_text="running").count() == 1
-            other.close()
+        # a refresh and a second tab mid-run: the same run, still live, its points rebuilt
+        # from the run store (the trainer never notices)
+        before = page.evaluate(POINTS_JS)
+        page.reload()
+        _wait(lambda: page.evaluate(POINTS_JS) >= before, 60, "the charts after a refresh")
+        other = browser.new_page(viewport={"width": 1200, "height": 900})
+        other.goto(url + "/train")
+        _wait(lambda: other.evaluate(POINTS_JS) > 0, 60, "the live run in a second tab")
+        assert other.locator("[data-testid=stMetricValue]", has_text="running").count() == 1
+        other.close()
 
-            # Stop: the trainer finishes its step, writes a checkpoint, says "stopped"
-            _button(page, "train_stop_btn", "Stop").click()
-            page.locator("[data-testid=stMetricValue]", has_text="stopped").wait_for(timeout=60_000)
-            assert (runs / "browser" / "last.pt").is_file()
-            _button(page, "train_resume_btn", "Resume").wait_for()
-            _shot(page, "4-train-stopped.png")
+        # Stop: the trainer finishes its step, writes a checkpoint, says "stopped"
+        _button(page, "train_stop_btn", "Stop").click()
+        page.locator("[data-testid=stMetricValue]", has_text="stopped").wait_for(timeout=60_000)
+        assert (runs / "browser" / "last.pt").is_file()
+        _button(page, "train_resume_btn", "Resume").wait_for()
+        _shot(page, "4-train-stopped.png")
 
-            # Runs: the run is in the table
-            page.goto(url + "/runs")
-            table = page.locator("[data-testid=stDataFrame]").first
-            table.wait_for()
-            _wait(lambda: table.get_by_text("browser", exact=True).count() > 0, 20, "the run in the table")
-            assert table.get_by_text("stopped", exact=True).count() > 0
-            page.wait_for_timeout(800)
-            _shot(page, "5-runs.png")
-        finally:
-            browser.close()
+        # Runs: the run is in the table
+        page.goto(url + "/runs")
+        table = page.locator("[data-testid=stDataFrame]").first
+        table.wait_for()
+        _wait(lambda: table.get_by_text("browser", exact=True).count() > 0, 20, "the run in the table")
+        assert table.get_by_text("stopped", exact=True).count() > 0
+        page.wait_for_timeout(800)
+        _shot(page, "5-runs.png")
     latency["workload"] = "demo preset (resnet20)" if FULL_DEMO else "demo preset, smallcnn, 512 images, batch 64"
     (SHOTS / "latency.json").write_text(json.dumps(latency, indent=1))
     print("latencies:", latency)

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import CHROME_ARGS, CHROMIUM, ROOT, SHOTS, require_browser, streamlit_server
+from browser_support import ROOT, SHOTS, browser_page, require_browser, streamlit_server
 from browser_support import wait as _wait_slow
 from store_support import write_finished_run
 
-sync_api = require_browser()
+require_browser()
 
 
 def _wait(cond, timeout: float, what: str, poll: float = 0.05):
@@ -153,132 +153,126 @@ def test_probing_pages_in_a_browser(server):
     url, pid = server
     SHOTS.mkdir(parents=True, exist_ok=True)
     lat: dict[str, object] = {}
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.set_default_timeout(60_000)
+    with browser_page(60_000) as (browser, page):
 
-            # -- Clean vs adversarial: the default view (PGD-10, eps 8) with three models' bars
-            page.goto(url + "/adversarial")
-            page.get_by_role("heading", name="Clean vs adversarial").wait_for()
-            _wait(lambda: page.evaluate(PLOTS_JS) >= 3, 120, "the three models' top-5 charts")
-            _idle(page, 120)
-            for role in ("clean teacher", "robust teacher", "student"):
-                assert page.locator(".js-plotly-plot", has_text=role).count() >= 1, role
-            assert "perturbation, amplified" in page.inner_text("body")
-            assert "eps=8" in page.url and "attack=pgd" in page.url   # the view lives in the URL
-            _shot(page, "p2-adversarial.png")
+        # -- Clean vs adversarial: the default view (PGD-10, eps 8) with three models' bars
+        page.goto(url + "/adversarial")
+        page.get_by_role("heading", name="Clean vs adversarial").wait_for()
+        _wait(lambda: page.evaluate(PLOTS_JS) >= 3, 120, "the three models' top-5 charts")
+        _idle(page, 120)
+        for role in ("clean teacher", "robust teacher", "student"):
+            assert page.locator(".js-plotly-plot", has_text=role).count() >= 1, role
+        assert "perturbation, amplified" in page.inner_text("body")
+        assert "eps=8" in page.url and "attack=pgd" in page.url   # the view lives in the URL
+        _shot(page, "p2-adversarial.png")
 
-            # run an attack: eps 8 -> 9 with the keyboard on the slider, time until the new
-            # adversarial image and the three models' predictions are shown
-            times, computed = [], []
-            for eps in (9, 10, 11):
-                slider = page.locator(".st-key-adv_eps input").first   # react-aria's range input
-                slider.focus()
-                t0 = time.time()
-                page.keyboard.press("ArrowRight")
-                # the caption under the three models' bars is the last element the run writes
-                done = f"PGD at eps {eps}/255 and the predictions computed in"
-                _wait(lambda: _caption_with(page, done), 30, f"the eps-{eps} predictions")
-                times.append(round(time.time() - t0, 3))
-                computed.append(float(re.search(r"computed in ([\d.]+) s", _caption_with(page, done)).group(1)))
-                _idle(page, 30)
-            assert page.evaluate(PLOTS_JS) >= 3
-            for role in ("clean teacher", "robust teacher", "student"):
-                assert page.locator(".js-plotly-plot", has_text=role).count() >= 1, role
-            assert "eps=11" in page.url
-            lat["attack_pgd10_action_to_predictions_s"] = times
-            lat["attack_pgd10_server_compute_s"] = computed
-            _shot(page, "p2-adversarial-attacked.png")
-
-            # -- Saliency and push loss: the grid, then Integrated Gradients
+        # run an attack: eps 8 -> 9 with the keyboard on the slider, time until the new
+        # adversarial image and the three models' predictions are shown
+        times, computed = [], []
+        for eps in (9, 10, 11):
+            slider = page.locator(".st-key-adv_eps input").first   # react-aria's range input
+            slider.focus()
             t0 = time.time()
-            page.goto(url + "/explain")
-            page.get_by_role("heading", name="Saliency and the push loss").wait_for()
-            _wait(lambda: page.locator(".st-key-chart_xp_grid .js-plotly-plot").count(), 120, "the saliency grid")
-            page.locator(".js-plotly-plot", has_text="Distance from the fooled clean teacher").wait_for(timeout=180_000)
-            _idle(page, 180)
-            lat["explain_page_first_render_s"] = round(time.time() - t0, 2)
-            # the push-loss view compares the CIARD student with its --push-weight 0 twin by default
-            box = page.locator(".st-key-xp_student_b")
-            shown = box.inner_text() + " ".join(i.input_value() for i in box.locator("input").all())
-            assert "push 0)" in shown, shown
-            before = _caption_with(page, "cached on repeat")
-            page.locator(".st-key-xp_method [role=combobox]").first.click()
+            page.keyboard.press("ArrowRight")
+            # the caption under the three models' bars is the last element the run writes
+            done = f"PGD at eps {eps}/255 and the predictions computed in"
+            _wait(lambda: _caption_with(page, done), 30, f"the eps-{eps} predictions")
+            times.append(round(time.time() - t0, 3))
+            computed.append(float(re.search(r"computed in ([\d.]+) s", _caption_with(page, done)).group(1)))
+            _idle(page, 30)
+        assert page.evaluate(PLOTS_JS) >= 3
+        for role in ("clean teacher", "robust teacher", "student"):
+            assert page.locator(".js-plotly-plot", has_text=role).count() >= 1, role
+        assert "eps=11" in page.url
+        lat["attack_pgd10_action_to_predictions_s"] = times
+        lat["attack_pgd10_server_compute_s"] = computed
+        _shot(page, "p2-adversarial-attacked.png")
+
+        # -- Saliency and push loss: the grid, then Integrated Gradients
+        t0 = time.time()
+        page.goto(url + "/explain")
+        page.get_by_role("heading", name="Saliency and the push loss").wait_for()
+        _wait(lambda: page.locator(".st-key-chart_xp_grid .js-plotly-plot").count(), 120, "the saliency grid")
+        page.locator(".js-plotly-plot", has_text="Distance from the fooled clean teacher").wait_for(timeout=180_000)
+        _idle(page, 180)
+        lat["explain_page_first_render_s"] = round(time.time() - t0, 2)
+        # the push-loss view compares the CIARD student with its --push-weight 0 twin by default
+        box = page.locator(".st-key-xp_student_b")
+        shown = box.inner_text() + " ".join(i.input_value() for i in box.locator("input").all())
+        assert "push 0)" in shown, shown
+        before = _caption_with(page, "cached on repeat")
+        page.locator(".st-key-xp_method [role=combobox]").first.click()
+        t0 = time.time()
+        page.get_by_role("option", name="Integrated Gradients", exact=True).first.click()
+        _wait(lambda: _caption_with(page, "cached on repeat") not in ("", before), 60, "the IG grid")
+        _idle(page, 60)
+        lat["saliency_grid_integrated_gradients_s"] = round(time.time() - t0, 2)
+        cap = _caption_with(page, "cached on repeat")
+        m = re.search(r"\(([\d.]+) s; cached", cap)
+        lat["saliency_grid_ig_server_compute_s"] = float(m.group(1)) if m else None
+        grid = page.locator(".st-key-chart_xp_grid .js-plotly-plot")
+        assert grid.count() >= 1
+        # one shared colour scale: every map of the grid (clean teacher, robust teacher, student and
+        # the student trained without push, each clean and adversarial) on one coloraxis
+        axes = page.evaluate("() => { const g = document.querySelector('.st-key-chart_xp_grid .js-plotly-plot');"
+                             " return (g._fullData || []).map(t => t.type + ':' + t.coloraxis); }")
+        assert len(axes) == 8 and set(axes) == {"heatmap:coloraxis"}, axes
+        # ... whose zero is black in the browser (Streamlit swaps colours #000001..#000010)
+        assert page.evaluate("() => document.querySelector('.st-key-chart_xp_grid .js-plotly-plot')"
+                             "._fullLayout.coloraxis.colorscale[0][1]") == "#000000"
+        _shot(page, "p2-explain-ig.png")
+
+        # -- Your own image: a real photograph, then a corrupt file
+        page.goto(url + "/upload")
+        page.get_by_role("heading", name="Your own image").wait_for()
+        page.set_input_files("input[type=file]", files=[{"name": "photo.png", "mimeType": "image/png",
+                                                         "buffer": _photo_png()}])
+        page.get_by_text("as the model sees it (32 x 32)").wait_for(timeout=60_000)
+        _wait(lambda: page.evaluate(PLOTS_JS) >= 3, 60, "the upload's prediction charts")
+        _idle(page)
+        body = page.inner_text("body")
+        assert ("holds:" in body) or ("flips:" in body)
+        _shot(page, "p2-upload-photo.png")
+        page.set_input_files("input[type=file]", files=[{"name": "corrupt.png", "mimeType": "image/png",
+                                                         "buffer": os.urandom(4096)}])
+        alert = page.locator("[data-testid=stAlert]", has_text="corrupt.png")
+        alert.wait_for(timeout=30_000)
+        _idle(page)
+        assert "Try another file" in alert.inner_text()
+        assert page.get_by_text("as the model sees it (32 x 32)").count() == 0
+        assert page.locator("[data-testid=stException]").count() == 0
+        _shot(page, "p2-upload-corrupt.png")
+
+        # -- Method page
+        page.goto(url + "/method")
+        page.get_by_role("heading", name="The method, explained").wait_for()
+        _idle(page)
+        assert "push loss" in page.inner_text("body")
+        page.locator("[data-testid=stGraphVizChart] svg").first.wait_for()   # the method diagram
+        _shot(page, "p2-method.png")
+        # a live demonstration: a preset transfer attack on the Clean-vs-adversarial page
+        page.get_by_role("button", name="FGSM transferred from the clean teacher").click()
+        page.get_by_role("heading", name="Clean vs adversarial").wait_for()
+        _wait(lambda: _caption_with(page, "adversarial: FGSM, eps 8/255, crafted on the clean teacher"), 60,
+              "the preset FGSM view")
+        _idle(page)
+        assert "attack=fgsm" in page.url and "source=clean_teacher" in page.url
+
+        # -- page switches through the sidebar navigation (all caches warm by now)
+        switches = {}
+        for title, heading in (("Clean vs adversarial", "Clean vs adversarial"),
+                               ("Saliency and push loss", "Saliency and the push loss"),
+                               ("Your own image", "Your own image"),
+                               ("Method explained", "The method, explained"),
+                               ("Home", "CIARD Studio")):
+            link = page.locator("[data-testid=stSidebarNav] a", has_text=title).first
             t0 = time.time()
-            page.get_by_role("option", name="Integrated Gradients", exact=True).first.click()
-            _wait(lambda: _caption_with(page, "cached on repeat") not in ("", before), 60, "the IG grid")
-            _idle(page, 60)
-            lat["saliency_grid_integrated_gradients_s"] = round(time.time() - t0, 2)
-            cap = _caption_with(page, "cached on repeat")
-            m = re.search(r"\(([\d.]+) s; cached", cap)
-            lat["saliency_grid_ig_server_compute_s"] = float(m.group(1)) if m else None
-            grid = page.locator(".st-key-chart_xp_grid .js-plotly-plot")
-            assert grid.count() >= 1
-            # one shared colour scale: every map of the grid (clean teacher, robust teacher, student and
-            # the student trained without push, each clean and adversarial) on one coloraxis
-            axes = page.evaluate("() => { const g = document.querySelector('.st-key-chart_xp_grid .js-plotly-plot');"
-                                 " return (g._fullData || []).map(t => t.type + ':' + t.coloraxis); }")
-            assert len(axes) == 8 and set(axes) == {"heatmap:coloraxis"}, axes
-            # ... whose zero is black in the browser (Streamlit swaps colours #000001..#000010)
-            assert page.evaluate("() => document.querySelector('.st-key-chart_xp_grid .js-plotly-plot')"
-                                 "._fullLayout.coloraxis.colorscale[0][1]") == "#000000"
-            _shot(page, "p2-explain-ig.png")
-
-            # -- Your own image: a real photograph, then a corrupt file
-            page.goto(url + "/upload")
-            page.get_by_role("heading", name="Your own image").wait_for()
-            page.set_input_files("input[type=file]", files=[{"name": "photo.png", "mimeType": "image/png",
-                                                             "buffer": _photo_png()}])
-            page.get_by_text("as the model sees it (32 x 32)").wait_for(timeout=60_000)
-            _wait(lambda: page.evaluate(PLOTS_JS) >= 3, 60, "the upload's prediction charts")
+            link.click()
+            page.get_by_role("heading", name=heading).first.wait_for()
             _idle(page)
-            body = page.inner_text("body")
-            assert ("holds:" in body) or ("flips:" in body)
-            _shot(page, "p2-upload-photo.png")
-            page.set_input_files("input[type=file]", files=[{"name": "corrupt.png", "mimeType": "image/png",
-                                                             "buffer": os.urandom(4096)}])
-            alert = page.locator("[data-testid=stAlert]", has_text="corrupt.png")
-            alert.wait_for(timeout=30_000)
-            _idle(page)
-            assert "Try another file" in alert.inner_text()
-            assert page.get_by_text("as the model sees it (32 x 32)").count() == 0
-            assert page.locator("[data-testid=stException]").count() == 0
-            _shot(page, "p2-upload-corrupt.png")
-
-            # -- Method page
-            page.goto(url + "/method")
-            page.get_by_role("heading", name="The method, explained").wait_for()
-            _idle(page)
-            assert "push loss" in page.inner_text("body")
-            page.locator("[data-testid=stGraphVizChart] svg").first.wait_for()   # the method diagram
-            _shot(page, "p2-method.png")
-            # a live demonstration: a preset transfer attack on the Clean-vs-adversarial page
-            page.get_by_role("button", name="FGSM transferred from the clean teacher").click()
-            page.get_by_role("heading", name="Clean vs adversarial").wait_for()
-            _wait(lambda: _caption_with(page, "adversarial: FGSM, eps 8/255, crafted on the clean teacher"), 60,
-                  "the preset FGSM view")
-            _idle(page)
-            assert "attack=fgsm" in page.url and "source=clean_teacher" in page.url
-
-            # -- page switches through the sidebar navigation (all caches warm by now)
-            switches = {}
-            for title, heading in (("Clean vs adversarial", "Clean vs adversarial"),
-                                   ("Saliency and push loss", "Saliency and the push loss"),
-                                   ("Your own image", "Your own image"),
-                                   ("Method explained", "The method, explained"),
-                                   ("Home", "CIARD Studio")):
-                link = page.locator("[data-testid=stSidebarNav] a", has_text=title).first
-                t0 = time.time()
-                link.click()
-                page.get_by_role("heading", name=heading).first.wait_for()
-                _idle(page)
-                switches[title] = round(time.time() - t0, 2)
-            lat["page_switch_s"] = switches
-            assert page.locator("[data-testid=stException]").count() == 0
-        finally:
-            browser.close()
+            switches[title] = round(time.time() - t0, 2)
+        lat["page_switch_s"] = switches
+        assert page.locator("[data-testid=stException]").count() == 0
     lat["server_rss_mb_after_all_pages"] = round(_tree_rss_kb(pid) / 1024, 1)
     lat["raw_pgd10_plus_predictions_s"] = _raw_attack_seconds()
     lat["workload"] = ("shipped ResNet-20 teachers (zoo defaults); student " + (f"zoo:{ZOO_STUDENT}" if ZOO_STUDENT else
