@@ -33,6 +33,24 @@ def test_entry_loads_matches_its_hash_and_runs(entry):
     assert acc.get("pgd_sat", 0) <= acc.get("fgsm", 1) <= acc["clean"]
 
 
+CIFAR10 = [e for e in ENTRIES if e["dataset"] == "cifar10"]
+
+
+@pytest.mark.parametrize("entry", CIFAR10, ids=[e["name"] for e in CIFAR10])
+def test_cifar10_entries_carry_a_consistent_autoattack_report(entry):
+    """AutoAttack on >= 1,000 test images, and the gradient-masking orderings on those images."""
+    ev = entry["evaluation"]
+    assert ev["n"] >= 10000, "clean/FGSM/PGD/CW on the full test set"
+    aa = [x for x in ev.get("extra", []) if "autoattack" in x["accuracy"]]
+    assert aa, "no AutoAttack report"
+    rep = aa[-1]
+    acc = rep["accuracy"]
+    assert rep["n"] >= 1000 and rep["command"] and not rep["warnings"]
+    white = min(acc["pgd_sat"], acc["pgd_trades"], acc["cw"])
+    assert acc["autoattack"] <= white <= acc["clean"]      # AA <= PGD <= clean
+    assert acc["bb_pgd_trades"] >= acc["pgd_trades"] and acc["bb_cw"] >= acc["cw"]   # black-box above white-box
+
+
 def test_auto_teachers_resolve_to_the_zoo_defaults():
     for role in ("clean_teacher", "robust_teacher"):
         path = checkpoints.zoo_default(role, "default")
