@@ -140,8 +140,7 @@ class Trainer:
         # a dead peer makes this rank's collective fail *and* the agent send SIGTERM a moment
         # later; with default handlers back that SIGTERM would kill the process mid-way and
         # leave the run "running" for ever.
-        stop = _StopFlag()
-        with stop:
+        with _StopFlag() as stop:
             try:
                 return self._fit(resume, stop)
             except KeyboardInterrupt:   # a second stop signal: "now", before the next checkpoint
