@@ -97,7 +97,6 @@ def test_train_watch_stop_and_compare_in_a_browser(server, teachers):
     SHOTS.mkdir(parents=True, exist_ok=True)
     latency: dict[str, float] = {}
     with browser_page(30_000) as (browser, page):
-
         # Home
         page.goto(url + "/")
         page.get_by_role("heading", name="CIARD Studio").wait_for()

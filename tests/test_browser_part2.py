@@ -153,8 +153,7 @@ def test_probing_pages_in_a_browser(server):
     url, pid = server
     SHOTS.mkdir(parents=True, exist_ok=True)
     lat: dict[str, object] = {}
-    with browser_page(60_000) as (browser, page):
-
+    with browser_page(60_000) as (_, page):
         # -- Clean vs adversarial: the default view (PGD-10, eps 8) with three models' bars
         page.goto(url + "/adversarial")
         page.get_by_role("heading", name="Clean vs adversarial").wait_for()
