@@ -52,7 +52,7 @@ def run_bench(*, method: str = "ciard", student: str = "resnet20", clean_teacher
                             pgd_steps=pgd_steps, pgd_step_size=2 / 255, itt_warmup=0.0,
                             precision=prec, device=str(dev), channels_last=channels_last,
                             fold_bn=fold_bn, clean_teacher=None, robust_teacher=None)
-    data = load_dataset("default", val_fraction=0.0, seed=seed)
+    data = load_dataset("default", seed=seed)
     sub = fixed_subset(data.train, batch_size, seed=seed)
     x, y = to_float(sub.x).to(dev), sub.y.to(dev)
     if len(y) < batch_size:  # the embedded set is small; repeat it for big GPU batches

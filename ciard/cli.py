@@ -259,7 +259,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = checkpoints.load_model(_resolve_checkpoint(args.checkpoint), device, role=args.role)
     source = checkpoints.load_model(_resolve_checkpoint(args.source), device) if args.source else None
-    data = load_dataset(args.dataset, args.data_path, val_fraction=0.0, seed=0)
+    data = load_dataset(args.dataset, args.data_path, seed=0)
     test = data.test if args.n in (0, None) or args.n >= len(data.test) else fixed_subset(data.test, args.n, seed=args.seed)
     x, y = to_float(test.x).to(device), test.y.to(device)
     torch.manual_seed(args.seed)

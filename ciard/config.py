@@ -41,14 +41,16 @@ TEACHERS_NEEDED = {
 }
 PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_MODES = ("auto", "on", "off")
-LR_SCHEDULES = ("ciard", "cosine", "constant")
+LR_SCHEDULES = ("ciard", "cosine", "constant", "triangle")
+#: settings older versions wrote and this one ignores (the validation split is now
+#: ``eval_size`` images, not a fraction of the training set)
+LEGACY_KEYS = ("val_fraction",)
 
 
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "default"
     data_path: str | None = None
-    val_fraction: float = 0.1
     train_subset: int | None = None
     download: bool = False
     augment: bool = True
@@ -97,6 +99,7 @@ class MethodConfig:
     ard_temp: float = 30.0
     ard_alpha: float = 1.0
     fgsm_alpha: float = 1.25          # FGSM-RS step, in units of eps
+    label_smoothing: float = 0.0      # natural training's CE target smoothing (the clean teacher)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class OptimConfig:
     batch_size: int = 128
     lr: float = 0.1
     momentum: float = 0.9
+    nesterov: bool = False
     weight_decay: float = 2e-4
     lr_schedule: str = "ciard"
 
@@ -118,7 +122,7 @@ class RunConfig:
     fold_bn: bool = True              # fold eval-mode BatchNorm into convs for attacks / frozen teachers
     compile: str = "auto"             # torch.compile the attack: on, off, auto (on for long runs)
     log_every: int = 0                # steps between metric writes (0: 1 on CPU, 20 on GPU)
-    eval_size: int = 500              # validation images evaluated after each epoch
+    eval_size: int = 500              # training images held out for validation, checked after each epoch
     eval_pgd_steps: int = 10
     eval_teachers: bool = True
     test_size: int = 1000             # test images for the final PGD-20 check (0: skip)
@@ -155,6 +159,8 @@ class Config:
                 flat.update(value)
             else:
                 flat[key] = value
+        for key in LEGACY_KEYS:
+            flat.pop(key, None)
         return (base or cls()).override(**flat)
 
     def override(self, **values: Any) -> "Config":
@@ -279,8 +285,6 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"dataset path not found: {d.data_path}")
     if d.dataset == "cifar10-archive" and not (d.data_path or os.environ.get("CIARD_CIFAR10_ARCHIVE")):
         raise ConfigError("dataset 'cifar10-archive' needs --data-path FILE or CIARD_CIFAR10_ARCHIVE")
-    if not 0.0 <= d.val_fraction < 1.0:
-        raise ConfigError(f"val_fraction = {d.val_fraction} must be in [0, 1)")
     if d.train_subset is not None and d.train_subset <= 0:
         raise ConfigError(f"train_subset = {d.train_subset} must be positive")
 
@@ -309,6 +313,8 @@ def validate(cfg: Config) -> Config:
                  "weight_lr", "trades_beta", "ard_alpha"):
         if getattr(me, name) < 0:
             raise ConfigError(f"{name} = {getattr(me, name):g} must not be negative")
+    if not 0.0 <= me.label_smoothing < 1.0:
+        raise ConfigError(f"label_smoothing = {me.label_smoothing:g} must be in [0, 1)")
     for name in ("push_temp", "ard_temp", "fgsm_alpha"):
         if getattr(me, name) <= 0:
             raise ConfigError(f"{name} = {getattr(me, name):g} must be positive")

@@ -195,16 +195,19 @@ def _seeded(seed: int, *stream: int) -> torch.Generator:
     return torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
 
 
-def stratified_split(y: torch.Tensor, val_fraction: float, seed: int = 0,
+def stratified_split(y: torch.Tensor, val_size: int, seed: int = 0,
                      num_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split sample indices into (train, val), holding out ``round(val_fraction * n_c)``
-    images of every class c. Deterministic given ``seed``; both index tensors sorted."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    """Split sample indices into (train, val), holding out ``val_size`` images spread as
+    evenly over classes as the data allows (``balanced_indices``' rule, its own random
+    stream). Deterministic given ``seed``; both index tensors sorted."""
+    if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 0:
+        raise DataError(f"val_size must be a whole number >= 0, got {val_size!r}")
+    if val_size >= len(y) > 0:
+        raise DataError(f"val_size {val_size} leaves no training images (the split has {len(y)})")
     k = int(num_classes if num_classes is not None else (int(y.max()) + 1 if len(y) else 0))
-    rank = _within_class_rank(y, k, _seeded(seed, 1))
-    n_val = torch.floor(torch.bincount(y, minlength=k).double() * val_fraction + 0.5).long()
-    is_val = rank < n_val[y]
+    is_val = torch.zeros(len(y), dtype=torch.bool)
+    if val_size:
+        is_val[_balanced(y, val_size, k, _seeded(seed, 1))] = True
     return torch.nonzero(~is_val).flatten(), torch.nonzero(is_val).flatten()
 
 
@@ -218,7 +221,10 @@ def balanced_indices(y: torch.Tensor, n: int, seed: int = 0,
     k = int(num_classes if num_classes is not None else (int(y.max()) + 1 if len(y) else 0))
     if n >= len(y):
         return torch.arange(len(y))
-    gen = _seeded(seed, 2)
+    return _balanced(y, n, k, _seeded(seed, 2))
+
+
+def _balanced(y: torch.Tensor, n: int, k: int, gen: torch.Generator) -> torch.Tensor:
     rank = _within_class_rank(y, k, gen)
     class_order = torch.randperm(k, generator=gen)
     # Round-robin over classes: take every class's rank-0 sample, then rank-1, ...
@@ -616,13 +622,13 @@ def _require_path(path: str | os.PathLike[str] | None) -> Path:
     return p
 
 
-def load_dataset(source: str = "default", path: str | None = None, *, val_fraction: float = 0.1,
+def load_dataset(source: str = "default", path: str | None = None, *, val_size: int = 0,
                  train_subset: int | None = None, seed: int = 0, download: bool = False,
                  cache_dir: str | None = None) -> DatasetSplits:
     """Load a dataset as uint8 train / val / test splits.
 
-    ``val`` is a class-stratified ``val_fraction`` of the *training* data (never the
-    test set), chosen deterministically from ``seed``. ``train_subset`` then keeps a
+    ``val`` holds out ``val_size`` class-balanced images of the *training* data (never the
+    test set), chosen deterministically from ``seed``; the rest stays for training. ``train_subset`` then keeps a
     class-balanced subset of that many of the remaining training images.
 
     ``path`` is the archive file (``cifar10-archive``; default env ``CIARD_CIFAR10_ARCHIVE``),
@@ -632,8 +638,6 @@ def load_dataset(source: str = "default", path: str | None = None, *, val_fracti
     """
     if source not in SOURCES:
         raise DataError(f"unknown dataset source {source!r}; valid sources: {', '.join(SOURCES)}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
     cache = Path(cache_dir).expanduser() if cache_dir else _default_cache_dir()
     t0 = time.perf_counter()
 
@@ -671,7 +675,7 @@ def load_dataset(source: str = "default", path: str | None = None, *, val_fracti
 
     full_train = _to_image_data(*splits["train"], classes)  # type: ignore[arg-type]
     test = _to_image_data(*splits["test"], classes)  # type: ignore[arg-type]
-    train_idx, val_idx = stratified_split(full_train.y, val_fraction, seed, len(classes))
+    train_idx, val_idx = stratified_split(full_train.y, val_size, seed, len(classes))
     if train_subset is not None:
         if train_subset <= 0:
             raise DataError(f"train_subset must be positive, got {train_subset}")

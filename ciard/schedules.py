@@ -15,7 +15,14 @@ def cosine_exp(u: float) -> float:
 
 
 def student_lr(base_lr: float, progress: float, kind: str = "ciard") -> float:
-    """CIARD: constant for the first half, then cosine_exp over the second half."""
+    """CIARD: constant for the first half, then cosine_exp over the second half.
+
+    ``triangle``: linear warm-up from 0.2 lr to lr over the first quarter, then linear decay
+    to 0 (the short-run shape of airbench, used for the clean teacher).
+    """
+    if kind == "triangle":
+        p = min(max(progress, 0.0), 1.0)
+        return base_lr * (0.2 + 0.8 * p / 0.25 if p < 0.25 else (1.0 - p) / 0.75)
     if kind == "constant":
         return base_lr
     if kind == "cosine":

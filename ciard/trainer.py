@@ -169,7 +169,7 @@ class Trainer:
 
         # -- data ---------------------------------------------------------------------
         data = self._data or load_dataset(cfg.data.dataset, cfg.data.data_path,
-                                          val_fraction=cfg.data.val_fraction,
+                                          val_size=r.eval_size,
                                           train_subset=cfg.data.train_subset, seed=r.seed,
                                           download=cfg.data.download)
         batches = BatchIterator(data.train, cfg.optim.batch_size, shuffle=True,
@@ -181,7 +181,7 @@ class Trainer:
         aug_gen = torch.Generator(device=device).manual_seed(r.seed + 1 + _RANK_SEED * ddp.rank)
         eval_split = data.val if len(data.val) else data.test
         if not len(data.val):
-            log.warning("no validation split (val_fraction=0): epoch checks use the test set, "
+            log.warning("no validation split (eval_size=0): epoch checks use the test set, "
                         "and the last epoch's student is kept")
         ev = fixed_subset(eval_split, min(r.eval_size, len(eval_split)), seed=r.seed)
         eval_x, eval_y = to_float(ev.x).to(device), ev.y.to(device)
@@ -200,6 +200,7 @@ class Trainer:
         compile_attack = attacks and use_compile(r.compile, total_steps * cfg.attack.pgd_steps)
         method = build_method(cfg, student, teachers, autocast, compile_attack=compile_attack)
         optim = torch.optim.SGD(student.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                                nesterov=cfg.optim.nesterov and cfg.optim.momentum > 0,
                                 weight_decay=cfg.optim.weight_decay)
         for model in [student, *teachers.values()]:
             ddp.broadcast_module(model)

@@ -15,7 +15,7 @@ import torch
 def default_data():
     """The embedded default dataset (5,000 train + 1,000 test CIFAR-10 images)."""
     from ciard.data import load_dataset
-    return load_dataset("default", val_fraction=0.1, seed=0)
+    return load_dataset("default", val_size=500, seed=0)
 
 
 @pytest.fixture(scope="session")

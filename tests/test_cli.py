@@ -65,7 +65,7 @@ def test_eval_bad_inputs(capsys, tmp_path, teacher_ckpts):
 def test_data_info(capsys):
     code, out, _ = _run(capsys, "data", "info", "--json")
     info = json.loads(out)
-    assert code == 0 and info["train"] == 4500 and info["val"] == 500 and info["test"] == 1000
+    assert code == 0 and info["train"] == 5000 and info["val"] == 0 and info["test"] == 1000
 
 
 def test_consistency_warnings_flag_masking_patterns():

@@ -37,12 +37,12 @@ FULL_ARCHIVE = Path(os.environ.get("CIARD_CIFAR10_ARCHIVE", "/work/shared/data/c
 
 @pytest.fixture(scope="module")
 def default() -> DatasetSplits:
-    return load_dataset("default", seed=0)
+    return load_dataset("default", val_size=500, seed=0)
 
 
 @pytest.fixture(scope="module")
 def default_full_train() -> DatasetSplits:
-    return load_dataset("default", val_fraction=0.0)
+    return load_dataset("default")
 
 
 def _rand_images(n: int, c: int = 3, h: int = 32, w: int = 32, seed: int = 0) -> torch.Tensor:
@@ -82,21 +82,21 @@ def test_default_split_sizes_and_balance(default: DatasetSplits) -> None:
 def test_val_is_held_out_from_train(default: DatasetSplits, default_full_train: DatasetSplits) -> None:
     full = default_full_train.train
     assert len(full) == 5000 and len(default_full_train.val) == 0
-    tr, va = stratified_split(full.y, 0.1, seed=0, num_classes=10)
+    tr, va = stratified_split(full.y, 500, seed=0, num_classes=10)
     assert len(set(tr.tolist()) & set(va.tolist())) == 0
     assert sorted(tr.tolist() + va.tolist()) == list(range(5000))
     # load_dataset uses exactly this split: val is a subset of training images, not test.
     assert torch.equal(default.val.x, full.x[va]) and torch.equal(default.train.x, full.x[tr])
     # Deterministic in the seed, different across seeds.
-    assert torch.equal(stratified_split(full.y, 0.1, seed=0)[1], va)
-    assert not torch.equal(stratified_split(full.y, 0.1, seed=1)[1], va)
+    assert torch.equal(stratified_split(full.y, 500, seed=0)[1], va)
+    assert not torch.equal(stratified_split(full.y, 500, seed=1)[1], va)
 
 
 def test_train_subset_and_fixed_subset_balanced(default: DatasetSplits) -> None:
-    sub = load_dataset("default", train_subset=1000, seed=3)
+    sub = load_dataset("default", train_subset=1000, val_size=500, seed=3)
     assert len(sub.train) == 1000 and sub.train.class_counts().tolist() == [100] * 10
     assert len(sub.val) == 500  # the val split does not depend on train_subset
-    again = load_dataset("default", train_subset=1000, seed=3)
+    again = load_dataset("default", train_subset=1000, val_size=500, seed=3)
     assert torch.equal(sub.train.x, again.train.x)
 
     fs = fixed_subset(default.test, 205, seed=1)
@@ -106,9 +106,20 @@ def test_train_subset_and_fixed_subset_balanced(default: DatasetSplits) -> None:
     assert fixed_subset(default.test, 10_000) is default.test
 
 
-def test_bad_val_fraction() -> None:
-    with pytest.raises(DataError, match="val_fraction"):
-        load_dataset("default", val_fraction=1.0)
+def test_bad_val_size() -> None:
+    with pytest.raises(DataError, match="val_size"):
+        load_dataset("default", val_size=5000)
+    with pytest.raises(DataError, match="val_size"):
+        load_dataset("default", val_size=-1)
+
+
+def test_val_split_holds_out_exactly_val_size_images() -> None:
+    ds = load_dataset("default", val_size=500, seed=3)
+    assert len(ds.val) == 500 and len(ds.train) == 4500
+    assert ds.val.class_counts().tolist() == [50] * 10
+    odd = load_dataset("default", val_size=205, seed=3)
+    counts = odd.val.class_counts().tolist()
+    assert sum(counts) == 205 and max(counts) - min(counts) <= 1 and len(odd.train) == 4795
 
 
 # ----------------------------------------------------------------------------------------
@@ -334,7 +345,7 @@ def _make_folder(root: Path, n_per_class: int = 4, size: int = 16, test_dir: str
 def test_folder_source(tmp_path: Path) -> None:
     written = _make_folder(tmp_path / "ds")
     (tmp_path / "ds" / "train" / "cat" / "notes.txt").write_text("not an image")
-    ds = load_dataset("folder", str(tmp_path / "ds"), val_fraction=0.25)
+    ds = load_dataset("folder", str(tmp_path / "ds"), val_size=3)
     assert ds.name == "ds" and ds.classes == ["bird", "cat", "dog"]
     assert ds.image_size == (16, 16)
     assert (len(ds.train), len(ds.val), len(ds.test)) == (9, 3, 6)
@@ -350,7 +361,7 @@ def test_folder_val_fallback_grayscale_and_resize(tmp_path: Path, caplog: pytest
     Image.fromarray(np.full((16, 16), 77, np.uint8), mode="L").save(root / "train" / "dog" / "gray.png")
     _write_png(root / "train" / "cat" / "big.png", np.zeros((20, 24, 3), np.uint8))
     with caplog.at_level(logging.WARNING, logger="ciard.data"):
-        ds = load_dataset("folder", str(root), val_fraction=0.0)
+        ds = load_dataset("folder", str(root))
     assert len(ds.train) == 14 and len(ds.test) == 6 and ds.image_size == (16, 16)
     assert "resizing" in caplog.text
     gray = ds.train.x[ds.train.y == 2][-1]  # "gray.png" sorts after "003.png" in dog
@@ -372,7 +383,7 @@ def test_folder_tiny_imagenet_layout(tmp_path: Path) -> None:
         lines.append(f"val_{i}.png\t{wnids[i % 2]}\t0\t0\t7\t7")
     (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
     _write_png(root / "test" / "images" / "test_0.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
-    ds = load_dataset("folder", str(root), val_fraction=0.0)
+    ds = load_dataset("folder", str(root))
     assert ds.classes == wnids
     assert len(ds.train) == 6 and len(ds.test) == 4  # unlabelled test/ skipped for val/
     assert ds.test.y.tolist() == [0, 1, 0, 1]
@@ -416,7 +427,7 @@ def test_archive_source_decodes_and_caches(tmp_path: Path, monkeypatch: pytest.M
     files = _default_jpegs()
     archive = _write_tar(tmp_path / "mini.tar.gz", files)
     cache = tmp_path / "cache"
-    ds = load_dataset("cifar10-archive", str(archive), val_fraction=0.0, cache_dir=str(cache))
+    ds = load_dataset("cifar10-archive", str(archive), cache_dir=str(cache))
     assert ds.classes == ["airplane", "cat", "truck"]
     assert (len(ds.train), len(ds.test)) == (9, 9) and ds.image_size == (32, 32)
     expected = np.array(Image.open(io.BytesIO(files["test/cat/" + sorted(
@@ -429,7 +440,7 @@ def test_archive_source_decodes_and_caches(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(D, "_decode_archive", no_decode)
     monkeypatch.setenv(D.ARCHIVE_ENV, str(archive))  # path from the environment this time
-    again = load_dataset("cifar10-archive", val_fraction=0.0, cache_dir=str(cache))
+    again = load_dataset("cifar10-archive", cache_dir=str(cache))
     assert torch.equal(again.train.x, ds.train.x) and torch.equal(again.test.y, ds.test.y)
     assert again.classes == ds.classes
 
@@ -440,7 +451,7 @@ def test_archive_zip_without_prefix(tmp_path: Path) -> None:
         for name, payload in _default_jpegs(2).items():
             zf.writestr(name, payload)
         zf.writestr("__MACOSX/train/cat/._0000.jpg", b"junk")
-    ds = load_dataset("cifar10-archive", str(archive), val_fraction=0.0, cache_dir=str(tmp_path / "c"))
+    ds = load_dataset("cifar10-archive", str(archive), cache_dir=str(tmp_path / "c"))
     assert (len(ds.train), len(ds.test), ds.num_classes) == (6, 6, 3)
 
 
@@ -464,7 +475,7 @@ def test_archive_corrupt(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not FULL_ARCHIVE.is_file(), reason=f"full CIFAR-10 archive not at {FULL_ARCHIVE}")
 def test_full_cifar10_archive(tmp_path: Path) -> None:
-    ds = load_dataset("cifar10-archive", str(FULL_ARCHIVE), val_fraction=0.0, cache_dir=str(tmp_path))
+    ds = load_dataset("cifar10-archive", str(FULL_ARCHIVE), cache_dir=str(tmp_path))
     assert (len(ds.train), len(ds.test), ds.num_classes) == (50000, 10000, 10)
     assert ds.train.class_counts().tolist() == [5000] * 10
     assert ds.test.class_counts().tolist() == [1000] * 10

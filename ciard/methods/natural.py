@@ -1,4 +1,4 @@
-"""Natural (standard) training: CE on clean inputs. Trains the clean teacher."""
+"""Natural (standard) training: CE on clean inputs, optionally label-smoothed. Trains the clean teacher."""
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -12,5 +12,5 @@ class Natural(Method):
     def compute(self, x, y, progress):
         with self.autocast():
             logits = self.student(x)
-        loss = F.cross_entropy(logits.float(), y)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.method.label_smoothing)
         return StepOutput(loss, {"loss_ce": loss.detach()}, logits)

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 from torch import nn
 
+from .airbench import AirbenchNet
 from .common import CIFAR10_MEAN, CIFAR10_STD, Classifier
 from .mobilenetv2 import MobileNetV2
 from .resnet18 import ResNet18
@@ -33,6 +34,7 @@ MODEL_NAMES: list[str] = [
     "mobilenetv2",
     "mobilenetv2_x0.5",
     "smallcnn",
+    "airbench94",
 ]
 
 _CIFAR_RESNET_DEPTHS = (20, 32, 56)
@@ -42,6 +44,8 @@ _WRN_RE = re.compile(rf"(?:wrn|wide{_SEP}resnet){_SEP}(\d+)[-_x ](\d+)")
 # The width suffix needs a separator or an "x" so "mobilenetv22" is not read as width 2.
 _MOBILENET_RE = re.compile(rf"mobilenet{_SEP}v2(?:(?:[-_ ]x?|x)(\d+(?:\.\d*)?|\.\d+))?")
 _SMALLCNN_RE = re.compile(rf"small{_SEP}cnn")
+#: airbench-style nets by their conv-group widths; airbench94 is 64/256/256
+_AIRBENCH_WIDTHS = {"airbench94": (64, 256, 256), "airbench-half": (32, 128, 128)}
 
 BackboneFactory = Callable[[], nn.Module]
 
@@ -105,6 +109,10 @@ def resolve_model_name(
 
     if _SMALLCNN_RE.fullmatch(key):
         return "smallcnn", SmallCNN
+
+    if key in _AIRBENCH_WIDTHS:
+        widths = _AIRBENCH_WIDTHS[key]
+        return key, lambda: AirbenchNet(widths)
 
     raise _unknown(name)
 
