@@ -35,7 +35,9 @@ def hardware() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     from .bench import _device_name
-    return f"CPU: {_device_name(torch.device('cpu'))}, {platform.machine()}"
+    from .runtime import cpu_has_fast_bf16
+    kind = "AVX-512 BF16/AMX" if cpu_has_fast_bf16() else "fp32 only (no AVX-512 BF16)"
+    return f"CPU: {_device_name(torch.device('cpu'))}, {platform.machine()}, {kind}"
 
 
 def add_entry(*, name: str, source: str, role: str, dataset: str, command: str,
