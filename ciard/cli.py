@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--notes", default="")
     z.add_argument("--json", action="store_true")
     z.add_argument("--markdown", action="store_true", help="list: the results table in Markdown")
+    z.add_argument("--compare-to", metavar="NAME",
+                   help="list --markdown: also each entry minus NAME on the same images, with paired 95 %% CIs")
     z.add_argument("--dataset-filter", help="list: only entries trained on this dataset")
 
     sw = sub.add_parser("sweep", help="hyperparameter sweep with Optuna; each trial is a run in the run store",
@@ -267,7 +269,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        seed=args.seed, aa_steps=args.aa_steps, square_queries=args.square_queries)
     warnings = consistency_warnings(results)
     out = {"checkpoint": args.checkpoint, "role": args.role, "arch": model.arch, "dataset": args.dataset,
-           "n": len(y), "eps": eps, "source": args.source, "precision": "fp32",
+           "n": len(y), "seed": args.seed, "eps": eps, "source": args.source, "precision": "fp32",
            "accuracy": {k: v["accuracy"] for k, v in results.items()}, "results": results,
            "warnings": warnings}
     if args.json:
@@ -344,6 +346,12 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         entries = [e for e in entries if e.get("dataset") == args.dataset_filter]
     if args.markdown:
         print(format_markdown(entries))
+        if args.compare_to:
+            from .zoo import format_paired_markdown
+            try:
+                print("\n" + format_paired_markdown(entries, args.compare_to))
+            except KeyError as exc:
+                raise ConfigError(exc.args[0]) from None
         return 0
     print(json.dumps(entries) if args.json else (format_zoo(entries) if entries else "the zoo is empty"))
     return 0

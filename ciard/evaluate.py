@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from .attacks import APGD, FGSM, PGD, Attack, AutoAttack, CWInf, Square
 from .fold import fold
+from .stats import encode_mask
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
              *, eps: float = 8 / 255, source: nn.Module | None = None, batch_size: int = 256,
              seed: int = 0, aa_steps: int = 100, square_queries: int = 5000, fold_bn: bool = True,
              progress: Callable[[str, int, int], None] | None = None) -> dict[str, dict]:
-    """Run the named protocol attacks; return {key: {accuracy, correct, n, attack, seconds}}.
+    """Run the named protocol attacks; return {key: {accuracy, correct, n, attack, seconds, mask}}.
+
+    ``mask`` is the per-image robust-correct vector in ``stats.encode_mask`` form.
 
     ``x`` is a float batch in [0, 1] (on the model's device), ``y`` its labels.
     """
@@ -116,20 +119,23 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
             raise ValueError(f"attack '{key}' needs a source model (--source CHECKPOINT)")
         attack = entry.make(eps, seed)
         t0 = time.perf_counter()
-        hits = 0
+        masks = []
         # random starts reproducible per attack, without disturbing the caller's RNG stream
         devices = [x.device.index or 0] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             for i in range(0, len(x), batch_size):
                 xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-                hits += int(robust_correct(model, xb, yb, attack, source if entry.transfer else None).sum())
+                masks.append(robust_correct(model, xb, yb, attack, source if entry.transfer else None).cpu())
                 if progress:
                     progress(key, min(i + batch_size, len(x)), len(x))
         seconds = time.perf_counter() - t0
+        mask = torch.cat(masks) if masks else torch.zeros(0, dtype=torch.bool)
+        hits = int(mask.sum())
+        # the per-image mask makes paired comparisons between models on the same images possible
         results[key] = {"label": entry.label, "accuracy": hits / max(len(x), 1), "correct": hits,
                         "n": len(x), "attack": entry.description if attack is None else f"{entry.description}; {attack!r}",
-                        "eps": eps, "seconds": round(seconds, 2)}
+                        "eps": eps, "seconds": round(seconds, 2), "mask": encode_mask(mask.numpy())}
         log.info("%-14s %.2f%% (%d/%d, %.1fs)", entry.label, 100 * hits / max(len(x), 1), hits, len(x), seconds)
     return results
 

@@ -65,9 +65,11 @@ def add_entry(*, name: str, source: str, role: str, dataset: str, command: str,
 
 def evaluation_from_report(report: dict[str, Any]) -> dict[str, Any]:
     """The manifest's form of one ``python -m ciard eval --json`` report."""
-    keep = ("accuracy", "n", "eps", "dataset", "precision", "source", "warnings")
-    return {k: report[k] for k in keep if k in report} | {
+    keep = ("accuracy", "n", "seed", "eps", "dataset", "precision", "source", "warnings")
+    out = {k: report[k] for k in keep if k in report} | {
         "attacks": {k: v["attack"] for k, v in report["results"].items()}}
+    masks = {k: v["mask"] for k, v in report["results"].items() if "mask" in v}
+    return out | ({"masks": masks} if masks else {})
 
 
 def merge_evaluation(name: str, report: dict[str, Any], command: str) -> dict[str, Any]:
@@ -134,3 +136,59 @@ def _n_column(ev: dict[str, Any]) -> str:
     n = ev.get("n", "-")
     other = {k: v for k, v in ev.get("n_by_attack", {}).items() if v != n and k in ("autoattack",)}
     return f"{n}" + "".join(f" ({k}: {v})" for k, v in other.items())
+
+
+def attack_mask(entry: dict[str, Any], key: str) -> tuple[Any, int, int] | None:
+    """(per-image mask, n, seed) of one attack from the entry's reports (the full-test one
+    first, then the extra ones), or None where no report kept its mask."""
+    from .stats import decode_mask
+    ev = entry.get("evaluation", {})
+    for report in [ev, *ev.get("extra", [])]:
+        text = report.get("masks", {}).get(key)
+        if text is not None:
+            return decode_mask(text, report["n"]), report["n"], report.get("seed", 0)
+    return None
+
+
+#: the comparisons the README makes: (attack key, label); AutoAttack runs on 1,000 images
+PAIRED_KEYS = (("clean", "clean"), ("pgd_sat", "PGD-SAT"), ("autoattack", "AutoAttack"))
+
+
+def paired_comparisons(entries: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
+    """Each entry against ``baseline`` on the same images: {name, key: PairedDifference}.
+
+    A comparison is made only where both reports hold per-image masks for the same number of
+    images drawn with the same seed (the same class-balanced test images)."""
+    from .stats import paired_difference
+    base = next((e for e in entries if e["name"] == baseline), None)
+    if base is None:
+        raise KeyError(f"no zoo entry named '{baseline}'")
+    rows = []
+    for e in entries:
+        if e["name"] == baseline:
+            continue
+        row: dict[str, Any] = {"name": e["name"]}
+        for key, _ in PAIRED_KEYS:
+            mine, theirs = attack_mask(e, key), attack_mask(base, key)
+            if mine and theirs and mine[1:] == theirs[1:]:
+                row[key] = paired_difference(mine[0], theirs[0])
+        rows.append(row)
+    return rows
+
+
+def format_paired_markdown(entries: list[dict[str, Any]], baseline: str) -> str:
+    """Markdown: each entry minus the baseline, points with a paired 95 % CI, and a verdict."""
+    rows = ["| model | " + " | ".join(f"{label}: difference vs {baseline} (95 % CI)" for _, label in PAIRED_KEYS)
+            + " | n |", "|---" * (len(PAIRED_KEYS) + 2) + "|"]
+    for row in paired_comparisons(entries, baseline):
+        cells, ns = [], []
+        for key, _ in PAIRED_KEYS:
+            d = row.get(key)
+            if d is None:
+                cells.append("–")
+                continue
+            mark = "" if d.significant else " (n.s.)"
+            cells.append(f"{100 * d.diff:+.2f} ({100 * d.low:+.2f} to {100 * d.high:+.2f}){mark}")
+            ns.append(str(d.n))
+        rows.append(f"| {row['name']} | " + " | ".join(cells) + f" | {' / '.join(dict.fromkeys(ns)) or '–'} |")
+    return "\n".join(rows)

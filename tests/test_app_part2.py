@@ -90,6 +90,12 @@ def test_explain_page(with_students):
     assert at.selectbox(key="xp_student_b").value.endswith("push 0)")   # the no-push twin
     # the attribution grid has a row for the student trained without push, beside the others
     assert any("student without push" in m.value for m in at.markdown)
+    # the push view compares the two students on the same images, with its interval and verdict
+    paired = [m.value for m in at.markdown if "Paired comparison on the same images" in m.value]
+    assert len(paired) == 1 and "95 % CI" in paired[0]
+    said = paired[0] + _texts(at.caption)
+    assert ("not measurable at this budget" in said) == ("not significant" in said)
+    assert "follows the fooled clean teacher" in " ".join(str(m.label) for m in at.metric)
     at.selectbox(key="xp_method").set_value("gradcam").run()
     assert not at.exception and not at.error
 

@@ -9,6 +9,7 @@ import torch
 
 from .. import explain
 from ..data import ImageData, fixed_subset
+from ..stats import accuracy_interval, paired_difference
 from . import probe
 from .probe_charts import attribution_grid, kl_histogram, pca_figure
 
@@ -104,7 +105,8 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
     c1, c2, c3 = st.columns([3, 3, 2])
     la = c1.selectbox("Student A (e.g. CIARD)", labels, key="xp_student_a")
     lb = c2.selectbox("Student B (e.g. --push-weight 0)", labels, key="xp_student_b")
-    n = c3.select_slider("Test images", [64, 128, 256], key="xp_pca_n")
+    n = c3.select_slider("Test images", [64, 128, 256, 512, 1000], key="xp_pca_n",
+                         help="more images narrow the confidence intervals (and take longer to attack)")
     if len(labels) == 1:
         st.caption("Only one student is available: train one with `--push-weight 0` to compare.")
     chosen = {la: cands[la]} if la == lb else {la: cands[la], lb: cands[lb]}
@@ -112,7 +114,7 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
     x, y = probe.as_float(sub.x), sub.y.numpy()
     kt = _key(refs["clean_teacher"])
     cols = st.columns(len(chosen))
-    kls = {}
+    kls, follows = {}, {}
     for col, (label, spec) in zip(cols, chosen.items()):
         ref = probe.model_ref("student", spec, dataset, label=label)
         m, ref = probe.get_model(ref)
@@ -136,14 +138,35 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
             agree = (s_adv.argmax(1) == t_adv.argmax(1)) & fooled
             kl = explain.kl_per_sample(torch.from_numpy(t_adv[fooled]), torch.from_numpy(s_adv[fooled])).numpy()
             kls[label] = kl
-            st.metric("follows the fooled clean teacher", f"{100 * agree.sum() / max(fooled.sum(), 1):.0f}%",
-                      help="of the adversarial examples the clean teacher gets wrong, the share on which this "
-                           "student predicts the same wrong class")
+            follows[label] = agree
+            k, m = int(agree.sum()), int(fooled.sum())
+            low, high = accuracy_interval(k, len(y))
+            st.metric("follows the fooled clean teacher", f"{100 * k / len(y):.1f}% of images",
+                      help="images on which the clean teacher is fooled by this student's adversarial example "
+                           "and the student predicts the same wrong class, as a share of all images shown "
+                           "(95 % Wilson interval below)")
+            st.caption(f"{k} of {len(y)} images (95 % CI {100 * low:.1f}–{100 * high:.1f} %); "
+                       f"{k} of the {m} where the clean teacher is fooled.")
             st.caption(f"Circles: clean images, crosses: PGD-10 (8/255) examples crafted on this student, outlined "
                        f"where the clean teacher is fooled ({int(fooled.sum())} of {len(y)}). PCA of this student's "
                        f"penultimate features; hover for the predictions.")
+    if len(follows) == 2:
+        (na, fa_), (nb, fb_) = follows.items()
+        d = paired_difference(fa_, fb_)
+        st.markdown("**Paired comparison on the same images** (exact McNemar interval): "
+                    + d.verdict("A", "B").replace(": ", " — ", 1))
+        if d.significant:
+            lower = "A" if d.diff < 0 else "B"
+            st.caption(f"Student {lower} follows the fooled clean teacher on fewer images, as the push loss "
+                       f"intends for the student trained with it. Images where only A follows: {d.only_a}; "
+                       f"only B: {d.only_b}.")
+        else:
+            st.caption(f"The difference is not significant at this number of images (only A follows on "
+                       f"{d.only_a}, only B on {d.only_b}): these images do not show that either student "
+                       f"follows the fooled clean teacher less. More test images narrow the interval.")
     if kls:
         st.plotly_chart(kl_histogram(kls, "Distance from the fooled clean teacher"), key="chart_xp_kl")
         st.caption("On the adversarial examples the clean teacher gets wrong: KL between its prediction and each "
-                   "student's. The push loss maximises this divergence, so a CIARD student's histogram should sit "
-                   "further right than that of a student trained with --push-weight 0.")
+                   "student's. The push loss is built to raise this divergence for the student trained with it; "
+                   "the histograms show whether it did for these two students, the paired comparison above "
+                   "whether the difference is larger than chance.")
