@@ -6,6 +6,9 @@
 #
 # Steps, in dependency order (every student needs both teachers in the zoo):
 #   clean robust                     the two teachers (airbench94: see ciard/models/airbench.py)
+#   lr                               the student lr rule: pilots of CIARD, RSLAD and ARD at each
+#                                    candidate lr on a shortened budget, scored on the validation
+#                                    split only; tools/choose_lr.py writes checkpoints/zoo-lr-rule.json
 #   ciard nopush noitt mtard rslad ard pgdat
 #                                    students: ResNet-20, identical data (the train split less the
 #                                    1,000 held-out validation images), budget, lr rule and selection
@@ -32,7 +35,12 @@ TEACHERS="--clean-teacher zoo:$CLEAN --robust-teacher zoo:$ROBUST"
 # the students' shared budget (see README, "Model zoo"): one lr for every distillation method
 STUDENT="--student resnet20 --epochs 6 --batch-size 128 --pgd-steps 5 --pgd-step-size 2/255 \
 --lr-schedule cosine --weight-decay 2e-4 --itt-lr 1e-3 --eval-size 1000 --eval-pgd-steps 10 $TEACHERS"
-STUDENT_LR=${STUDENT_LR:-0.5}
+LR_RULE=checkpoints/zoo-lr-rule.json
+LR_CANDIDATES="0.1 0.2 0.5 1.0"
+student_lr() {   # the lr chosen by the pilots (one for every distillation method)
+    [[ -f $LR_RULE ]] || { echo "no $LR_RULE: run the 'lr' step first" >&2; exit 1; }
+    $PY -c "import json; print(json.load(open('$LR_RULE'))['chosen_lr'])"
+}
 NOTE_DATA="Trained on the CIFAR-10 JPEG archive's train split less 1,000 class-balanced images held \
 out for validation/selection (quality 75), evaluated on its 10,000 test images: figures are not \
 directly comparable with PNG CIFAR-10."
@@ -78,6 +86,21 @@ train() {
     echo "== $name: trained in ${secs}s, registered as cifar10-$name"
 }
 
+# pilot METHOD LR: the shortened budget (10,000 training images, 2 epochs), validation only; resumable
+pilot() {
+    local name=lr-$1-$2 state; state=$(state_of "lr-$1-$2")
+    [[ $state == finished ]] && { echo "== $name: done already"; return; }
+    echo "== $name ($state)"
+    local t0=$SECONDS
+    if [[ $state == none ]]; then
+        nice -n 5 $PY -m ciard train $DATA --method "$1" --lr "$2" $STUDENT --epochs 2 --train-subset 10000 \
+            --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name "$name"
+    else
+        nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress
+    fi
+    echo $((SECONDS - t0)) >> "$RUNS/$name/train-seconds"
+}
+
 # aa NAME SOURCE: AutoAttack, the white-box PGD/CW attacks and their transfer twins (crafted on SOURCE) on 1,000 test images
 aa() {
     local name=$1 source=$2
@@ -91,7 +114,7 @@ aa() {
     git commit -qm "Zoo: AutoAttack and transfer attacks for cifar10-$name" -- checkpoints/manifest.json || true
 }
 
-CHAIN="clean robust ciard nopush noitt mtard rslad ard pgdat aa-robust-airbench94 aa-clean-airbench94 \
+CHAIN="clean robust lr ciard nopush noitt mtard rslad ard pgdat aa-robust-airbench94 aa-clean-airbench94 \
 aa-ciard-resnet20 aa-nopush-resnet20 aa-noitt-resnet20 aa-mtard-resnet20 aa-rslad-resnet20 aa-ard-resnet20 aa-pgdat-resnet20"
 
 steps=("$@")
@@ -104,12 +127,15 @@ for step in "${steps[@]}"; do
         robust) train robust-airbench94 robust_teacher "Robust teacher: airbench94-style net, FGSM with random start (fast AT, step 1.25 eps), 15 epochs, batch 256, triangle lr (peak 0.2); best epoch by validation (clean + PGD-10) / 2, which also guards against catastrophic overfitting." \
                     --method fgsm_at --student airbench94 --epochs 15 --batch-size 256 --lr 0.2 --lr-schedule triangle \
                     --nesterov --weight-decay 5e-4 --eval-size 1000 --eval-pgd-steps 10 ;;
-        ciard)  train ciard-resnet20 student "CIARD (push loss and ITT on)." --method ciard --lr "$STUDENT_LR" $STUDENT ;;
-        nopush) train nopush-resnet20 student "CIARD without the push loss (lambda 0)." --method ciard --push-weight 0 --lr "$STUDENT_LR" $STUDENT ;;
-        noitt)  train noitt-resnet20 student "CIARD without ITT (robust teacher frozen)." --method ciard --no-itt --lr "$STUDENT_LR" $STUDENT ;;
-        mtard)  train mtard-resnet20 student "B-MTARD: two teachers, adaptive weights and temperatures, no push, no ITT." --method mtard --lr "$STUDENT_LR" $STUDENT ;;
-        rslad)  train rslad-resnet20 student "RSLAD: robust teacher's soft labels." --method rslad --lr "$STUDENT_LR" $STUDENT ;;
-        ard)    train ard-resnet20 student "ARD: KD from the robust teacher (T 30)." --method ard --lr "$STUDENT_LR" $STUDENT ;;
+        lr)     for lr in $LR_CANDIDATES; do for m in ciard rslad ard; do pilot $m "$lr"; done; done
+                $PY tools/choose_lr.py $RUNS
+                git add $LR_RULE && git commit -qm "Zoo: the student lr rule, chosen on the validation split" -- $LR_RULE || true ;;
+        ciard)  train ciard-resnet20 student "CIARD (push loss and ITT on)." --method ciard --lr "$(student_lr)" $STUDENT ;;
+        nopush) train nopush-resnet20 student "CIARD without the push loss (lambda 0)." --method ciard --push-weight 0 --lr "$(student_lr)" $STUDENT ;;
+        noitt)  train noitt-resnet20 student "CIARD without ITT (robust teacher frozen)." --method ciard --no-itt --lr "$(student_lr)" $STUDENT ;;
+        mtard)  train mtard-resnet20 student "B-MTARD: two teachers, adaptive weights and temperatures, no push, no ITT." --method mtard --lr "$(student_lr)" $STUDENT ;;
+        rslad)  train rslad-resnet20 student "RSLAD: robust teacher's soft labels." --method rslad --lr "$(student_lr)" $STUDENT ;;
+        ard)    train ard-resnet20 student "ARD: KD from the robust teacher (T 30)." --method ard --lr "$(student_lr)" $STUDENT ;;
         pgdat)  train pgdat-resnet20 student "PGD-AT (Madry), no teacher: same data, epochs and attack; its standard lr 0.1." --method pgd_at --lr 0.1 $STUDENT ;;
         aa-robust-airbench94) aa robust-airbench94 $CLEAN ;;   # its own transfer would be white-box
         aa-*)   aa "${step#aa-}" $ROBUST ;;
