@@ -62,6 +62,9 @@ class ModelConfig:
     #: checkpoint path, ``zoo:NAME`` or ``auto`` (the shipped teacher, else a quick one trained now)
     clean_teacher: str | None = "auto"
     robust_teacher: str | None = "auto"
+    #: start the student from this checkpoint's weights (path, run directory or ``zoo:NAME``) instead
+    #: of a random initialisation; same architecture and classes required
+    student_init: str | None = None
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,9 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"method '{me.method}' needs --{flag.replace('_', '-')} (a checkpoint, zoo:NAME or auto)")
         if spec and role in needed and not _teacher_spec_ok(spec):
             raise ConfigError(f"{flag}: checkpoint not found: {spec}")
+
+    if m.student_init and (m.student_init == "auto" or not _teacher_spec_ok(m.student_init)):
+        raise ConfigError(f"student_init: checkpoint not found: {m.student_init} (a checkpoint, run directory or zoo:NAME)")
 
     if not 0.0 < a.eps <= 1.0:
         raise ConfigError(f"eps = {a.eps:g} must be in (0, 1] (images are in [0, 1]; 8/255 is usual)")

@@ -91,6 +91,18 @@ def load_teachers(cfg: Config, data: DatasetSplits, device: torch.device) -> dic
     return {role: resolve_teacher(role, specs[role], cfg, data, device) for role in needed}
 
 
+def _init_student(student: nn.Module, spec: str, device: torch.device) -> None:
+    """Copy a checkpoint's weights into the fresh student (``--student-init``)."""
+    path = checkpoints.resolve_teacher_spec(spec)
+    init = checkpoints.load_model(path, device)
+    if (init.arch, init.num_classes) != (student.arch, student.num_classes):
+        raise checkpoints.CheckpointError(
+            f"student_init {spec} is a {init.arch} with {init.num_classes} classes; the student is a "
+            f"{student.arch} with {student.num_classes}")
+    student.load_state_dict(init.state_dict())
+    log.info("student starts from %s (%s)", spec, path)
+
+
 #: spacing of the per-rank random streams under torchrun
 _RANK_SEED = 1_000_003
 
@@ -188,6 +200,8 @@ class Trainer:
 
         # -- models and method ------------------------------------------------------------
         student = prepare_model(build_model(cfg.model.student, data.num_classes), device, r.channels_last)
+        if cfg.model.student_init and not resume:
+            _init_student(student, cfg.model.student_init, device)
         if not ddp.is_main:   # an 'auto' teacher is trained (and cached) once, by rank 0
             ddp.barrier()
         teachers = {role: prepare_model(m, device, r.channels_last)

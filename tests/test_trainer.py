@@ -116,3 +116,26 @@ def test_config_json_round_trip(tmp_path):
     assert again == cfg
     flat = Config.from_dict({"push_weight": 0.5, "optim": {"epochs": 3}})
     assert flat.method.push_weight == 0.5 and flat.optim.epochs == 3
+
+
+def test_student_init_starts_from_the_checkpoint_and_refuses_a_mismatch(tmp_path, teacher_ckpts):
+    from ciard.checkpoints import CheckpointError
+    from ciard.config import ConfigError, validate
+    clean, _ = teacher_ckpts
+    init = checkpoints.load_model(clean)
+    # lr 0: the student's weights can only be what it started from (BatchNorm statistics may move)
+    cfg = _cfg(tmp_path, teacher_ckpts, student=init.arch, student_init=clean, lr=0.0,
+               weight_decay=0.0, epochs=1, name="init")
+    res = Trainer(cfg).fit()
+    trained = checkpoints.load(res.run_dir + "/last.pt")["state_dict"]
+    params = dict(init.named_parameters())
+    assert params and all(torch.equal(trained[k], v) for k, v in params.items())
+    assert json.loads((tmp_path / "init" / "config.json").read_text())["model"]["student_init"] == clean
+    # without it, the same config starts from a random initialisation
+    fresh = Trainer(cfg.override(student_init=None, name="fresh")).fit()
+    other = checkpoints.load(fresh.run_dir + "/last.pt")["state_dict"]
+    assert not all(torch.equal(other[k], v) for k, v in params.items())
+    with pytest.raises(CheckpointError, match="student_init"):
+        Trainer(cfg.override(student="resnet20" if init.arch != "resnet20" else "smallcnn", name="bad")).fit()
+    with pytest.raises(ConfigError, match="student_init"):
+        validate(cfg.override(student_init=str(tmp_path / "nope.pt")))
