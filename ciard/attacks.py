@@ -22,18 +22,32 @@ import torch.nn.functional as F
 
 
 @contextlib.contextmanager
-def attack_mode(model: nn.Module, train: bool = False) -> Iterator[None]:
-    """Put ``model`` in eval (or train) mode with frozen parameters; restore both after."""
+def model_mode(model: nn.Module, train: bool = False) -> Iterator[None]:
+    """Put ``model`` in eval (or train) mode; afterwards restore *each module's* own flag.
+
+    Restoring only the top module's flag (``was = model.training; ...; model.train(was)``)
+    is not enough: it would set every submodule to the top's flag, e.g. switch the frozen
+    BatchNorms inside a model in mixed modes to train mode.
+    """
     modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
     model.train(train)
-    for p, _ in flags:
-        p.requires_grad_(False)
     try:
         yield
     finally:
         for m, mode in modes:
             m.training = mode
+
+
+@contextlib.contextmanager
+def attack_mode(model: nn.Module, train: bool = False) -> Iterator[None]:
+    """Put ``model`` in eval (or train) mode with frozen parameters; restore both after."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        with model_mode(model, train):
+            yield
+    finally:
         for p, flag in flags:
             p.requires_grad_(flag)
 
