@@ -4,7 +4,10 @@ Every attack is called as ``attack(model, x, y)`` with ``x`` a float batch in [0
 returns ``x_adv`` with ``|x_adv - x|_inf <= eps`` and ``x_adv`` in [0, 1]. The base class
 guarantees, for every subclass, that the model's train/eval mode (per module) and its
 parameters' ``requires_grad`` flags and ``.grad`` tensors are left exactly as they were found:
-the attack only ever differentiates with respect to the input.
+the attack only ever differentiates with respect to the input. Attacks run the model in eval
+mode; a training attack built with ``train_mode=True`` runs it in train mode instead, as the
+official ARD, PGD-AT (Madry et al.) and FGSM-AT (Wong et al.) code does: BatchNorm then uses
+the batch's statistics and *updates its running statistics* at every attack step.
 
 White-box attacks written here (they are also the ones the trainer uses, so there is one PGD
 in the project): FGSM, PGD with a cross-entropy, KL or CW-margin objective, CW-inf.
@@ -22,18 +25,32 @@ import torch.nn.functional as F
 
 
 @contextlib.contextmanager
-def attack_mode(model: nn.Module, train: bool = False) -> Iterator[None]:
-    """Put ``model`` in eval (or train) mode with frozen parameters; restore both after."""
+def model_mode(model: nn.Module, train: bool = False) -> Iterator[None]:
+    """Put ``model`` in eval (or train) mode; afterwards restore *each module's* own flag.
+
+    Restoring only the top module's flag (``was = model.training; ...; model.train(was)``)
+    is not enough: it would set every submodule to the top's flag, e.g. switch the frozen
+    BatchNorms inside a model in mixed modes to train mode.
+    """
     modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
     model.train(train)
-    for p, _ in flags:
-        p.requires_grad_(False)
     try:
         yield
     finally:
         for m, mode in modes:
             m.training = mode
+
+
+@contextlib.contextmanager
+def attack_mode(model: nn.Module, train: bool = False) -> Iterator[None]:
+    """Put ``model`` in eval (or train) mode with frozen parameters; restore both after."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        with model_mode(model, train):
+            yield
+    finally:
         for p, flag in flags:
             p.requires_grad_(flag)
 
@@ -62,6 +79,8 @@ class Attack:
     """Base class: subclasses implement :meth:`perturb` on a frozen, eval-mode model."""
 
     name = "attack"
+    #: run the model in train mode during the attack (see the module docstring)
+    train_mode = False
 
     def __init__(self, eps: float) -> None:
         if not 0.0 <= eps <= 1.0:
@@ -70,7 +89,7 @@ class Attack:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kw) -> torch.Tensor:
         x = x.detach()
-        with attack_mode(model), torch.enable_grad():
+        with attack_mode(model, self.train_mode), torch.enable_grad():
             x_adv = self.perturb(model, x, y, **kw)
         return project(x_adv.detach(), x, self.eps)
 
@@ -92,11 +111,16 @@ class PGD(Attack):
         step_size: size of each step (``alpha``).
         loss: ``"ce"`` (cross-entropy on ``y``), ``"kl"`` (KL from ``target_probs``, passed
             at call time, to the model's prediction; RSLAD / TRADES) or ``"cw"`` (CW margin).
-        start: ``"uniform"`` (U(-eps, eps), evaluation), ``"normal"`` (x + 0.001 N(0, 1), the
-            reference's training attack) or ``"none"``.
+        start: ``"uniform"`` (x + U(-eps, eps)), ``"normal"`` (x + 0.001 N(0, 1), the training
+            attack of TRADES, RSLAD, MTARD and CIARD) or ``"none"``.
         kappa: CW confidence margin.
         generator: optional RNG for the random start (reproducible evaluation).
         autocast: optional context factory (bf16 in training); evaluation leaves it None.
+        train_mode: run the model in train mode (official ARD / PGD-AT / FGSM-AT training).
+        clamp_start: clamp the random start to [0, 1] before the first step. The evaluation
+            code and PGD-AT / FGSM-AT do; the official TRADES, RSLAD, ARD, MTARD and CIARD
+            training attacks take their first gradient at the unclamped start (every later
+            iterate is projected to the ball and to [0, 1] either way).
     Shapes: x N x C x H x W in [0, 1], y N (int64); returns N x C x H x W.
     """
 
@@ -105,7 +129,8 @@ class PGD(Attack):
     def __init__(self, eps: float = 8 / 255, steps: int = 10, step_size: float = 2 / 255,
                  loss: str = "ce", start: str = "uniform", kappa: float = 50.0,
                  generator: torch.Generator | None = None,
-                 autocast: Callable[[], contextlib.AbstractContextManager] | None = None) -> None:
+                 autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+                 train_mode: bool = False, clamp_start: bool = True) -> None:
         super().__init__(eps)
         if loss not in ("ce", "kl", "cw"):
             raise ValueError(f"unknown PGD loss '{loss}'")
@@ -113,18 +138,20 @@ class PGD(Attack):
             raise ValueError(f"unknown PGD start '{start}'")
         self.steps, self.step_size, self.loss, self.start, self.kappa = \
             int(steps), float(step_size), loss, start, float(kappa)
+        self.train_mode, self.clamp_start = bool(train_mode), bool(clamp_start)
         self._generator = generator
         self._autocast = autocast
 
     def _random_start(self, x: torch.Tensor) -> torch.Tensor:
         g = self._generator
-        if self.start == "uniform":
-            noise = torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype) * 2 - 1
-            return (x + noise * self.eps).clamp(0.0, 1.0)
-        if self.start == "normal":
-            noise = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
-            return (x + 0.001 * noise).clamp(0.0, 1.0)
-        return x.clone()
+        if self.start == "none":
+            return x.clone()
+        noise = torch.empty(x.shape, device=x.device, dtype=x.dtype)
+        if self.start == "uniform":   # the draws of the official code's zeros_like(x).uniform_
+            x0 = x + noise.uniform_(-self.eps, self.eps, generator=g)
+        else:
+            x0 = x + 0.001 * noise.normal_(generator=g)
+        return x0.clamp(0.0, 1.0) if self.clamp_start else x0
 
     def objective(self, logits: torch.Tensor, y: torch.Tensor,
                   target_probs: torch.Tensor | None) -> torch.Tensor:

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from .attacks import APGD, FGSM, PGD, Attack, AutoAttack, CWInf, Square
+from .attacks import APGD, FGSM, PGD, Attack, AutoAttack, CWInf, Square, model_mode
 from .fold import fold
 from .stats import encode_mask
 
@@ -69,12 +69,9 @@ DEFAULT_ATTACKS = ("clean", "fgsm", "pgd_sat", "pgd_trades", "cw")
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Eval-mode argmax predictions, batched; restores the model's mode."""
-    was = model.training
-    model.eval()
-    out = torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
-    model.train(was)
-    return out
+    """Eval-mode argmax predictions, batched; restores every module's mode."""
+    with model_mode(model, train=False):
+        return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
 
 
 def robust_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack | None,

@@ -10,6 +10,13 @@ memory-bound operation that costs a good share of a small CNN's time on a CPU.
 fold with the original; ``refresh()`` re-reads the folded weights from the original's current
 convolution and BatchNorm state, so a student that trains can be refolded at each step for
 the price of a few small tensor operations.
+
+The view is pinned to eval mode. A BatchNorm it cannot fold (in a pre-activation network such
+as a WRN or PreAct-ResNet it follows an addition, not a convolution) is run by the view with
+its running statistics whatever its own train/eval flag, dropout is left out, and
+``view.train()`` / ``view.eval()`` change nothing: switching the view must never switch the
+original's modules, which it shares (that once left a frozen teacher's BatchNorms in train
+mode after an evaluation, and its running statistics drifted).
 """
 from __future__ import annotations
 
@@ -18,6 +25,8 @@ import logging
 import torch
 import torch.fx as fx
 import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.modules.batchnorm import _BatchNorm
 
 log = logging.getLogger(__name__)
 
@@ -28,24 +37,52 @@ def _set_module(root: nn.Module, target: str, module: nn.Module) -> None:
     setattr(parent, name, module)
 
 
+class _EvalBatchNorm(nn.Module):
+    """An unfolded BatchNorm as the eval view runs it: always on its running statistics.
+
+    It reads the original BatchNorm's current parameters and buffers at every call (nothing
+    to refresh) and ignores the original's train/eval flag.
+    """
+
+    def __init__(self, bn: _BatchNorm) -> None:
+        super().__init__()
+        self.bn = bn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bn = self.bn
+        batch_stats = bn.running_mean is None   # no running statistics: eval uses the batch's
+        return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                            batch_stats, 0.0, bn.eps)
+
+
 class FoldedEval(nn.Module):
     """An eval-only view of ``model`` with Conv2d -> BatchNorm2d pairs folded.
 
-    Use it where the model would be in eval mode (attacks put it there). Modules it does not
-    fold are the original's own objects, so their train/eval flag is shared with the original.
+    It computes ``model``'s eval-mode function whatever the modes of the original's modules,
+    and ``train(mode)`` leaves it (and them) as they are: see the module docstring.
     """
 
     def __init__(self, model: nn.Module, channels_last: bool | None = None) -> None:
         super().__init__()
+        self.training = False
         gm = fx.symbolic_trace(model)
         modules = dict(gm.named_modules())
         self._pairs: list[tuple[nn.Conv2d, nn.Conv2d, nn.BatchNorm2d]] = []
+        unfolded: list[fx.Node] = []
         for node in list(gm.graph.nodes):
-            if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
+            if node.op != "call_module":
+                continue
+            if isinstance(modules.get(node.target), nn.Dropout):   # identity in eval mode
+                node.replace_all_uses_with(node.args[0])
+                gm.graph.erase_node(node)
+                continue
+            if not isinstance(modules.get(node.target), _BatchNorm):
                 continue
             src = node.args[0]
-            if not (isinstance(src, fx.Node) and src.op == "call_module"
-                    and isinstance(modules.get(src.target), nn.Conv2d) and len(src.users) == 1):
+            if not (isinstance(modules.get(node.target), nn.BatchNorm2d) and isinstance(src, fx.Node)
+                    and src.op == "call_module" and isinstance(modules.get(src.target), nn.Conv2d)
+                    and len(src.users) == 1):
+                unfolded.append(node)
                 continue
             conv, bn = modules[src.target], modules[node.target]
             fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
@@ -62,6 +99,10 @@ class FoldedEval(nn.Module):
             node.replace_all_uses_with(src)
             gm.graph.erase_node(node)
             self._pairs.append((fused, conv, bn))
+        for i, node in enumerate(unfolded):
+            name = f"eval_bn_{i}"
+            gm.add_submodule(name, _EvalBatchNorm(modules[node.target]))
+            node.target = name
         gm.graph.lint()
         gm.delete_all_unused_submodules()
         gm.recompile()
@@ -84,6 +125,11 @@ class FoldedEval(nn.Module):
                 shift = shift + conv.bias.double() * scale
             fused.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
             fused.bias.copy_(shift)
+        return self
+
+    def train(self, mode: bool = True) -> "FoldedEval":
+        """No-op: the view is always in eval mode and never switches the original's modules."""
+        self.training = False
         return self
 
     @property

@@ -1,12 +1,17 @@
 """Loss pieces shared by the methods: the KD terms, entropy, the push-loss scale.
 
-Two KL conventions appear in the ARD literature and both are kept, written once:
+Each method uses the KL scale of its official code (the papers write a plain KL and leave
+the reduction to the code). Three conventions, each written once:
 
-* ``kd_reference`` is the CIARD / B-MTARD reference code's term,
-  ``kl(p, q) = sum_c p_c (log(p_c + 1e-5) - log q_c)`` averaged over batch *and* classes
-  (``batchmean / C``), without a ``T^2`` factor;
-* ``kd_batchmean`` is the ordinary ``KL(p || q)`` summed over classes and averaged over the
-  batch, which ARD, RSLAD and TRADES use.
+* ``kd_reference``: ``kl(p, q) = sum_c p_c (log(p_c + 1e-5) - log q_c)`` averaged over batch
+  *and* classes (``batchmean / C``), no ``T^2`` factor. CIARD, MTARD / B-MTARD and RSLAD
+  (``torch.mean`` of the element-wise ``kl_loss`` in their training scripts);
+* ``kd_mean``: ``nn.KLDivLoss()`` with its default element-wise mean, also ``batchmean / C``
+  but with the exact ``log p`` (no ``+1e-5``). ARD (``goldblum/AdversariallyRobustDistillation``,
+  ``main.py``), which multiplies it by ``T^2``;
+* ``kd_batchmean``: ``KL(p || q)`` summed over classes, averaged over the batch. TRADES
+  (``nn.KLDivLoss(size_average=False)`` divided by the batch size), the only method here at
+  full KL scale: C times the others (10x on CIFAR-10, 100x on CIFAR-100).
 """
 from __future__ import annotations
 
@@ -35,6 +40,13 @@ def kd_reference(teacher_probs: torch.Tensor, student_logits: torch.Tensor,
     m = mask.to(per_sample.dtype)
     denominator = m.sum() if count is None else count
     return (per_sample * m).sum() / (denominator.clamp_min(1.0) * num_classes)
+
+
+def kd_mean(teacher_probs: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) averaged over batch and classes: ``nn.KLDivLoss()``'s default."""
+    p = teacher_probs.float()
+    log_q = F.log_softmax(student_logits.float(), dim=1)
+    return F.kl_div(log_q, p, reduction="none").mean()
 
 
 def kd_batchmean(teacher_probs: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:

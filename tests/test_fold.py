@@ -79,3 +79,31 @@ def test_compiled_view_follows_refresh():
     view.refresh()
     with torch.no_grad():
         assert torch.allclose(compiled(x), model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["wrn-10-1", "resnet20"])
+def test_view_is_pinned_to_eval_mode_and_never_switches_the_original(name):
+    """A pre-activation WRN keeps unfolded BatchNorms in the view. The view must compute the
+    eval function even while the original is in train mode, and switching the view (as an
+    evaluation's ``model.train(was)`` did) must not switch the original's shared modules."""
+    torch.manual_seed(0)
+    model = build_model(name)
+    _randomise_bn(model)
+    view = FoldedEval(model)
+    x = torch.rand(4, 3, 32, 32)
+    model.eval()
+    with torch.no_grad():
+        ref = model(x)
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        out = view(x)
+    assert torch.allclose(out, ref, atol=1e-4, rtol=1e-4)
+    for k, v in model.state_dict().items():   # no running-statistics update through the view
+        assert torch.equal(v, state[k]), k
+    assert not view.training
+    view.train()
+    assert not view.training and all(m.training for m in model.modules())
+    model.eval()
+    view.train(True)
+    assert not any(m.training for m in model.modules())

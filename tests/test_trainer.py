@@ -139,3 +139,43 @@ def test_student_init_starts_from_the_checkpoint_and_refuses_a_mismatch(tmp_path
         Trainer(cfg.override(student="resnet20" if init.arch != "resnet20" else "smallcnn", name="bad")).fit()
     with pytest.raises(ConfigError, match="student_init"):
         validate(cfg.override(student_init=str(tmp_path / "nope.pt")))
+
+def _wrn_teacher(seed):
+    """A tiny pre-activation WRN whose BatchNorms have non-trivial running statistics (its
+    pre-activation BNs follow an addition, so they stay unfolded in the eval view)."""
+    from ciard.models import build_model
+    torch.manual_seed(seed)
+    model = build_model("wrn-10-1")
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.mark.parametrize("method", ["rslad", "ciard"])
+def test_frozen_wrn_teachers_are_unchanged_by_a_run(tmp_path, monkeypatch, method):
+    """Issue 11, item 1: the end-of-epoch evaluation used to leave the unfused BatchNorms of a
+    frozen pre-activation teacher in train mode, so its running statistics (and outputs)
+    drifted during the next epoch. Buffers, outputs and modes must survive a short run."""
+    from ciard.config import TEACHERS_NEEDED
+    teachers = {role: _wrn_teacher(i) for i, role in enumerate(TEACHERS_NEEDED[method])}
+    state = {r: {k: v.clone() for k, v in m.state_dict().items()} for r, m in teachers.items()}
+    probe = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        outputs = {r: m(probe) for r, m in teachers.items()}
+    monkeypatch.setattr("ciard.trainer.load_teachers", lambda cfg, data, device: dict(teachers))
+    cfg = Config().override(method=method, student="smallcnn", clean_teacher="auto",
+                            robust_teacher="auto", itt=False, train_subset=128, epochs=2,
+                            batch_size=64, pgd_steps=1, pgd_step_size=4 / 255, eval_size=20,
+                            eval_pgd_steps=1, test_size=0, precision="fp32", device="cpu",
+                            channels_last=False, out_dir=str(tmp_path), progress=False,
+                            checkpoint_every=0)
+    assert Trainer(cfg, RunDir(tmp_path / method)).fit().status == "finished"
+    for role, model in teachers.items():
+        assert not any(m.training for m in model.modules()), role
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, state[role][k]), (role, k)
+        with torch.no_grad():   # no .eval() here: the modes it was left in must be eval
+            assert torch.equal(model(probe), outputs[role]), role

@@ -97,11 +97,26 @@ class Method:
             return self._compiled_view
         return self._student_view if self._student_view is not None else self.student
 
-    def pgd(self, loss: str = "ce", start: str = "normal") -> PGD:
-        """The training attack of the config (PGD on the student), under the run's autocast."""
+    def pgd(self, loss: str = "ce", start: str = "normal", *, train_mode: bool = False,
+            clamp_start: bool = True) -> PGD:
+        """The training attack of the config (PGD on the student), under the run's autocast.
+
+        ``train_mode`` and ``clamp_start`` follow each method's official code (see
+        :class:`ciard.attacks.PGD`).
+        """
         a = self.cfg.attack
         return PGD(eps=a.eps, steps=a.pgd_steps, step_size=a.pgd_step_size, loss=loss,
-                   start=start, autocast=self.autocast)
+                   start=start, autocast=self.autocast, train_mode=train_mode,
+                   clamp_start=clamp_start)
+
+    def adversarial(self, x: torch.Tensor, y: torch.Tensor, **kw) -> torch.Tensor:
+        """x' from the method's training attack ``self.attack``.
+
+        An eval-mode attack runs on :meth:`attack_target` (the folded, possibly compiled view);
+        a train-mode one on the live student, whose BatchNorm running statistics it updates.
+        """
+        target = self.student if self.attack.train_mode else self.attack_target()
+        return self.attack(target, x, y, **kw)
 
 
 def freeze(model: nn.Module) -> nn.Module:
