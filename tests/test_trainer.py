@@ -140,6 +140,7 @@ def test_student_init_starts_from_the_checkpoint_and_refuses_a_mismatch(tmp_path
     with pytest.raises(ConfigError, match="student_init"):
         validate(cfg.override(student_init=str(tmp_path / "nope.pt")))
 
+
 def _wrn_teacher(seed):
     """A tiny pre-activation WRN whose BatchNorms have non-trivial running statistics (its
     pre-activation BNs follow an addition, so they stay unfolded in the eval view)."""

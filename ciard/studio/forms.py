@@ -51,6 +51,9 @@ SECTIONS: dict[str, list[FieldSpec]] = {
                   tuple(MODEL_NAMES), new_options=True),
         FieldSpec("clean_teacher", "Clean teacher", "text", _help("clean_teacher", "auto: the shipped one, else a quick one trained once.")),
         FieldSpec("robust_teacher", "Robust teacher", "text", _help("robust_teacher", "auto: the shipped one, else a quick one trained once.")),
+        FieldSpec("student_init", "Student starts from", "text",
+                  "empty: random initialisation; or a checkpoint, run directory or zoo:NAME of the same "
+                  "architecture (the demo starts from the shipped clean ResNet-20, so that two minutes suffice)"),
     ],
     "Optimisation": [
         FieldSpec("epochs", "Epochs", "int", "passes over the training data"),
