@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import FIELD_INDEX, PRESETS, Config, ConfigError, load_config_file, preset, validate
+from .config import (FIELD_INDEX, PRESETS, Config, ConfigError, check_device, load_config_file, preset,
+                     validate)
+from .paths import shorten, user_path
 
 log = logging.getLogger("ciard")
 
@@ -167,27 +169,34 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return validate(cfg.override(**overrides))
 
 
+def _run_dir_arg(text: str, flag: str, must_exist: bool) -> Path:
+    """A run directory typed on the command line (``--resume``, ``--run-dir``), checked."""
+    path = user_path(text, flag)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} needs a run directory; {shorten(text)} is a file")
+    if must_exist and not path.is_dir():
+        raise ConfigError(f"{flag}: no run directory at {shorten(text)}")
+    return path
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .runlog import RunDir
     from .trainer import Trainer
     if args.resume:
-        run = RunDir(args.resume)
-        if not (run.path / "config.json").is_file():
+        path = _run_dir_arg(args.resume, "--resume", must_exist=True)
+        if not (path / "config.json").is_file():
             raise ConfigError(f"not a run directory (no config.json): {args.resume}")
-        cfg = Config.from_dict(json.loads((run.path / "config.json").read_text()))
+        cfg = load_config_file(path / "config.json")   # a damaged config.json is one line too
         allowed = {"device", "threads", "progress"}
         extra = {k: v for k, v in vars(args).items() if k in FIELD_INDEX}
         if set(extra) - allowed:
             raise ConfigError(f"--resume keeps the run's config; only {', '.join(sorted(allowed))} may change")
         cfg = validate(cfg.override(**extra))
-        run.clear_stop()  # an old stop request was for the process that honoured it
     else:
         cfg = config_from_args(args)
-        run = None
-        if args.run_dir:
-            run = RunDir(args.run_dir)
-            if run.last.is_file():
-                raise ConfigError(f"run directory {args.run_dir} already holds a run; use --resume")
+        path = _run_dir_arg(args.run_dir, "--run-dir", must_exist=False) if args.run_dir else None
+        if path is not None and (path / "last.pt").is_file():
+            raise ConfigError(f"run directory {args.run_dir} already holds a run; use --resume")
     if args.print_config:
         print(cfg.to_json())
         return 0
@@ -200,6 +209,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         if not ddp.is_main:   # one voice: ranks > 0 only report warnings
             logging.getLogger().setLevel(logging.WARNING)
+        run = RunDir(path) if path is not None else None
+        if run is not None and ddp.is_main:
+            run.lock()   # refused (one line) while another trainer works in this directory
+            if args.resume:
+                run.clear_stop()  # an old stop request was for the process that honoured it
         trainer = Trainer(cfg, run)
         if ddp.is_main:
             _log_to_file(trainer.run.log_path)
@@ -225,11 +239,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve_checkpoint(spec: str) -> Path:
+def _resolve_checkpoint(spec: str, flag: str = "--checkpoint") -> Path:
     from .checkpoints import resolve_teacher_spec
     if spec.startswith("zoo:"):
         return resolve_teacher_spec(spec)
-    path = Path(spec)
+    path = user_path(spec, flag)
     return path / "best.pt" if path.is_dir() else path
 
 
@@ -241,6 +255,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import consistency_warnings, evaluate, format_table, protocol
     from .runtime import resolve_device
 
+    for flag, least in (("batch_size", 1), ("n", 0), ("aa_steps", 1), ("square_queries", 1)):
+        if getattr(args, flag) < least:
+            raise ConfigError(f"--{flag.replace('_', '-')} {getattr(args, flag)} must be at least {least}"
+                              + (" (0 evaluates every test image)" if flag == "n" else ""))
+    check_device(args.device)
+    if args.data_path:
+        user_path(args.data_path, "--data-path")
     table = protocol(args.aa_steps, args.square_queries)
     attacks = list(table) if args.attacks == "all" else [a.strip() for a in args.attacks.split(",") if a.strip()]
     unknown = [a for a in attacks if a not in table]
@@ -260,7 +281,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"eps = {eps:g} must be in (0, 1]")
     device = resolve_device(args.device)
     model = checkpoints.load_model(_resolve_checkpoint(args.checkpoint), device, role=args.role)
-    source = checkpoints.load_model(_resolve_checkpoint(args.source), device) if args.source else None
+    source = checkpoints.load_model(_resolve_checkpoint(args.source, "--source"), device) if args.source else None
     data = load_dataset(args.dataset, args.data_path, seed=0)
     test = data.test if args.n in (0, None) or args.n >= len(data.test) else fixed_subset(data.test, args.n, seed=args.seed)
     x, y = to_float(test.x).to(device), test.y.to(device)
@@ -292,6 +313,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for flag in ("batch_size", "pgd_steps", "steps", "rounds"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"{flag} = {getattr(args, flag)} must be at least 1")
+    check_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run_bench(method=args.method, student=args.student, clean_teacher=args.clean_teacher,
@@ -334,6 +356,8 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         missing = [f for f in ("name", "checkpoint", "role", "train_command") if not getattr(args, f)]
         if missing:
             raise ConfigError(f"zoo add needs --{missing[0].replace('_', '-')}")
+        from .names import check_name
+        check_name(args.name, "zoo entry name")   # it becomes checkpoints/NAME.pt
         evaluation = evaluation_from_report(_read_report(args.eval_json)) if args.eval_json else None
         entry = add_entry(name=args.name, source=str(_resolve_checkpoint(args.checkpoint)), role=args.role,
                           dataset=args.dataset, command=args.train_command,
@@ -377,6 +401,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_data(args: argparse.Namespace) -> int:
     from .data import load_dataset
+    if args.data_path:
+        user_path(args.data_path, "--data-path")
     data = load_dataset(args.dataset, args.data_path, download=args.download)
     info = {"dataset": args.dataset, "name": data.name, "classes": data.classes,
             "train": len(data.train), "val": len(data.val), "test": len(data.test),
@@ -391,6 +417,10 @@ def _log_to_file(path: Path) -> None:
     logging.getLogger().addHandler(handler)
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -398,12 +428,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         stream=sys.stderr)
     from .checkpoints import CheckpointError
     from .data import DataError
+    from .trainer import TrainingDiverged
     commands: dict[str, Any] = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "zoo": cmd_zoo,
                                 "sweep": cmd_sweep, "data": cmd_data}
     try:
         return commands[args.command](args)
     except (ConfigError, DataError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as exc:   # the run is marked failed; not a bad input
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:   # a file the command was pointed at cannot be used
+        what = shorten(exc.filename) if exc.filename else "a file"
+        print(f"error: cannot use {what}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:   # a second Ctrl-C: the trainer has marked its run "stopped"
         print("interrupted", file=sys.stderr)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -219,7 +221,7 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
         if kind.startswith("float"):
             return parse_number(value)
         return str(value)
-    except (TypeError, ValueError, ZeroDivisionError):
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         raise ConfigError(f"{name} = {value!r} is not a valid {kind.split(' ')[0]}") from None
 
 
@@ -250,14 +252,21 @@ def preset(name: str) -> Config:
     return Config().override(**PRESETS[name])
 
 
-def load_config_file(path: str, base: Config | None = None) -> Config:
-    p = Path(path)
+def load_config_file(path: str | os.PathLike, base: Config | None = None) -> Config:
+    from .paths import shorten, user_path
+    p = user_path(path, "config file")
     if not p.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start} is not)") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} nests its JSON too deeply") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {shorten(path)}: {exc.strerror}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a JSON object")
     return Config.from_dict(data, base)
@@ -273,31 +282,79 @@ def _teacher_spec_ok(spec: str) -> bool:
 LOGGERS = ("tensorboard", "mlflow")
 
 
+#: devices a run may ask for
+DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")
+
+
+def check_device(name: str) -> str:
+    """``name`` if this machine has that device, else ConfigError (the CLI's eval shares it)."""
+    if not isinstance(name, str) or not DEVICE_RE.fullmatch(name):
+        from .paths import shorten
+        raise ConfigError(f"unknown device {shorten(name)}; use auto, cpu, cuda or cuda:N")
+    if name.startswith("cuda"):
+        import torch
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if count == 0:
+            raise ConfigError(f"device '{name}' asked for, but this machine has no CUDA GPU (use cpu or auto)")
+        if index >= count:
+            raise ConfigError(f"device '{name}' asked for, but this machine has {count} CUDA GPU(s): "
+                              f"cuda:0 to cuda:{count - 1}")
+    if name == "mps":
+        import torch
+        if not torch.backends.mps.is_available():
+            raise ConfigError("device 'mps' asked for, but this machine has no Apple GPU (use cpu or auto)")
+    return name
+
+
+def _check_finite(cfg: Config) -> None:
+    """nan and inf pass every range check written as a comparison: refuse them first."""
+    for section in SECTION_NAMES:
+        for f in fields(getattr(cfg, section)):
+            value = getattr(getattr(cfg, section), f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} = {value} is not a finite number")
+
+
+def _check_teacher_path(flag: str, spec: str) -> None:
+    from .paths import path_problem
+    if spec != "auto" and not spec.startswith("zoo:"):
+        problem = path_problem(spec)
+        if problem:
+            raise ConfigError(f"{flag}: {problem}")
+
+
 def validate(cfg: Config) -> Config:
     """Check every value that can be checked without doing work; return cfg."""
     from .data import SOURCES
-    from .models import is_valid_model_name, MODEL_NAMES
+    from .models import check_buildable
+    from .names import check_run_name
+    from .paths import user_path
 
+    _check_finite(cfg)
     d, m, a, me, o, r = cfg.data, cfg.model, cfg.attack, cfg.method, cfg.optim, cfg.run
+    data_path = user_path(d.data_path, "data_path") if d.data_path else None
     if d.dataset not in SOURCES:
         raise ConfigError(f"unknown dataset '{d.dataset}'; choose one of: {', '.join(SOURCES)}")
     if d.dataset in ("folder",) and not d.data_path:
         raise ConfigError("dataset 'folder' needs --data-path DIR")
-    if d.data_path and d.dataset != "cifar10" and d.dataset != "cifar100" \
-            and not os.path.exists(d.data_path):
+    if data_path and d.dataset != "cifar10" and d.dataset != "cifar100" and not data_path.exists():
         raise ConfigError(f"dataset path not found: {d.data_path}")
     if d.dataset == "cifar10-archive" and not (d.data_path or os.environ.get("CIARD_CIFAR10_ARCHIVE")):
         raise ConfigError("dataset 'cifar10-archive' needs --data-path FILE or CIARD_CIFAR10_ARCHIVE")
     if d.train_subset is not None and d.train_subset <= 0:
         raise ConfigError(f"train_subset = {d.train_subset} must be positive")
 
-    if not is_valid_model_name(m.student):
-        raise ConfigError(f"unknown model '{m.student}'; choose one of: {', '.join(MODEL_NAMES)}")
+    problem = check_buildable(m.student)
+    if problem:
+        raise ConfigError(problem)
     needed = TEACHERS_NEEDED.get(me.method, ())
     for role, spec in (("clean", m.clean_teacher), ("robust", m.robust_teacher)):
         flag = f"{role}_teacher"
         if role in needed and not spec:
             raise ConfigError(f"method '{me.method}' needs --{flag.replace('_', '-')} (a checkpoint, zoo:NAME or auto)")
+        if spec and role in needed:
+            _check_teacher_path(flag, spec)
         if spec and role in needed and not _teacher_spec_ok(spec):
             raise ConfigError(f"{flag}: checkpoint not found: {spec}")
 
@@ -346,8 +403,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"unknown precision '{r.precision}'; choose one of: {', '.join(PRECISIONS)}")
     if r.compile not in COMPILE_MODES:
         raise ConfigError(f"unknown compile mode '{r.compile}'; choose one of: {', '.join(COMPILE_MODES)}")
-    if r.device not in ("auto", "cpu") and not r.device.startswith(("cuda", "mps")):
-        raise ConfigError(f"unknown device '{r.device}'; use auto, cpu, cuda or cuda:N")
+    check_device(r.device)
+    user_path(r.out_dir, "out_dir")
+    if r.name is not None:
+        check_run_name(r.name)
     unknown_logs = [x for x in (r.log or "").split(",") if x.strip() not in LOGGERS + ("",)]
     if unknown_logs:
         raise ConfigError(f"unknown log '{unknown_logs[0]}'; choose from: {', '.join(LOGGERS)}")

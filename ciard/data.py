@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import lzma
 import math
 import os
 import tarfile
@@ -37,6 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
+
+from . import cancel
+from .archives import TAR_MODES, archive_kind
 
 logger = logging.getLogger(__name__)
 
@@ -374,7 +378,10 @@ def _decode_images(items: Sequence[_Item], what: str) -> np.ndarray:
         return np.zeros((0, 3, 1, 1), np.uint8)
     # Pillow decoding of tiny JPEGs is dominated by per-call Python overhead; threads were
     # measured slower (GIL contention), so decode serially.
-    arrays = [_decode_one(name, src, _format_for(name)) for name, src in items]
+    arrays = []
+    for name, src in items:
+        cancel.poll()   # the app can end a long decode (page left or rerun)
+        arrays.append(_decode_one(name, src, _format_for(name)))
     sizes = Counter(a.shape[:2] for a in arrays)
     (h, w), _ = sizes.most_common(1)[0]
     odd = len(arrays) - sizes[(h, w)]
@@ -403,25 +410,35 @@ _SPLIT_DIRS = ("train", "test", "val")
 
 
 def _read_archive_members(path: Path) -> list[tuple[str, bytes]]:
-    """All image files of a .zip / .tar(.gz|.bz2|.xz) archive as (name, bytes)."""
+    """All image files of a .zip / .tar(.gz|.bz2|.xz) archive as (name, bytes).
+
+    The kind comes from the file's magic bytes and the archive is opened in that one mode
+    (never ``r:*``): a file that is no archive, e.g. zeros named .tar.gz, is refused at once.
+    """
     exts = _image_extensions()
     out: list[tuple[str, bytes]] = []
     try:
-        if zipfile.is_zipfile(path):
+        kind = archive_kind(path)
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    except OSError as e:
+        raise DataError(f"cannot read archive {path}: {e.strerror}") from None
+    try:
+        if kind == "zip":
             with zipfile.ZipFile(path) as zf:
                 for info in zf.infolist():
+                    cancel.poll()
                     if not info.is_dir() and _is_image_name(info.filename, exts):
                         out.append((info.filename, zf.read(info)))
-        elif tarfile.is_tarfile(path):
-            with tarfile.open(path, "r:*") as tf:
+        else:
+            with tarfile.open(path, TAR_MODES[kind]) as tf:
                 for member in tf:  # streamed: one pass even through gzip
+                    cancel.poll()
                     if member.isfile() and _is_image_name(member.name, exts):
                         fh = tf.extractfile(member)
                         if fh is not None:
                             out.append((member.name, fh.read()))
-        else:
-            raise DataError(f"not a zip or tar archive (or corrupt): {path}")
-    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError) as e:
         raise DataError(f"cannot read archive {path}: {e}") from None
     return out
 

@@ -12,6 +12,10 @@ Layout of ``<out_dir>/<name>/``::
 
 Each write is flushed as it happens, and status.json is replaced atomically, so a reader
 never sees half a record and a killed process loses nothing written before its last step.
+
+One trainer at a time: it holds the directory's lock (:mod:`ciard.runlock`) while it trains.
+Atomic writes go through ``.<name>.*.tmp`` files, which a killed process can leave behind;
+the next trainer to hold the lock removes them (:meth:`RunDir.remove_stale_temps`).
 """
 from __future__ import annotations
 
@@ -23,19 +27,37 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .config import ConfigError
+from .names import check_run_name
+from .runlock import RunLock
+
+#: the files a trainer replaces atomically (here and in :mod:`ciard.checkpoints`), through
+#: temporary files named ``.<file>.<random>.tmp``
+ATOMIC_FILES = ("last.pt", "best.pt", "robust_teacher.pt", "status.json", "config.json", "metrics.jsonl")
+
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary, shareable files
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary, shareable files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class RunDir:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        #: whether this object made the directory (a trainer that fails before it starts removes it)
+        try:
+            self.created = not self.path.exists()
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the run directory {self.path}: {exc.strerror}") from None
+        self._lock = RunLock(self.path)
         self.metrics_path = self.path / "metrics.jsonl"
         self.status_path = self.path / "status.json"
         self.stop_path = self.path / "STOP"
@@ -47,14 +69,49 @@ class RunDir:
 
     @staticmethod
     def new(out_dir: str | os.PathLike, name: str | None) -> "RunDir":
-        """A fresh directory: ``name``, or ``name-2``, ``name-3``... if taken."""
-        base = name or time.strftime("run-%Y%m%d-%H%M%S")
+        """A fresh directory: ``name``, or ``name-2``, ``name-3``... if taken.
+
+        ``mkdir`` without ``exist_ok`` either creates the directory or fails, so two processes
+        asking for the same name at the same moment always get two directories.
+        """
+        base = check_run_name(name or time.strftime("run-%Y%m%d-%H%M%S"))
         out = Path(out_dir)
-        candidate, i = out / base, 1
-        while candidate.exists():
-            i += 1
-            candidate = out / f"{base}-{i}"
-        return RunDir(candidate)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the run store {out}: {exc.strerror}") from None
+        for i in range(1, 100_000):
+            suffix = "" if i == 1 else f"-{i}"
+            candidate = out / (base[:100 - len(suffix)] + suffix)
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise ConfigError(f"cannot create the run directory {candidate}: {exc.strerror}") from None
+            run = RunDir(candidate)
+            run.created = True
+            return run
+        raise ConfigError(f"every name from '{base}' to '{base}-99999' is taken in {out}")
+
+    # -- one trainer at a time --------------------------------------------------------
+    def lock(self, wait: bool = False) -> None:
+        """Hold the directory's lock (RunBusy if another trainer has it); again: a no-op."""
+        self._lock.acquire(wait)
+
+    def unlock(self) -> None:
+        self._lock.release()
+
+    def remove_stale_temps(self) -> list[str]:
+        """Delete the temporary files of atomic writes that a killed process left (lock held)."""
+        if not self._lock.held:
+            raise RuntimeError("remove_stale_temps needs the run directory's lock")
+        removed = []
+        for name in ATOMIC_FILES:
+            for tmp in self.path.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp.name)
+        return sorted(removed)
 
     # -- metrics --------------------------------------------------------------------
     def append(self, record: dict[str, Any]) -> None:
@@ -75,10 +132,15 @@ class RunDir:
         return out
 
     def truncate_metrics(self, step: int, epoch: int) -> None:
-        """On resume: drop records after the checkpoint (they will be recomputed identically)."""
+        """On resume: drop records after the checkpoint (they will be recomputed identically).
+
+        ``step`` and ``epoch`` are the checkpoint's counts of completed steps and epochs; epoch
+        records are numbered from 1, so the record of the last completed epoch is ``epoch``.
+        ``(0, 0)``, a resume without a checkpoint, keeps nothing.
+        """
         keep = [r for r in self.read_metrics()
                 if (r.get("kind") == "step" and r["step"] <= step)
-                or (r.get("kind") == "epoch" and r["epoch"] < epoch)]
+                or (r.get("kind") == "epoch" and r["epoch"] <= epoch)]
         _write_atomic(self.metrics_path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep))
 
     # -- status -----------------------------------------------------------------------

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Config, validate
+from .config import Config, ConfigError, validate
+from .names import run_path
+from .runlock import in_use
 from .runlog import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,16 +120,31 @@ class RunStore:
 
     # -- reading ------------------------------------------------------------------------
     def names(self) -> list[str]:
+        """The runs in the store: directories under a valid run name, in the store, with a config.json."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "config.json").is_file())
+        out = []
+        for p in self.root.iterdir():
+            try:
+                if (self.path(p.name) / "config.json").is_file():
+                    out.append(p.name)
+            except KeyError:   # not a run name, or a link out of the store: not one of ours
+                continue
+        return sorted(out)
 
     def list(self) -> list[RunInfo]:
         runs = [self.get(n) for n in self.names()]
         return sorted(runs, key=lambda r: r.created, reverse=True)
 
+    def path(self, name: str) -> Path:
+        """The directory of run ``name``; KeyError for a name that is not a run name of this store."""
+        try:
+            return run_path(self.root, name)
+        except ConfigError as exc:
+            raise KeyError(str(exc)) from None
+
     def get(self, name: str) -> RunInfo:
-        path = self.root / name
+        path = self.path(name)
         if not (path / "config.json").is_file():
             raise KeyError(f"no run named '{name}' in {self.root}")
         config = read_json(path / "config.json")
@@ -168,7 +185,7 @@ class RunStore:
 
         Only whole lines are returned: a line still being written stays for the next call.
         """
-        f = self.root / name / "metrics.jsonl"
+        f = self.path(name) / "metrics.jsonl"
         if not f.is_file():
             return [], 0
         with open(f, "rb") as fh:
@@ -190,7 +207,7 @@ class RunStore:
     def log_tail(self, name: str, lines: int = 30) -> str:
         """The end of the process's console output (tracebacks included), else of train.log."""
         for fname in ("console.log", "train.log"):
-            f = self.root / name / fname
+            f = self.path(name) / fname
             if f.is_file() and f.stat().st_size:
                 text = f.read_bytes()[-32 * 1024:].decode(errors="replace")
                 return "\n".join(text.splitlines()[-lines:])
@@ -208,7 +225,7 @@ class RunStore:
 
     def resume(self, name: str) -> RunInfo:
         info = self.get(name)
-        if info.state in ("running", "starting"):
+        if info.state in ("running", "starting") or in_use(info.path):
             raise ValueError(f"run '{name}' is already running")
         if info.state == "finished":
             raise ValueError(f"run '{name}' has finished; nothing to resume")
@@ -239,7 +256,7 @@ class RunStore:
 
     def stop(self, name: str) -> None:
         """Ask the trainer to stop after its current step (it writes a checkpoint first)."""
-        RunDir(self.root / name).request_stop()
+        RunDir(self.get(name).path).request_stop()
 
     def kill(self, name: str) -> None:
         """End the process now (SIGKILL to its session): the last checkpoint is what remains."""
@@ -253,7 +270,7 @@ class RunStore:
 
     def delete(self, name: str) -> None:
         info = self.get(name)
-        if info.state in ("running", "starting"):
+        if info.state in ("running", "starting") or in_use(info.path):
             raise ValueError(f"run '{name}' is running; stop it first")
         shutil.rmtree(info.path)
         active = self.active()

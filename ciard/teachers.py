@@ -56,9 +56,13 @@ def _quick_teacher(role: str, cfg: Config, data: DatasetSplits) -> Path:
     tcfg = quick_teacher_config(role, cfg)
     run = RunDir(Path(cfg.run.out_dir) / "teachers" / tcfg.run.name)
     marker = run.path / "best.pt"
-    if marker.is_file() and run.read_status().get("state") == "finished":
-        return marker
-    log.info("no shipped %s teacher: training a quick one (%s, %s, %d epochs) into %s",
-             role, tcfg.model.student, tcfg.method.method, tcfg.optim.epochs, run.path)
-    Trainer(tcfg, run, data=data).fit(resume=True)
+    run.lock(wait=True)   # another run may be training this same teacher: wait for it, then reuse it
+    try:
+        if marker.is_file() and run.read_status().get("state") == "finished":
+            return marker
+        log.info("no shipped %s teacher: training a quick one (%s, %s, %d epochs) into %s",
+                 role, tcfg.model.student, tcfg.method.method, tcfg.optim.epochs, run.path)
+        Trainer(tcfg, run, data=data).fit(resume=True)   # fit takes over the lock held here
+    finally:
+        run.unlock()
     return marker

@@ -11,6 +11,8 @@ in every checkpoint, so resuming (on the CPU) repeats an uninterrupted run exact
 from __future__ import annotations
 
 import logging
+import math
+import shutil
 import signal
 import sys
 import time
@@ -22,7 +24,7 @@ import torch.nn as nn
 
 from . import checkpoints, distributed
 from .attacks import PGD
-from .config import TEACHERS_NEEDED, Config, validate
+from .config import TEACHERS_NEEDED, Config, ConfigError, validate
 from .data import BatchIterator, DatasetSplits, fixed_subset, load_dataset, to_float
 from .evaluate import robust_correct
 from .fold import fold
@@ -34,6 +36,10 @@ from .schedules import student_lr
 from .tracking import Trackers
 
 log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss term became nan or inf: the run stops (state ``failed``) without saving that state."""
 
 
 @dataclass
@@ -55,6 +61,8 @@ class QuietRunDir(RunDir):
     def write_config(self, config_json: str) -> None: pass
     def close(self) -> None: pass
     def read_heartbeat(self) -> float: return time.time()
+    def lock(self, wait: bool = False) -> None: pass
+    def remove_stale_temps(self) -> list[str]: return []
 
 
 class _StopFlag:
@@ -139,29 +147,46 @@ class Trainer:
         self.cfg = validate(cfg)
         self.dist = ddp = distributed.current()
         if run_dir is None:   # under torchrun rank 0 names the directory; the others use it
-            path = str(RunDir.new(cfg.run.out_dir, cfg.run.name).path) if ddp.is_main else None
-            run_dir = RunDir(ddp.broadcast_str(path))
+            made = RunDir.new(cfg.run.out_dir, cfg.run.name) if ddp.is_main else None
+            path = ddp.broadcast_str(str(made.path) if made is not None else None)
+            run_dir = made if made is not None else RunDir(path)
         # only rank 0 writes metrics, status and checkpoints
         self.run = run_dir if ddp.is_main else QuietRunDir(run_dir.path)
         self._data = data
         self._trackers: Trackers | None = None
+        self._started = False   # config and "running" status written: the run is on the record
 
     # ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainResult:
-        # The signal handlers stay installed until the run's status is written: under torchrun
-        # a dead peer makes this rank's collective fail *and* the agent send SIGTERM a moment
-        # later; with default handlers back that SIGTERM would kill the process mid-way and
-        # leave the run "running" for ever.
-        with _StopFlag() as stop:
-            try:
-                return self._fit(resume, stop)
-            except KeyboardInterrupt:   # a second stop signal: "now", before the next checkpoint
-                self._ended("stopped", "interrupted by a second stop signal; resume continues "
-                                       "from the last checkpoint")
-                raise
-            except Exception as exc:   # the run says why it ended (e.g. a data-parallel peer died)
-                self._ended("failed", f"{type(exc).__name__}: {exc}")
-                raise
+        # One trainer per directory: the lock is held until this returns (RunBusy if taken).
+        self.run.lock()
+        try:
+            removed = self.run.remove_stale_temps()
+            if removed:
+                log.info("removed %d temporary file(s) a killed process left: %s", len(removed),
+                         ", ".join(removed))
+            # The signal handlers stay installed until the run's status is written: under torchrun
+            # a dead peer makes this rank's collective fail *and* the agent send SIGTERM a moment
+            # later; with default handlers back that SIGTERM would kill the process mid-way and
+            # leave the run "running" for ever.
+            with _StopFlag() as stop:
+                try:
+                    return self._fit(resume, stop)
+                except KeyboardInterrupt:   # a second stop signal: "now", before the next checkpoint
+                    self._ended("stopped", "interrupted by a second stop signal; resume continues "
+                                           "from the last checkpoint")
+                    raise
+                except Exception as exc:   # the run says why it ended (e.g. a data-parallel peer died)
+                    if not self._started and self.run.created and self.dist.is_main:
+                        # refused before it began (bad data, batch size, teacher): leave no
+                        # directory holding only a status file behind
+                        shutil.rmtree(self.run.path, ignore_errors=True)
+                        raise
+                    ours = isinstance(exc, (TrainingDiverged, ConfigError))
+                    self._ended("failed", str(exc) if ours else f"{type(exc).__name__}: {exc}")
+                    raise
+        finally:
+            self.run.unlock()
 
     def _ended(self, state: str, error: str) -> None:
         self.run.set_status(state=state, error=error, finished=time.time())
@@ -184,12 +209,12 @@ class Trainer:
                                           val_size=r.eval_size,
                                           train_subset=cfg.data.train_subset, seed=r.seed,
                                           download=cfg.data.download)
+        if cfg.optim.batch_size > len(data.train):
+            raise ConfigError(f"batch_size = {cfg.optim.batch_size} is larger than the "
+                              f"{len(data.train)} training images")
         batches = BatchIterator(data.train, cfg.optim.batch_size, shuffle=True,
                                 augment=cfg.data.augment, drop_last=True, seed=r.seed, device=device,
                                 rank=ddp.rank, world=ddp.world)
-        if len(batches) == 0:
-            raise ValueError(f"batch_size {cfg.optim.batch_size} is larger than the "
-                             f"{len(data.train)} training images")
         aug_gen = torch.Generator(device=device).manual_seed(r.seed + 1 + _RANK_SEED * ddp.rank)
         eval_split = data.val if len(data.val) else data.test
         if not len(data.val):
@@ -236,11 +261,13 @@ class Trainer:
             log.info("resumed %s at epoch %d, batch %d (step %d)", run.path, epoch, batch0, step)
         elif resume:
             log.warning("no checkpoint in %s: starting from scratch", run.path)
+            run.truncate_metrics(0, 0)   # what the killed process logged is redone from step 1
         if ddp.enabled:
             # per-rank streams for attack starts and augmentation (the checkpoint holds rank
             # 0's; a data-parallel resume continues from fresh per-rank streams, not bit-exact)
             torch.manual_seed(r.seed + _RANK_SEED * ddp.rank + 7 * step)
             aug_gen.manual_seed(r.seed + 1 + _RANK_SEED * ddp.rank + 7 * step)
+        self._started = True
         run.write_config(cfg.to_json())
         run.set_status(state="running", step=step, total_steps=total_steps, epoch=epoch,
                        epochs=cfg.optim.epochs, precision=precision, device=str(device),
@@ -286,6 +313,7 @@ class Trainer:
                                                              device=device).reshape(())
                                              for k in keys]) for *_, m in pending])
             rows = ddp.mean_(rows).tolist()   # data-parallel: the mean over ranks (= global batch)
+            _check_finite_losses(keys, pending, rows)
             elapsed = time.perf_counter() - t_start
             for (st, ep, wall, m), row in zip(pending, rows):
                 values = {k: v for k, v in zip(keys, row) if k in m}
@@ -423,6 +451,24 @@ class Trainer:
                      test_attack=f"PGD-20, eps {self.cfg.attack.eps:.4g}, step 2/255, uniform start, fp32")
         log.info("test (%d images): clean %.2f%%, PGD-20 %.2f%%", n, 100 * clean, 100 * pgd)
         return final
+
+
+def _check_finite_losses(keys: list[str], pending: list, rows: list[list[float]]) -> None:
+    """TrainingDiverged at the first step whose loss (a term before the total) is nan or inf.
+
+    Called on every flush, before the records are written and before any checkpoint after
+    them, so no nan weights reach last.pt or best.pt.
+    """
+    terms = sorted(k for k in keys if k.startswith("loss_")) + (["loss"] if "loss" in keys else [])
+    where = {k: i for i, k in enumerate(keys)}
+    for (st, _, _, m), row in zip(pending, rows):
+        for k in terms:
+            if k not in m:   # a term this step did not have (its cell is a nan placeholder)
+                continue
+            value = row[where[k]]
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"training diverged at step {st}: {k} is {value}; the run stops "
+                                       f"(try a smaller learning rate or loss weight)")
 
 
 def _progress(total: int, start: int, enabled: bool):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def _frame(at: AppTest, where) -> "pd.DataFrame":
 
 
 def _texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
+    """The elements' text as shown: Markdown escapes (``\\(``) of user text removed."""
+    return [re.sub(r"\\(.)", r"\1", str(e.value)) for e in elements]
 
 
 # -- pure helpers ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The probing pages (part 2) through AppTest, on the shipped demo teachers and tiny students."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,8 @@ def _page(page: str) -> AppTest:
 
 
 def _texts(elements) -> str:
-    return " ".join(str(e.value) for e in elements)
+    """The elements' text as shown: Markdown escapes (``\\(``) of user text removed."""
+    return " ".join(re.sub(r"\\(.)", r"\1", str(e.value)) for e in elements)
 
 
 def test_adversarial_page_with_student(with_students):

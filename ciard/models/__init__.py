@@ -2,9 +2,11 @@
 
 from .common import CIFAR10_MEAN, CIFAR10_STD, Classifier, Normalize
 from .registry import (
+    MAX_CLASSES,
     MODEL_NAMES,
     build_model,
     canonical_model_name,
+    check_buildable,
     is_valid_model_name,
     resolve_model_name,
 )
@@ -12,11 +14,13 @@ from .registry import (
 __all__ = [
     "CIFAR10_MEAN",
     "CIFAR10_STD",
+    "MAX_CLASSES",
     "MODEL_NAMES",
     "Classifier",
     "Normalize",
     "build_model",
     "canonical_model_name",
+    "check_buildable",
     "is_valid_model_name",
     "resolve_model_name",
 ]

@@ -38,6 +38,13 @@ MODEL_NAMES: list[str] = [
 ]
 
 _CIFAR_RESNET_DEPTHS = (20, 32, 56)
+# Size bounds: a name (typed, or read from a checkpoint) must not make build_model allocate
+# without limit. wrn-70-20 (~0.4 G parameters) and mobilenetv2_x4 are well past any model used
+# here; wrn-1000-1000 would need ~256 GB.
+MAX_WRN_DEPTH = 70
+MAX_WRN_WIDEN = 20
+MAX_MOBILENET_WIDTH = 4.0
+MAX_CLASSES = 100_000
 _SEP = r"[-_ ]?"
 _RESNET_RE = re.compile(rf"resnet{_SEP}(\d+)")
 _WRN_RE = re.compile(rf"(?:wrn|wide{_SEP}resnet){_SEP}(\d+)[-_x ](\d+)")
@@ -80,8 +87,8 @@ def resolve_model_name(
                 f"model {name!r} implies width_mult={name_width:g} but width_mult={width_mult:g} was given"
             )
         width = name_width if name_width is not None else (width_mult if width_mult is not None else 1.0)
-        if width <= 0:
-            raise ValueError(f"invalid model {name!r}: width multiplier must be positive")
+        if not 0 < width <= MAX_MOBILENET_WIDTH:
+            raise ValueError(f"invalid model {name!r}: width multiplier must be in (0, {MAX_MOBILENET_WIDTH:g}]")
         return _mobilenet_name(width), lambda: MobileNetV2(width_mult=width)
 
     # Only MobileNetV2 has a width multiplier; silently ignoring it elsewhere
@@ -105,6 +112,9 @@ def resolve_model_name(
             )
         if widen < 1:
             raise ValueError(f"invalid model {name!r}: WideResNet widen factor must be >= 1")
+        if depth > MAX_WRN_DEPTH or widen > MAX_WRN_WIDEN:
+            raise ValueError(f"model {name!r} is too large: WideResNets go up to depth {MAX_WRN_DEPTH} "
+                             f"and widen factor {MAX_WRN_WIDEN} here")
         return f"wrn-{depth}-{widen}", lambda: WideResNet(depth, widen)
 
     if _SMALLCNN_RE.fullmatch(key):
@@ -117,13 +127,18 @@ def resolve_model_name(
     raise _unknown(name)
 
 
-def is_valid_model_name(name: str) -> bool:
-    """True if ``build_model(name)`` would accept the name (cheap: builds nothing)."""
+def check_buildable(name: str) -> str | None:
+    """Why ``build_model(name)`` would refuse the name (one line), or None (builds nothing)."""
     try:
         resolve_model_name(name)
-    except ValueError:
-        return False
-    return True
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def is_valid_model_name(name: str) -> bool:
+    """True if ``build_model(name)`` would accept the name (cheap: builds nothing)."""
+    return check_buildable(name) is None
 
 
 def canonical_model_name(name: str) -> str:
@@ -145,7 +160,7 @@ def build_model(
     only valid for MobileNetV2 (``mobilenetv2_x0.5`` in the name works too).
     Unknown keyword arguments raise ``TypeError``.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CLASSES:
+        raise ValueError(f"num_classes must be an int from 1 to {MAX_CLASSES}, got {num_classes!r}")
     arch, factory = resolve_model_name(name, width_mult)
     return Classifier(factory(), num_classes=num_classes, arch=arch, mean=mean, std=std)

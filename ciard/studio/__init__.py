@@ -4,6 +4,6 @@ Pages (``app_pages/*.py``) stay thin: they lay out widgets and call into this pa
 turn only reads the run store and checkpoints and launches trainers through
 :class:`ciard.runs.RunStore`. Nothing here trains or attacks a model. Streamlit is imported
 only by the modules that draw (``sidebar``, ``session``, ``train_ui``, ``live``, ``runs_ui``);
-``store``, ``forms``, ``charts`` and ``metrics`` work without a running app and are tested
-directly.
+``store``, ``forms``, ``charts``, ``metrics``, ``query`` and ``text`` work without a running
+app and are tested directly.
 """

@@ -12,11 +12,15 @@ from .. import explain
 from ..data import ImageData
 from . import probe
 from .probe_charts import accuracy_eps_figure, topk_figure
+from .query import ADVERSARIAL, apply_query
+from .text import md
 
 N_THUMBS = 12
 SOURCES = {"student": "student (white-box for the student)",
            "robust_teacher": "robust teacher (transferred to the others)",
            "clean_teacher": "clean teacher (transferred to the others)"}
+assert tuple(SOURCES) == ADVERSARIAL["source"].choices
+EPS, STEPS = ADVERSARIAL["eps"], ADVERSARIAL["steps"]   # the sliders' ranges are the table's
 
 
 @dataclass(frozen=True)
@@ -28,25 +32,13 @@ class AttackParams:
     source: str         # role the attack is crafted on
 
 
-def _init_from_query() -> None:
-    """Seed the page's widgets from the URL once per session (a shared link opens that view)."""
+def _init_from_query(n_images: int) -> None:
+    """Seed the page's widgets from the URL once per session (a shared link opens that view),
+    each value clamped to its widget's range (a hand-edited link cannot break the page)."""
     if st.session_state.get("adv_query_done"):
         return
     st.session_state["adv_query_done"] = True
-    q = st.query_params
-    try:
-        if "img" in q:
-            st.session_state["adv_idx"] = int(q["img"])
-        if q.get("attack") in explain.ATTACKS:
-            st.session_state["adv_attack"] = q["attack"]
-        if "eps" in q:
-            st.session_state["adv_eps"] = min(max(int(q["eps"]), 0), 16)
-        if "steps" in q:
-            st.session_state["adv_steps"] = min(max(int(q["steps"]), 1), 100)
-        if q.get("source") in SOURCES:
-            st.session_state["adv_source"] = q["source"]
-    except (TypeError, ValueError):
-        pass  # a hand-edited link: keep the defaults
+    apply_query(st.query_params.to_dict(), st.session_state, ADVERSARIAL, highs={"img": n_images - 1})
 
 
 def sync_query(idx: int, p: AttackParams) -> None:
@@ -56,8 +48,8 @@ def sync_query(idx: int, p: AttackParams) -> None:
 
 def pick_image(data: ImageData) -> int:
     """A grid of thumbnails (random or of one class); returns the chosen test index."""
-    _init_from_query()
     n = len(data)
+    _init_from_query(n)
     ss = st.session_state
     if not isinstance(ss.get("adv_idx"), int) or not 0 <= ss["adv_idx"] < n:
         ss["adv_idx"] = 0
@@ -100,8 +92,8 @@ def attack_controls(refs: dict[str, probe.ModelRef], models: dict) -> AttackPara
     attack = c1.selectbox("Attack", list(explain.ATTACKS), key="adv_attack", format_func=explain.ATTACKS.get,
                           help="FGSM: one step of size eps; PGD: iterated signed-gradient steps from a random "
                                "start; CW-inf: PGD on the CW margin loss; APGD-CE: step-size-free PGD (torchattacks)")
-    eps = c2.slider("eps (/255)", 0, 16, key="adv_eps", help="the L-inf budget: no pixel moves more than eps")
-    steps = c3.slider("Steps", 1, 50, key="adv_steps", disabled=attack == "fgsm",
+    eps = c2.slider("eps (/255)", EPS.low, EPS.high, key="adv_eps", help="the L-inf budget: no pixel moves more than eps")
+    steps = c3.slider("Steps", STEPS.low, STEPS.high, key="adv_steps", disabled=attack == "fgsm",
                       help="iterations (not used by FGSM)")
     step = c4.slider("Step size (/255)", 0.5, 8.0, step=0.5, key="adv_step", disabled=attack in ("fgsm", "apgd"),
                      help="per-step size for PGD and CW-inf; APGD adapts its own")
@@ -124,7 +116,7 @@ def render_result(data: ImageData, idx: int, p: AttackParams, models: dict, refs
         with st.spinner("Attacking…"):
             x_adv = probe.attack_batch(keys[p.source], x, y, p.attack, p.eps, p.steps, p.step_size)
     except Exception as exc:
-        st.error(f"The attack failed: {type(exc).__name__}: {exc}", icon=":material/error:")
+        st.error(f"The attack failed: {md(type(exc).__name__)}: {md(exc)}", icon=":material/error:")
         return
     delta = x_adv - x
     amp = 0.5 + delta / (2 * max(p.eps, 1e-8)) if p.eps > 0 else np.full_like(x, 0.5)

@@ -12,6 +12,7 @@ from ..data import ImageData, fixed_subset
 from ..stats import accuracy_interval, paired_difference
 from . import probe
 from .probe_charts import attribution_grid, kl_histogram, pca_figure
+from .text import md
 
 EPS = 8 / 255
 
@@ -60,8 +61,9 @@ def render_saliency(data: ImageData, models: dict, refs: dict, active_student: s
         tc = label if target_mode == "true class" else int(pc.argmax())
         ta = label if target_mode == "true class" else int(pa.argmax())
         maps[name] = (probe.attribution(k, x, tc, method)[0], probe.attribution(k, x_adv, ta, method)[0])
-        lines.append(f"**{name}**: clean → {data.classes[int(pc.argmax())]} "
-                     f"({100 * pc.max():.0f}%), adversarial → {data.classes[int(pa.argmax())]} ({100 * pa.max():.0f}%)")
+        lines.append(f"**{md(name)}**: clean → {md(data.classes[int(pc.argmax())])} "
+                     f"({100 * pc.max():.0f}%), adversarial → {md(data.classes[int(pa.argmax())])} "
+                     f"({100 * pa.max():.0f}%)")
     left, right = st.columns([1, 3])
     with left:
         st.image(explain.to_hwc(explain.upscale(torch.from_numpy(x), 5)), caption=f"clean #{i}: {data.classes[label]}", width=160)
@@ -120,7 +122,7 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
         m, ref = probe.get_model(ref)
         with col:
             if m is None:
-                st.error(f"{label}: {ref.error}", icon=":material/error:")
+                st.error(f"{md(label)}: {md(ref.error)}", icon=":material/error:")
                 continue
             k = _key(ref)
             with st.spinner(f"Attacking {label}…"):

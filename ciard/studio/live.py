@@ -12,6 +12,7 @@ import streamlit as st
 from . import charts
 from .metrics import Follower, format_duration, needs_teacher_training, seconds_left, teacher_runs_in_progress
 from .store import get_store
+from .text import md
 
 REFRESH_S = 1.5
 ACTIVE = ("starting", "running")
@@ -33,7 +34,7 @@ def render_live(name: str) -> None:
     try:
         state = store.get(name).state
     except KeyError:
-        st.info(f"Run '{name}' no longer exists.")
+        st.info(f"Run '{md(name)}' no longer exists.")
         return
     active = state in ACTIVE
     st.fragment(run_every=REFRESH_S if active else None)(_live_body)(name, active)
@@ -44,7 +45,7 @@ def _live_body(name: str, was_active: bool) -> None:
     try:
         info = store.get(name)
     except KeyError:
-        st.info(f"Run '{name}' no longer exists.")
+        st.info(f"Run '{md(name)}' no longer exists.")
         return
     if was_active and info.state not in ACTIVE:
         st.rerun()  # the run ended: redraw the page once, this time without polling
@@ -62,11 +63,11 @@ def _live_body(name: str, was_active: bool) -> None:
     model = info.config.get("model", {})
     teachers = ""
     if info.method in ("ciard", "mtard", "rslad", "ard"):
-        teachers = f" · robust teacher `{model.get('robust_teacher')}`"
+        teachers = f" · robust teacher {md(model.get('robust_teacher'))}"
         if info.method in ("ciard", "mtard"):
-            teachers += f" · clean teacher `{model.get('clean_teacher')}`"
-    st.markdown(f"**{name}** &nbsp; :{colour}-badge[:material/{icon}: {label}] &nbsp; "
-                f"`{info.method}` · student `{info.student}`{teachers}")
+            teachers += f" · clean teacher {md(model.get('clean_teacher'))}"
+    st.markdown(f"**{md(name)}** &nbsp; :{colour}-badge[:material/{icon}: {label}] &nbsp; "
+                f"{md(info.method)} · student {md(info.student)}{teachers}")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("State", label)
     last_step = int(steps["step"].iloc[-1]) if not steps.empty else info.step
@@ -87,21 +88,21 @@ def _live_body(name: str, was_active: bool) -> None:
                      "and writes a checkpoint")
         if b1.button("Stop", key="train_stop_btn", help=help_text, disabled=stop_requested):
             store.stop(name)
-            st.toast(f"Stop requested for {name}: it finishes its step and saves a checkpoint.")
+            st.toast(f"Stop requested for {md(name)}: it finishes its step and saves a checkpoint.")
     if info.state in ("stopped", "failed"):
         if b1.button("Resume", key="train_resume_btn", type="primary",
                      help="continue from the last checkpoint (same result as an uninterrupted run)"):
             try:
                 store.resume(name)
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:
                 f.reset()
                 st.rerun()
 
     # -- what the run is doing when it has no curves yet ---------------------------------------
     if info.state == "failed":
-        st.error(f"Run '{name}' failed: {info.error or 'the trainer stopped with an error'}")
+        st.error(f"Run '{md(name)}' failed: {md(info.error or 'the trainer stopped with an error')}")
         tail = store.log_tail(name, 30)
         if tail:
             st.code(tail, language=None)
@@ -141,7 +142,7 @@ def _live_body(name: str, was_active: bool) -> None:
         cols[i % 2].plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False})
     missing = [t for k, t in (("live_tau", "temperatures"), ("live_w", "KD weights")) if k not in dict(shown)]
     if missing:
-        st.caption(f"No {' or '.join(missing)} for method '{info.method}'.")
+        st.caption(f"No {' or '.join(missing)} for method '{md(info.method)}'.")
 
 
 def _final_line(final: dict) -> None:

@@ -16,10 +16,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from .. import checkpoints, explain
+from .. import cancel, checkpoints, explain
 from ..data import DataError, ImageData, load_dataset, to_float
 from .sidebar import Choices, auto_teacher, choices
 from .store import get_store
+from .text import md
 
 ROLES = {"clean_teacher": "clean teacher", "robust_teacher": "robust teacher", "student": "student"}
 
@@ -100,9 +101,20 @@ def load_models(refs: dict[str, ModelRef]) -> tuple[dict[str, torch.nn.Module], 
     return models, out
 
 
+def _page_stop_check():
+    """Streamlit's own stop/rerun check for this script run (None outside a running app)."""
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_run_context import get_run_yield_check
+    except ImportError:   # another Streamlit version: decoding is then not cancellable
+        return None
+    return get_run_yield_check()
+
+
 @st.cache_resource(max_entries=3, show_spinner="Loading the test split…")
 def test_split(dataset: str, path: str | None) -> ImageData:
-    return load_dataset(dataset, path, seed=0).test
+    # a long decode (a big archive or folder) ends when the page is left, rerun or closed
+    with cancel.checking(_page_stop_check()):
+        return load_dataset(dataset, path, seed=0).test
 
 
 def get_test_split(ch: Choices) -> tuple[ImageData | None, str | None]:
@@ -183,9 +195,9 @@ def model_messages(refs: dict[str, ModelRef]) -> None:
     for role, ref in refs.items():
         if ref.error:
             if role == "student":
-                st.info(f"**Student:** {ref.error}. The teachers are shown below.", icon=":material/school:")
+                st.info(f"**Student:** {md(ref.error)}. The teachers are shown below.", icon=":material/school:")
             else:
-                st.error(f"**{ref.label.capitalize()}:** {ref.error}", icon=":material/error:")
+                st.error(f"**{md(ref.label.capitalize())}:** {md(ref.error)}", icon=":material/error:")
     if not any(r.error is None for r in refs.values()):
         st.warning("No model can be loaded: check the checkpoints in the sidebar.")
 
@@ -198,7 +210,7 @@ def page_context(need_data: bool = True) -> tuple[Choices, ImageData | None, dic
     if need_data:
         data, err = get_test_split(ch)
         if data is None:
-            st.error(f"Cannot load the test images: {err}", icon=":material/error:")
+            st.error(f"Cannot load the test images: {md(err)}", icon=":material/error:")
             st.stop()
     models, refs = load_models(page_models(ch))
     model_messages(refs)

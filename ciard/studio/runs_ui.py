@@ -7,6 +7,7 @@ import streamlit as st
 from . import charts
 from .metrics import config_differences, curve, final_metrics_table, metric_names, metrics_csv, runs_table
 from .store import get_store
+from .text import md
 
 FLASH = "runs_flash"
 PENDING_DELETE = "runs_pending_delete"
@@ -68,7 +69,7 @@ def render_compare(names: list[str]) -> list[str]:
         x = c2.radio("x axis", ["step", "epoch"], key="runs_x", horizontal=True)
         fig = charts.overlay_figure({n: curve(store, n, metric) for n in selected}, metric, x)
         if fig is None:
-            st.caption(f"No '{metric}' in the selected runs.")
+            st.caption(f"No '{md(metric)}' in the selected runs.")
         else:
             st.plotly_chart(fig, key="runs_overlay", width="stretch", config={"displaylogo": False})
 
@@ -115,26 +116,28 @@ def render_actions(names: list[str], selected: list[str]) -> None:
         try:
             path = store.promote(name)
         except (ValueError, KeyError) as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         else:
             ss["sb_student_next"] = str(path)
-            ss[FLASH] = ("success", f"Promoted the student of **{name}**: the sidebar's active student is now {path}.")
+            ss[FLASH] = ("success", f"Promoted the student of **{md(name)}**: the sidebar's active student is "
+                                    f"now {md(path)}.")
             st.rerun()
     if c3.button("Delete run", key="runs_delete", width="stretch", help="remove the run's directory (asks first)"):
         ss[PENDING_DELETE] = name
     pending = ss.get(PENDING_DELETE)
     if pending:
-        st.warning(f"Delete run **{pending}** and all its files (checkpoints, metrics, logs)? This cannot be undone.")
+        st.warning(f"Delete run **{md(pending)}** and all its files (checkpoints, metrics, logs)? "
+                   f"This cannot be undone.")
         d1, d2, _ = st.columns([1, 1, 4])
         if d1.button("Yes, delete", key="runs_delete_confirm", type="primary"):
             ss.pop(PENDING_DELETE)
             try:
                 store.delete(pending)
             except (ValueError, KeyError, OSError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:
                 ss.get("followers", {}).pop(pending, None)
-                ss[FLASH] = ("success", f"Deleted run **{pending}**.")
+                ss[FLASH] = ("success", f"Deleted run **{md(pending)}**.")
                 st.rerun()
         if d2.button("Cancel", key="runs_delete_cancel"):
             ss.pop(PENDING_DELETE)

@@ -15,8 +15,11 @@ from typing import Any
 import streamlit as st
 
 from .. import checkpoints
+from ..archives import archive_kind
 from ..data import ARCHIVE_ENV
+from ..paths import path_problem, shorten
 from .store import get_store
+from .text import md
 
 DATASETS = {"default": "Embedded CIFAR-10 subset",
             "cifar10-archive": "CIFAR-10 archive (.tar.gz / .zip)",
@@ -38,16 +41,30 @@ class Choices:
 
 # -- checks without Streamlit (unit-testable) ---------------------------------------------------
 def check_data_path(dataset: str, path: str | None) -> str | None:
-    """One line saying why ``path`` cannot serve ``dataset``, or None if it looks usable."""
+    """One line saying why ``path`` cannot serve ``dataset``, or None if it looks usable.
+
+    Never raises: a name part over 255 characters, ``~nosuchuser/...`` or an unreadable file
+    are lines like any other (the sidebar runs this on every page).
+    """
+    try:
+        return _check_data_path(dataset, path)
+    except OSError as exc:
+        return f"cannot use the path {shorten(path)}: {exc.strerror or type(exc).__name__}"
+
+
+def _check_data_path(dataset: str, path: str | None) -> str | None:
     path = (path or "").strip()
     if dataset == "default":
         return None
+    if dataset == "cifar10-archive" and not path:
+        if not os.environ.get(ARCHIVE_ENV):
+            return f"enter the path of the CIFAR-10 archive (or set {ARCHIVE_ENV})"
+        path = os.environ[ARCHIVE_ENV]
+    if path and dataset in ("cifar10-archive", "folder"):
+        problem = path_problem(path)
+        if problem:
+            return problem
     if dataset == "cifar10-archive":
-        if not path:
-            if os.environ.get(ARCHIVE_ENV):
-                path = os.environ[ARCHIVE_ENV]
-            else:
-                return f"enter the path of the CIFAR-10 archive (or set {ARCHIVE_ENV})"
         p = Path(path).expanduser()
         if not p.exists():
             return f"dataset path not found: {path}"
@@ -55,6 +72,10 @@ def check_data_path(dataset: str, path: str | None) -> str | None:
             return f"{path} is a folder; cifar10-archive needs the archive file ({', '.join(ARCHIVE_SUFFIXES)})"
         if not p.name.lower().endswith(ARCHIVE_SUFFIXES):
             return f"{path} is not an archive ({', '.join(ARCHIVE_SUFFIXES)})"
+        try:
+            archive_kind(p)   # its first bytes, not its name: zeros named .tar.gz are refused here
+        except ValueError as exc:
+            return str(exc)
         return None
     if dataset == "folder":
         if not path:
@@ -188,7 +209,7 @@ def render_sidebar() -> Choices:
                              help="archive file for cifar10-archive; folder with train/ and test/ (or val/) for folder")
         error = check_data_path(dataset, path)
         if error:
-            sb.error(error, icon=":material/error:")
+            sb.error(md(error), icon=":material/error:")
         path = path.strip() or None
 
     sb.subheader("Checkpoints")
@@ -200,7 +221,7 @@ def render_sidebar() -> Choices:
                       "the student other pages evaluate; promote one on the Runs page")
     if student:
         ok, line = checkpoint_summary(student)
-        (sb.caption if ok else sb.warning)(line)
+        (sb.caption if ok else sb.warning)(md(line))
     else:
         sb.caption("No student yet: train one, then promote it on the Runs page.")
     teachers = {}
@@ -210,10 +231,10 @@ def render_sidebar() -> Choices:
         teachers[role] = spec
         if spec == "auto":
             _, line = auto_teacher(role, dataset, store.root)
-            sb.caption(f"auto → {line}")
+            sb.caption(f"auto → {md(line)}")
         else:
             ok, line = checkpoint_summary(spec)
-            (sb.caption if ok else sb.warning)(line)
+            (sb.caption if ok else sb.warning)(md(line))
 
     sb.subheader("Device")
     device = _select(sb, "Device", device_options(), "sb_device",

@@ -17,6 +17,7 @@ from ..data import DataError
 from . import forms
 from .sidebar import Choices, check_data_path
 from .store import get_store
+from .text import md
 
 SYNCED = "tf__synced"          # the sidebar choices last copied into the form
 FORM_HEIGHT = 560               # pixels of fields shown at once
@@ -79,7 +80,7 @@ def render_form(choices: Choices) -> str | None:
                 for i, spec in enumerate(fields):
                     with cols[i % 2]:
                         _widget(spec)
-        st.caption(f"Device: **{choices.device}** (sidebar). Dataset and teachers start from the sidebar; "
+        st.caption(f"Device: **{md(choices.device)}** (sidebar). Dataset and teachers start from the sidebar; "
                    "change them here for this run only.")
         submitted = st.form_submit_button("Start training", key="train_start", type="primary",
                                           width="stretch")
@@ -93,7 +94,7 @@ def render_form(choices: Choices) -> str | None:
             raise ConfigError(data_error)
         info = get_store().launch(cfg)
     except (ConfigError, DataError, CheckpointError, ValueError, OSError) as exc:
-        st.error(str(exc), icon=":material/block:")
+        st.error(md(exc), icon=":material/block:")
         return None
-    st.success(f"Started run **{info.name}** (its own process; it keeps going if you leave this page).")
+    st.success(f"Started run **{md(info.name)}** (its own process; it keeps going if you leave this page).")
     return info.name

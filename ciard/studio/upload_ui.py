@@ -8,6 +8,7 @@ import torch
 from .. import explain
 from . import probe
 from .probe_charts import attribution_grid, topk_figure
+from .text import md
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 TYPES = ["png", "jpg", "jpeg", "webp", "bmp"]
@@ -32,7 +33,7 @@ def render_upload(models: dict, refs: dict) -> None:
         return
     x, err = decode_upload(up.getvalue())
     if x is None:
-        st.error(f"**{up.name}**: {err}. Try another file.", icon=":material/broken_image:")
+        st.error(f"**{md(up.name)}**: {md(err)}. Try another file.", icon=":material/broken_image:")
         return
     any_model = next(iter(models.values()))
     classes = CIFAR10 if getattr(any_model, "num_classes", 10) == 10 else [str(i) for i in range(any_model.num_classes)]
