@@ -24,19 +24,18 @@ from .data import fixed_subset, load_dataset, to_float
 from .methods import build_method
 from .models import build_model
 from .reference_step import ReferenceCIARD
-from .runtime import autocast_factory, prepare_model, resolve_device, resolve_precision
+from .runtime import (autocast_factory, compile_supported, prepare_model, resolve_device,
+                      resolve_precision, synchronize)
 from .trainer import train_step
 
 
 def _timed(fn: Callable[[], Any], steps: int, device: torch.device) -> float:
     """Seconds for ``steps`` calls, synchronising the device only at the ends."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     return time.perf_counter() - t0
 
 
@@ -48,6 +47,7 @@ def run_bench(*, method: str = "ciard", student: str = "resnet20", clean_teacher
               profile: bool = False, compile_attack: bool = True) -> dict[str, Any]:
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
+    compile_attack = compile_attack and compile_supported(dev)
     cfg = Config().override(method=method, student=student, batch_size=batch_size,
                             pgd_steps=pgd_steps, pgd_step_size=2 / 255, itt_warmup=0.0,
                             precision=prec, device=str(dev), channels_last=channels_last,
@@ -154,6 +154,8 @@ def _device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
     import platform
+    if dev.type == "mps":
+        return f"Apple GPU (MPS) on {platform.machine()}"
     name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:

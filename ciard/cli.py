@@ -31,7 +31,7 @@ FLAG_HELP = {
     "push_temp": "T_push, the student's temperature inside the push loss",
     "itt": "iterative training of the robust teacher",
     "precision": "auto (bf16 where the hardware is fast at it), fp32, bf16",
-    "device": "auto, cpu, cuda, cuda:N",
+    "device": "auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N, mps",
 }
 
 
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--aa-steps", type=int, default=100, help="APGD/FAB steps inside AutoAttack")
     e.add_argument("--square-queries", type=int, default=5000)
-    e.add_argument("--device", default="auto")
+    e.add_argument("--device", default="auto", help=FLAG_HELP["device"])
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=int, default=128)
     b.add_argument("--pgd-steps", type=int, default=10)
     b.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
-    b.add_argument("--device", default="auto")
+    b.add_argument("--device", default="auto", help=FLAG_HELP["device"])
     b.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     b.add_argument("--fold-bn", action=argparse.BooleanOptionalAction, default=True,
                    help="fold eval-mode BatchNorm (attacks, frozen teachers)")
@@ -191,6 +191,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(cfg.to_json())
         return 0
+    from .runtime import resolve_device
+    resolve_device(cfg.run.device)   # an absent device: one line now, not a failed run later
     from . import distributed
     ddp = distributed.init(cfg.run.device)   # under torchrun: join the process group
     if cfg.optim.batch_size % ddp.world:

@@ -341,7 +341,7 @@ def validate(cfg: Config) -> Config:
     if r.compile not in COMPILE_MODES:
         raise ConfigError(f"unknown compile mode '{r.compile}'; choose one of: {', '.join(COMPILE_MODES)}")
     if r.device not in ("auto", "cpu") and not r.device.startswith(("cuda", "mps")):
-        raise ConfigError(f"unknown device '{r.device}'; use auto, cpu, cuda or cuda:N")
+        raise ConfigError(f"unknown device '{r.device}'; use auto, cpu, cuda, cuda:N or mps")
     unknown_logs = [x for x in (r.log or "").split(",") if x.strip() not in LOGGERS + ("",)]
     if unknown_logs:
         raise ConfigError(f"unknown log '{unknown_logs[0]}'; choose from: {', '.join(LOGGERS)}")
