@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also time PGD-20 evaluation against torchattacks.PGD (fp32)")
     b.add_argument("--profile", action="store_true", help="per-operator time of one step of each")
     b.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    b.add_argument("--peak-size", type=int, default=0,
+                   help="side of the square matmul timed as the machine's peak (0: 2048 on the CPU, 8192 on CUDA)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
 
     z = sub.add_parser("zoo", help="list the shipped models, or register one")
@@ -294,6 +296,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for flag in ("batch_size", "pgd_steps", "steps", "rounds"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"{flag} = {getattr(args, flag)} must be at least 1")
+    if args.peak_size < 0:
+        raise ConfigError(f"peak_size = {args.peak_size} must not be negative")
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run_bench(method=args.method, student=args.student, clean_teacher=args.clean_teacher,
@@ -302,7 +306,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                        channels_last=args.channels_last, fold_bn=args.fold_bn, steps=args.steps,
                        warmup=args.warmup, rounds=args.rounds, reference=args.reference,
                        eval_bench=args.eval_bench, profile=args.profile,
-                       compile_attack=args.compile_attack)
+                       compile_attack=args.compile_attack, peak_size=args.peak_size)
     print(json.dumps(result) if args.json else format_bench(result))
     return 0
 
