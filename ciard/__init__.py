@@ -6,6 +6,14 @@ registered architecture.
 """
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
+# Apple GPUs (MPS): operators without an MPS kernel run on the CPU instead of stopping the run.
+# torch reads this once, when it is imported, so it is set here, before any torch import.
+if _sys.platform == "darwin" and "torch" not in _sys.modules:
+    _os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+
 __version__ = "0.1.0"
 
 

@@ -7,6 +7,10 @@ In one process, on the same batch of real images and the same models, it times:
     (:mod:`ciard.reference_step`: fp32, NCHW, separate passes, the unused teacher forward);
   * with ``--eval``, PGD-20 in fp32 (this project's attack on a BatchNorm-folded view) against
     ``torchattacks.PGD`` on the same model and batch.
+It also sets the trainer's step against the machine's own limit (:mod:`ciard.roofline`): the
+step's FLOPs per image (counted once, in fp32 and uncompiled, over the same ``train_step`` on
+copies of the same models and batch), the GFLOP/s that the timed step thus achieves, and the
+GFLOP/s of a large square matmul in the step's precision, timed in the same run.
 Each figure is the time of ``--steps`` steps after ``--warmup`` untimed ones, repeated
 ``--rounds`` times alternating the two; the best round of each is reported (the least
 disturbed by other work on the machine) and every round's figure is in the JSON.
@@ -24,19 +28,19 @@ from .data import fixed_subset, load_dataset, to_float
 from .methods import build_method
 from .models import build_model
 from .reference_step import ReferenceCIARD
-from .runtime import autocast_factory, prepare_model, resolve_device, resolve_precision
+from .roofline import count_flops, matmul_peak
+from .runtime import (autocast_factory, compile_supported, prepare_model, resolve_device,
+                      resolve_precision, synchronize)
 from .trainer import train_step
 
 
 def _timed(fn: Callable[[], Any], steps: int, device: torch.device) -> float:
     """Seconds for ``steps`` calls, synchronising the device only at the ends."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     return time.perf_counter() - t0
 
 
@@ -45,9 +49,10 @@ def run_bench(*, method: str = "ciard", student: str = "resnet20", clean_teacher
               precision: str = "auto", device: str = "auto", channels_last: bool = True,
               fold_bn: bool = True, steps: int = 3, warmup: int = 1, rounds: int = 2,
               reference: bool = True, eval_bench: bool = False, seed: int = 0,
-              profile: bool = False, compile_attack: bool = True) -> dict[str, Any]:
+              profile: bool = False, compile_attack: bool = True, peak_size: int = 0) -> dict[str, Any]:
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
+    compile_attack = compile_attack and compile_supported(dev)
     cfg = Config().override(method=method, student=student, batch_size=batch_size,
                             pgd_steps=pgd_steps, pgd_step_size=2 / 255, itt_warmup=0.0,
                             precision=prec, device=str(dev), channels_last=channels_last,
@@ -106,6 +111,8 @@ def run_bench(*, method: str = "ciard", student: str = "resnet20", clean_teacher
         out["reference_img_per_s_rounds"] = [batch_size * steps / t for t in ref_times]
         out["speedup"] = out["img_per_s"] / out["reference_img_per_s"]
 
+    out.update(_roofline(cfg, s0, teachers0, x, y, dev, channels_last, out["img_per_s"], prec, peak_size))
+
     if profile:
         out["profile"] = {"fast": _profile(fast)}
         if ref_step:
@@ -114,6 +121,29 @@ def run_bench(*, method: str = "ciard", student: str = "resnet20", clean_teacher
     if eval_bench:
         out.update(_eval_bench(s0, x, y, dev, rounds, steps=20))
     return out
+
+
+def _roofline(cfg: Config, s0: torch.nn.Module, teachers0: dict[str, torch.nn.Module], x: torch.Tensor,
+              y: torch.Tensor, dev: torch.device, channels_last: bool, img_per_s: float, prec: str,
+              peak_size: int) -> dict[str, Any]:
+    """FLOPs of one trainer step per image, achieved GFLOP/s, and the matmul peak to set them against.
+
+    The step is counted on fresh copies of the models, in fp32 and uncompiled (the count must
+    not depend on precision, and a compiled graph hides its operators from the counter).
+    """
+    student = prepare_model(copy.deepcopy(s0), dev, channels_last)
+    teachers = {r: prepare_model(copy.deepcopy(m), dev, channels_last) for r, m in teachers0.items()}
+    method = build_method(cfg.override(precision="fp32"), student, teachers, autocast_factory("fp32", dev))
+    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4)
+    flops, by_op = count_flops(lambda: train_step(method, opt, x, y, 0.5, 0.01, channels_last))
+    per_image = flops / len(y)
+    achieved = per_image * img_per_s / 1e9
+    peak = matmul_peak(dev, prec, n=peak_size)
+    return {"flops_per_image": per_image, "flops_by_op": by_op,
+            "flops_counted": "fp32, uncompiled, one train_step, torch FlopCounterMode "
+                             "(convolutions and matmuls, forward and backward)",
+            "gflops_per_s": achieved, "peak_gflops_per_s": peak["gflops_per_s"], "peak_matmul": peak,
+            "fraction_of_peak": achieved / peak["gflops_per_s"]}
 
 
 def _eval_bench(model0: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dev: torch.device,
@@ -154,6 +184,8 @@ def _device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
     import platform
+    if dev.type == "mps":
+        return f"Apple GPU (MPS) on {platform.machine()}"
     name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -177,6 +209,12 @@ def format_bench(r: dict[str, Any]) -> str:
         lines.append(f"  reference step  {r['reference_img_per_s']:8.1f} img/s   (rounds: "
                      + ", ".join(f"{v:.1f}" for v in r["reference_img_per_s_rounds"]) + ")")
         lines.append(f"  speedup         {r['speedup']:8.2f}x")
+    if "flops_per_image" in r:
+        pk = r["peak_matmul"]
+        lines.append(f"  FLOPs per image {r['flops_per_image'] / 1e9:8.3f} GFLOP  (one trainer step, counted in fp32)")
+        lines.append(f"  achieved        {r['gflops_per_s']:8.1f} GFLOP/s = {100 * r['fraction_of_peak']:.1f}% of "
+                     f"the matmul peak {r['peak_gflops_per_s']:.1f} GFLOP/s ({pk['n']}x{pk['n']} {pk['dtype']}, "
+                     f"best of {pk['rounds']} rounds of {pk['reps']})")
     if "eval_img_per_s" in r:
         lines.append(f"  {r['eval_attack']}: ours {r['eval_img_per_s']:.1f} img/s, torchattacks "
                      f"{r['torchattacks_img_per_s']:.1f} img/s, {r['eval_speedup']:.2f}x")

@@ -33,7 +33,7 @@ FLAG_HELP = {
     "push_temp": "T_push, the student's temperature inside the push loss",
     "itt": "iterative training of the robust teacher",
     "precision": "auto (bf16 where the hardware is fast at it), fp32, bf16",
-    "device": "auto, cpu, cuda, cuda:N",
+    "device": "auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N, mps",
 }
 
 
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--aa-steps", type=int, default=100, help="APGD/FAB steps inside AutoAttack")
     e.add_argument("--square-queries", type=int, default=5000)
-    e.add_argument("--device", default="auto")
+    e.add_argument("--device", default="auto", help=FLAG_HELP["device"])
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=int, default=128)
     b.add_argument("--pgd-steps", type=int, default=10)
     b.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
-    b.add_argument("--device", default="auto")
+    b.add_argument("--device", default="auto", help=FLAG_HELP["device"])
     b.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     b.add_argument("--fold-bn", action=argparse.BooleanOptionalAction, default=True,
                    help="fold eval-mode BatchNorm (attacks, frozen teachers)")
@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also time PGD-20 evaluation against torchattacks.PGD (fp32)")
     b.add_argument("--profile", action="store_true", help="per-operator time of one step of each")
     b.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    b.add_argument("--peak-size", type=int, default=0,
+                   help="side of the square matmul timed as the machine's peak (0: 2048 on the CPU, 8192 on CUDA)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
 
     z = sub.add_parser("zoo", help="list the shipped models, or register one")
@@ -200,6 +202,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(cfg.to_json())
         return 0
+    from .runtime import resolve_device
+    resolve_device(cfg.run.device)   # an absent device: one line now, not a failed run later
     from . import distributed
     ddp = distributed.init(cfg.run.device)   # under torchrun: join the process group
     if cfg.optim.batch_size % ddp.world:
@@ -314,6 +318,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if getattr(args, flag) < 1:
             raise ConfigError(f"{flag} = {getattr(args, flag)} must be at least 1")
     check_device(args.device)
+    if args.peak_size < 0:
+        raise ConfigError(f"peak_size = {args.peak_size} must not be negative")
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run_bench(method=args.method, student=args.student, clean_teacher=args.clean_teacher,
@@ -322,7 +328,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                        channels_last=args.channels_last, fold_bn=args.fold_bn, steps=args.steps,
                        warmup=args.warmup, rounds=args.rounds, reference=args.reference,
                        eval_bench=args.eval_bench, profile=args.profile,
-                       compile_attack=args.compile_attack)
+                       compile_attack=args.compile_attack, peak_size=args.peak_size)
     print(json.dumps(result) if args.json else format_bench(result))
     return 0
 

@@ -290,7 +290,7 @@ def check_device(name: str) -> str:
     """``name`` if this machine has that device, else ConfigError (the CLI's eval shares it)."""
     if not isinstance(name, str) or not DEVICE_RE.fullmatch(name):
         from .paths import shorten
-        raise ConfigError(f"unknown device {shorten(name)}; use auto, cpu, cuda or cuda:N")
+        raise ConfigError(f"unknown device {shorten(name)}; use auto, cpu, cuda, cuda:N or mps")
     if name.startswith("cuda"):
         import torch
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -28,6 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .runtime import exact_dtype
+
 log = logging.getLogger(__name__)
 
 
@@ -115,15 +117,16 @@ class FoldedEval(nn.Module):
     def refresh(self) -> "FoldedEval":
         """Recompute folded weights: w' = w * g / sqrt(v + e), b' = (b - m) * g / sqrt(v + e) + beta."""
         for fused, conv, bn in self._pairs:
-            scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+            dt = exact_dtype(conv.weight.device)   # float64, or float32 where there is none (MPS)
+            scale = torch.rsqrt(bn.running_var.to(dt) + bn.eps)
             if bn.weight is not None:
-                scale = scale * bn.weight.double()
-            shift = -bn.running_mean.double() * scale
+                scale = scale * bn.weight.to(dt)
+            shift = -bn.running_mean.to(dt) * scale
             if bn.bias is not None:
-                shift = shift + bn.bias.double()
+                shift = shift + bn.bias.to(dt)
             if conv.bias is not None:
-                shift = shift + conv.bias.double() * scale
-            fused.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
+                shift = shift + conv.bias.to(dt) * scale
+            fused.weight.copy_(conv.weight.to(dt) * scale.view(-1, 1, 1, 1))
             fused.bias.copy_(shift)
         return self
 

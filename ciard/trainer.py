@@ -31,7 +31,8 @@ from .fold import fold
 from .methods import build_method
 from .models import build_model
 from .runlog import RunDir
-from .runtime import autocast_factory, prepare_model, resolve_device, resolve_precision
+from .runtime import (autocast_factory, compile_supported, prepare_model, resolve_device,
+                      resolve_precision)
 from .schedules import student_lr
 from .tracking import Trackers
 
@@ -237,6 +238,9 @@ class Trainer:
         total_steps = steps_per_epoch * cfg.optim.epochs
         attacks = cfg.method.method != "natural"
         compile_attack = attacks and use_compile(r.compile, total_steps * cfg.attack.pgd_steps)
+        if compile_attack and not compile_supported(device):
+            compile_attack = False
+            log.info("the attack is not compiled on %s", device)
         method = build_method(cfg, student, teachers, autocast, compile_attack=compile_attack)
         optim = torch.optim.SGD(student.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                 nesterov=cfg.optim.nesterov and cfg.optim.momentum > 0,
@@ -474,7 +478,10 @@ def _check_finite_losses(keys: list[str], pending: list, rows: list[list[float]]
 def _progress(total: int, start: int, enabled: bool):
     """A tqdm bar on a terminal; a log line every ~5% elsewhere (e.g. under the app)."""
     if enabled and sys.stderr.isatty():
-        from tqdm import tqdm
+        try:
+            from tqdm import tqdm
+        except ImportError:   # torch alone installed (e.g. a bare GPU machine): log lines instead
+            return _progress(total, start, False)
         bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
 
         def update(step, metrics):

@@ -11,6 +11,7 @@ from ciard.evaluate import evaluate
 from ciard.methods import build_method
 from ciard.models import build_model
 from ciard.reference_step import ReferenceCIARD
+from ciard.roofline import count_flops
 from ciard.runtime import prepare_model
 from ciard.trainer import train_step
 
@@ -76,3 +77,26 @@ def test_bench_json(capsys):
     for key in ("img_per_s", "reference_img_per_s", "speedup", "eval_img_per_s", "torchattacks_img_per_s"):
         assert out[key] > 0, key
     assert out["speedup"] == pytest.approx(out["img_per_s"] / out["reference_img_per_s"])
+
+
+def test_bench_reports_the_roofline(capsys):
+    """FLOPs per image, achieved GFLOP/s and the matmul peak, consistent with each other."""
+    argv = ["bench", "--student", "smallcnn", "--clean-teacher", "smallcnn", "--robust-teacher",
+            "smallcnn", "--batch-size", "8", "--pgd-steps", "2", "--steps", "1", "--rounds", "1",
+            "--warmup", "0", "--no-compile", "--no-reference", "--precision", "fp32", "--peak-size", "256"]
+    assert main(argv + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("flops_per_image", "gflops_per_s", "peak_gflops_per_s", "fraction_of_peak"):
+        assert out[key] > 0, key
+    assert out["gflops_per_s"] == pytest.approx(out["flops_per_image"] * out["img_per_s"] / 1e9)
+    assert out["fraction_of_peak"] == pytest.approx(out["gflops_per_s"] / out["peak_gflops_per_s"])
+    assert out["peak_matmul"]["n"] == 256 and out["peak_matmul"]["dtype"] == "fp32"
+    # CIARD's step is at least the student's forward and backward on x and x' and the PGD
+    # steps' forward and input-gradient passes: 2 * 3 + 2 * 2 = 10 student forwards
+    student_forward, _ = count_flops(lambda: build_model("smallcnn")(torch.rand(1, 3, 32, 32)))
+    assert out["flops_per_image"] >= 10 * student_forward
+    assert sum(out["flops_by_op"].values()) == pytest.approx(out["flops_per_image"] * 8)
+
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "FLOPs per image" in text and "of the matmul peak" in text

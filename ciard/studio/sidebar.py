@@ -181,6 +181,9 @@ def device_options() -> list[str]:
     if torch.cuda.is_available():
         opts.append("cuda")
         opts += [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.device_count() > 1 else []
+    from ..runtime import mps_available
+    if mps_available():
+        opts.append("mps")
     return opts
 
 
@@ -238,7 +241,7 @@ def render_sidebar() -> Choices:
 
     sb.subheader("Device")
     device = _select(sb, "Device", device_options(), "sb_device",
-                     "where new runs train; auto picks the GPU if there is one")
+                     "where new runs train; auto picks a CUDA GPU, else an Apple GPU (mps), else the CPU")
     return Choices(dataset, path, error, device, student or None, teachers["clean"], teachers["robust"])
 
 
