@@ -187,6 +187,7 @@ def test_train_form_launches_a_run_and_follows_it(runs_dir):
     assert at.selectbox(key="train_preset").value == "demo"
     at.selectbox(key="tf_method").set_value("natural")
     at.selectbox(key="tf_student").set_value("smallcnn")
+    at.text_input(key="tf_student_init").set_value("")      # the demo's warm start is a ResNet-20
     at.number_input(key="tf_epochs").set_value(1)
     at.number_input(key="tf_train_subset").set_value(256)
     at.number_input(key="tf_eval_size").set_value(32)

@@ -112,6 +112,7 @@ def test_train_watch_stop_and_compare_in_a_browser(server, teachers):
         _fill(page, "tf_robust_teacher", teachers[1])
         if not FULL_DEMO:
             _select(page, "tf_student", "smallcnn")
+            _fill(page, "tf_student_init", "")     # the demo's warm start is a ResNet-20
             _fill(page, "tf_epochs", 20)
             _fill(page, "tf_batch_size", 64)
             _fill(page, "tf_train_subset", 512)

@@ -9,7 +9,7 @@ from ciard.config import ConfigError
 from ciard.runs import RunStore
 from ciard.sweep import DEFAULT_SPACE, objective_value, parse_space
 
-TINY = ["--preset", "demo", "--student", "smallcnn", "--train-subset", "256", "--epochs", "2",
+TINY = ["--preset", "demo", "--student", "smallcnn", "--student-init", "", "--train-subset", "256", "--epochs", "2",
         "--pgd-steps", "1", "--eval-size", "64", "--eval-pgd-steps", "2", "--test-size", "0", "--threads", "1"]
 
 
@@ -43,7 +43,7 @@ def test_a_three_trial_sweep_runs_each_trial_as_a_run_in_the_store(tmp_path, cap
 def test_weak_trials_are_pruned_and_their_runs_stopped(tmp_path):
     from ciard.config import preset
     from ciard.sweep import Sweep
-    sweep = Sweep(preset("demo").override(student="smallcnn", train_subset=256, epochs=3, pgd_steps=1,
+    sweep = Sweep(preset("demo").override(student="smallcnn", student_init=None, train_subset=256, epochs=3, pgd_steps=1,
                                           eval_size=64, eval_pgd_steps=2, test_size=0, threads=1),
                   "p", runs_dir=tmp_path, seed=0, space=parse_space({"lr": {"low": 1e-4, "high": 2e-4}}))
     # two strong completed trials make the median; a tiny lr trains far below it

@@ -12,7 +12,7 @@ def test_a_run_logs_every_metric_to_tensorboard_and_mlflow(tmp_path, monkeypatch
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert main(["train", "--preset", "demo", "--student", "smallcnn", "--train-subset", "256", "--epochs", "2",
+    assert main(["train", "--preset", "demo", "--student", "smallcnn", "--student-init", "", "--train-subset", "256", "--epochs", "2",
                  "--pgd-steps", "1", "--eval-size", "64", "--eval-pgd-steps", "2", "--test-size", "64",
                  "--threads", "1", "--eps-warmup", "0.5", "--log", "tensorboard,mlflow",
                  "--out-dir", str(tmp_path), "--name", "logged", "--no-progress"]) == 0
