@@ -119,8 +119,8 @@ class ReferenceCIARD:
             self.opt_t.step()
 
         # entropy balance, read back on the host
-        h_adv = (p_adv * torch.log(p_adv + 1e-12)).mean().item()
-        h_nat = (p_nat * torch.log(p_nat + 1e-12)).mean().item()
+        h_adv = (p_adv * torch.log(p_adv + 1e-5)).mean().item()
+        h_nat = (p_nat * torch.log(p_nat + 1e-5)).mean().item()
         eta = me.temp_lr
         if me.adaptive_temp:
             s.tau_adv = min(max(s.tau_adv - eta * _sign(h_adv / h_nat - 1), me.temp_min), me.temp_max)

@@ -100,6 +100,42 @@ def test_adaptive_weights_shift_towards_the_slower_loss():
     assert m.w_adv.item() + m.w_nat.item() == pytest.approx(1.0)
 
 
+def test_neg_entropy_uses_the_official_epsilon():
+    from ciard.losses import neg_entropy
+    p = torch.softmax(torch.tensor([[9.0, 0.0, -3.0, 1.0], [0.0, 0.0, 0.0, 12.0]]), 1)
+    expected = (torch.log(p + 1e-5) * p).mean()   # entropy_value in B-MTARD's and CIARD's code
+    assert neg_entropy(p).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert neg_entropy(p).item() != pytest.approx((p * torch.log(p)).mean().item(), rel=1e-6)
+
+
+def test_adaptive_weights_move_before_they_form_their_steps_loss(batch):
+    """B-MTARD's official order: the step's own KD losses update the weights, then the new
+    weights form that step's loss (not the next one's)."""
+    x, y = batch
+    student, teachers = _models()
+    m = build_method(_cfg(itt=False, push_weight=0.0, adaptive_weights=True, adaptive_temp=False),
+                     student, teachers)
+    opt = torch.optim.SGD(student.parameters(), lr=0.5)
+    w, first = torch.tensor([0.5, 0.5]), None
+    for step in range(3):
+        torch.manual_seed(step)
+        out = m.compute(x, y, progress=0.0)
+        losses = torch.stack([out.metrics["loss_adv"], out.metrics["loss_nat"]])
+        first = losses if first is None else first
+        rel = losses / first
+        r = rel / rel.mean()
+        w = (w - 0.025 * (w - r / r.sum())).clamp_min(0)
+        w = w / w.sum()
+        assert out.metrics["w_adv"].item() == pytest.approx(w[0].item(), rel=1e-6)
+        assert out.metrics["w_nat"].item() == pytest.approx(w[1].item(), rel=1e-6)
+        assert out.loss.item() == pytest.approx((w * losses).sum().item(), rel=1e-5)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        m.after_step(out, y, 0.0)
+    assert w[0].item() != pytest.approx(0.5, abs=1e-6)   # the weights did move
+
+
 def _params(model):
     return [p.detach().clone() for p in model.parameters()]
 

@@ -8,7 +8,9 @@ One step, in the reference order (see ../shared/CIARD-method.md):
          - lambda * s * KL(N(x') || S(x')/T_push) over the samples where N(x') is wrong;
   4. (trainer) student SGD step;
   5. ITT: one SGD step on R with CE(R(x'), y), lr from its warm-up + cosine-exp schedule;
-  6. entropy-balanced temperature update; 7. optional normalised-loss KD weights.
+  6. entropy-balanced temperature update (from this step's targets; the next step uses it);
+  7. optional normalised-loss KD weights, moved with this step's losses *before* they weight
+     them (the order of the official B-MTARD and CIARD code).
 
 Reference defects fixed here: the eta decay fires once per milestone (not every batch), R is
 not run on clean inputs (the result was unused), selection uses a held-out split.
@@ -53,7 +55,6 @@ class CIARD(Method):
         self.loss_init: torch.Tensor | None = None  # L_k at the first step (adaptive weights)
         self._r_logits: torch.Tensor | None = None
         self._probs: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._kd: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- step ---------------------------------------------------------------------
     def compute(self, x, y, progress):
@@ -90,10 +91,12 @@ class CIARD(Method):
             scale = power_of_ten_scale(*self.dist.mean(torch.stack([l_adv, l_nat, l_push]).detach().float()))
         else:
             scale = torch.ones((), device=l_push.device)
+        if me.adaptive_weights:   # official order: this step's losses move the weights, then
+            kd = self.dist.mean(torch.stack([l_adv, l_nat]).detach())   # the new weights form its loss
+            self.update_weights(kd[0], kd[1], me.weight_lr * eta_decay(progress))
         loss = self.w_adv * l_adv + self.w_nat * l_nat - me.push_weight * scale * l_push
 
         self._probs = (p_adv, p_nat)
-        self._kd = (l_adv.detach(), l_nat.detach())
         metrics = {
             "loss_adv": l_adv.detach(), "loss_nat": l_nat.detach(), "loss_push": l_push.detach(),
             "push_scale": scale, "push_fraction": fooled.float().mean(),
@@ -117,12 +120,9 @@ class CIARD(Method):
             self.dist.sync_buffers(self.robust)
             extra["loss_teacher"] = loss_r.detach()
             self._r_logits = None
-        decay = eta_decay(progress)
         if me.adaptive_temp and self._probs is not None:
-            self.update_temperatures(*self._probs, me.temp_lr * decay)
-        if me.adaptive_weights and self._kd is not None:
-            self.update_weights(*self.dist.mean(torch.stack(self._kd)), me.weight_lr * decay)
-        self._probs = self._kd = None
+            self.update_temperatures(*self._probs, me.temp_lr * eta_decay(progress))
+        self._probs = None
         return extra
 
     # -- the B-MTARD balance rules ---------------------------------------------------
