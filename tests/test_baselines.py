@@ -155,3 +155,49 @@ def test_ard_step_equals_the_official_code(batch, robust_teacher, alpha):
     torch.manual_seed(3)
     ref_loss = official_ard_step(ref, copy.deepcopy(robust_teacher), x, y, _sgd(ref), alpha, 30.0)
     _assert_same(loss, ref_loss, ours, ref)
+
+
+# -- TRADES -------------------------------------------------------------------------------
+def official_trades_step(model, x_natural, y, optimizer, beta):
+    # yaodongyu/TRADES, trades.py (trades_loss, distance 'l_inf') and train_trades_cifar10.py (train)
+    step_size, epsilon, perturb_steps = STEP, EPS, STEPS
+    model.train()
+    optimizer.zero_grad()
+    # loss = trades_loss(model=model, x_natural=data, y=target, optimizer=optimizer, ...)
+    criterion_kl = nn.KLDivLoss(reduction="sum")
+    model.eval()
+    batch_size = len(x_natural)
+    x_adv = x_natural.detach() + 0.001 * torch.randn(x_natural.shape).detach()
+    for _ in range(perturb_steps):
+        x_adv.requires_grad_()
+        with torch.enable_grad():
+            loss_kl = criterion_kl(F.log_softmax(model(x_adv), dim=1),
+                                   F.softmax(model(x_natural), dim=1))
+        grad = torch.autograd.grad(loss_kl, [x_adv])[0]
+        x_adv = x_adv.detach() + step_size * torch.sign(grad.detach())
+        x_adv = torch.min(torch.max(x_adv, x_natural - epsilon), x_natural + epsilon)
+        x_adv = torch.clamp(x_adv, 0.0, 1.0)
+    model.train()
+    x_adv = torch.clamp(x_adv, 0.0, 1.0).detach()
+    optimizer.zero_grad()
+    logits = model(x_natural)
+    loss_natural = F.cross_entropy(logits, y)
+    loss_robust = (1.0 / batch_size) * criterion_kl(F.log_softmax(model(x_adv), dim=1),
+                                                    F.softmax(model(x_natural), dim=1))
+    loss = loss_natural + beta * loss_robust
+    # back in train()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def test_trades_step_equals_the_official_code(batch):
+    """Full-scale KL (summed over classes / batch), eval-mode attack from the unclamped start,
+    and the three train-mode passes (x, x', x) of the official loss."""
+    x, y = batch
+    s0 = _student()
+    ours, ref = copy.deepcopy(s0), copy.deepcopy(s0)
+    loss = _ours(_cfg("trades"), ours, {}, x, y, seed=11)
+    torch.manual_seed(11)
+    ref_loss = official_trades_step(ref, x, y, _sgd(ref), beta=6.0)
+    _assert_same(loss, ref_loss, ours, ref)
