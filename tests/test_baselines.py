@@ -201,3 +201,85 @@ def test_trades_step_equals_the_official_code(batch):
     torch.manual_seed(11)
     ref_loss = official_trades_step(ref, x, y, _sgd(ref), beta=6.0)
     _assert_same(loss, ref_loss, ours, ref)
+
+
+# -- PGD-AT -------------------------------------------------------------------------------
+def official_pgd_at_step(model, x_nat, y, optimizer):
+    # MadryLab/cifar10_challenge, pgd_attack.py (LinfPGDAttack.perturb, loss_func 'xent',
+    # random_start) and train.py (train_step on model.mean_xent of the adversarial batch).
+    # Translated from TensorFlow: numpy's uniform draw is torch's here, and images are in
+    # [0, 1] instead of [0, 255]. The model is built with mode='train' (model.py: batch norm
+    # with is_training=True, updates_collections=None), so the attack's gradients use batch
+    # statistics and every pass updates the moving averages: model.train() throughout.
+    epsilon, num_steps, step_size = EPS, STEPS, STEP
+    model.train()
+    x = x_nat + torch.zeros_like(x_nat).uniform_(-epsilon, epsilon)
+    x = torch.clamp(x, 0, 1)  # ensure valid pixel range
+    for i in range(num_steps):
+        x.requires_grad_(True)
+        xent = F.cross_entropy(model(x), y, reduction="sum")   # model.xent = reduce_sum(y_xent)
+        grad = torch.autograd.grad(xent, x)[0]
+        x = x.detach() + step_size * torch.sign(grad)
+        x = torch.min(torch.max(x, x_nat - epsilon), x_nat + epsilon)   # np.clip(x, x_nat - eps, x_nat + eps)
+        x = torch.clamp(x, 0, 1)  # ensure valid pixel range
+    x_batch_adv = x.detach()
+    mean_xent = F.cross_entropy(model(x_batch_adv), y)   # model.mean_xent on adv_dict
+    optimizer.zero_grad()
+    mean_xent.backward()
+    optimizer.step()
+    return mean_xent.detach()
+
+
+def test_pgd_at_step_equals_the_official_code(batch):
+    """CE on x' (mean), x' from a clamped uniform start with the model in train mode."""
+    x, y = batch
+    s0 = _student()
+    ours, ref = copy.deepcopy(s0), copy.deepcopy(s0)
+    loss = _ours(_cfg("pgd_at"), ours, {}, x, y, seed=13)
+    torch.manual_seed(13)
+    ref_loss = official_pgd_at_step(ref, x, y, _sgd(ref))
+    _assert_same(loss, ref_loss, ours, ref)
+
+
+# -- FGSM-AT ------------------------------------------------------------------------------
+def official_fgsm_at_step(model, X, y, opt):
+    # locuslab/fast_adversarial, CIFAR10/train_fgsm.py (training loop, delta_init 'random').
+    # Their images are normalised outside the model, so eps and the image range are per
+    # channel there; here normalisation is inside the model, eps is 8/255 and the range [0, 1]
+    # for every channel, so the per-channel uniform_ loop is one uniform_ over delta. amp's
+    # scaled backward is a plain backward (fp32).
+    epsilon, alpha = torch.tensor(8 / 255.), 10 / 255.   # --epsilon 8, --alpha 10
+    lower_limit, upper_limit = torch.zeros(()), torch.ones(())
+    criterion = nn.CrossEntropyLoss()
+
+    def clamp(X, lower_limit, upper_limit):
+        return torch.max(torch.min(X, upper_limit), lower_limit)
+
+    model.train()
+    delta = torch.zeros_like(X)
+    delta.uniform_(-epsilon.item(), epsilon.item())
+    delta.data = clamp(delta, lower_limit - X, upper_limit - X)
+    delta.requires_grad = True
+    output = model(X + delta[:X.size(0)])
+    loss = F.cross_entropy(output, y)
+    loss.backward()
+    grad = delta.grad.detach()
+    delta.data = clamp(delta + alpha * torch.sign(grad), -epsilon, epsilon)
+    delta.data[:X.size(0)] = clamp(delta[:X.size(0)], lower_limit - X, upper_limit - X)
+    delta = delta.detach()
+    output = model(X + delta[:X.size(0)])
+    loss = criterion(output, y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def test_fgsm_at_step_equals_the_official_code(batch):
+    x, y = batch
+    s0 = _student()
+    ours, ref = copy.deepcopy(s0), copy.deepcopy(s0)
+    loss = _ours(_cfg("fgsm_at"), ours, {}, x, y, seed=17)
+    torch.manual_seed(17)
+    ref_loss = official_fgsm_at_step(ref, x, y, _sgd(ref))
+    _assert_same(loss, ref_loss, ours, ref)
