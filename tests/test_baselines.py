@@ -203,6 +203,127 @@ def test_trades_step_equals_the_official_code(batch):
     _assert_same(loss, ref_loss, ours, ref)
 
 
+# -- B-MTARD ------------------------------------------------------------------------------
+def official_bmtard_steps(student, teacher, teacher_nat, batches, optimizer, seeds):
+    # zhaoshiji123/MTARD-extension, resnet18_mtard_cifar10.py (training loop), with
+    # mtard_inner_loss_ce of zhaoshiji123/MTARD, mtard/mtard_loss.py (the script's mtard_loss)
+    def mtard_inner_loss_ce(model, teacher_adv_model, x_natural, y, optimizer, step_size=0.003,
+                            epsilon=0.031, perturb_steps=10, beta=6.0):
+        criterion_ce_loss = torch.nn.CrossEntropyLoss()
+        model.eval()
+        batch_size = len(x_natural)
+        x_adv = x_natural.detach() + 0.001 * torch.randn(x_natural.shape).detach()
+        for _ in range(perturb_steps):
+            x_adv.requires_grad_()
+            with torch.enable_grad():
+                loss_ce = criterion_ce_loss(model(x_adv), y)
+            grad = torch.autograd.grad(loss_ce, [x_adv])[0]
+            x_adv = x_adv.detach() + step_size * torch.sign(grad.detach())
+            x_adv = torch.min(torch.max(x_adv, x_natural - epsilon), x_natural + epsilon)
+            x_adv = torch.clamp(x_adv, 0.0, 1.0)
+        model.train()
+        x_adv = torch.clamp(x_adv, 0.0, 1.0).detach()
+        optimizer.zero_grad()
+        student_logits = model(x_adv)
+        with torch.no_grad():
+            teacher_logits = teacher_adv_model(x_adv)
+        return student_logits, teacher_logits
+
+    weight = {"adv_loss": 1 / 2.0, "nat_loss": 1 / 2.0}
+    init_loss_nat = None
+    init_loss_adv = None
+
+    def kl_loss(a, b):
+        loss = -a * b + torch.log(b + 1e-5) * b
+        return loss
+
+    def entropy_value(a):
+        value = torch.log(a + 1e-5) * a
+        return value
+
+    teacher.eval()
+    teacher_nat.eval()
+    weight_learn_rate = 0.025
+    temp_learn_rate = 0.001
+    temp_adv = 1
+    temp_nat = 1
+    temp_max = 10
+    temp_min = 1
+    losses = []
+    for seed, (train_batch_data, train_batch_labels) in zip(seeds, batches):
+        torch.manual_seed(seed)
+        student.train()
+        optimizer.zero_grad()
+        student_adv_logits, teacher_adv_logits = mtard_inner_loss_ce(student, teacher, train_batch_data, train_batch_labels, optimizer, step_size=STEP, epsilon=EPS, perturb_steps=STEPS)
+        student.train()
+        student_nat_logits = student(train_batch_data)
+        with torch.no_grad():
+            teacher_nat_logits = teacher_nat(train_batch_data)
+        kl_Loss1 = kl_loss(F.log_softmax(student_adv_logits, dim=1), F.softmax(teacher_adv_logits.detach() / temp_adv, dim=1))
+        kl_Loss2 = kl_loss(F.log_softmax(student_nat_logits, dim=1), F.softmax(teacher_nat_logits.detach() / temp_nat, dim=1))
+        kl_Loss1 = torch.mean(kl_Loss1)
+        kl_Loss2 = torch.mean(kl_Loss2)
+        adv_teacher_entropy = torch.mean(entropy_value(F.softmax(teacher_adv_logits.detach() / temp_adv, dim=1)))
+        nat_teacher_entropy = torch.mean(entropy_value(F.softmax(teacher_nat_logits.detach() / temp_nat, dim=1)))
+        temp_adv = temp_adv - temp_learn_rate * torch.sign((adv_teacher_entropy.detach() / nat_teacher_entropy.detach() - 1)).item()
+        temp_nat = temp_nat - temp_learn_rate * torch.sign((nat_teacher_entropy.detach() / adv_teacher_entropy.detach() - 1)).item()
+        temp_adv = max(min(temp_max, temp_adv), temp_min)
+        temp_nat = max(min(temp_max, temp_nat), temp_min)
+        if init_loss_nat == None:  # noqa: E711 - as written there
+            init_loss_nat = kl_Loss2.item()
+        if init_loss_adv == None:  # noqa: E711
+            init_loss_adv = kl_Loss1.item()
+        lhat_adv = kl_Loss1.item() / init_loss_adv
+        lhat_nat = kl_Loss2.item() / init_loss_nat
+        lhat_avg = (lhat_adv + lhat_nat) / len(weight)
+        inv_rate_adv = lhat_adv / lhat_avg
+        inv_rate_nat = lhat_nat / lhat_avg
+        weight["nat_loss"] = weight["nat_loss"] - weight_learn_rate * (weight["nat_loss"] - inv_rate_nat / (inv_rate_adv + inv_rate_nat))
+        weight["adv_loss"] = weight["adv_loss"] - weight_learn_rate * (weight["adv_loss"] - inv_rate_adv / (inv_rate_adv + inv_rate_nat))
+        if weight["adv_loss"] < 0:
+            weight["adv_loss"] = 0
+        if weight["nat_loss"] < 0:
+            weight["nat_loss"] = 0
+        coef = 1.0 / (weight["adv_loss"] + weight["nat_loss"])
+        weight["adv_loss"] *= coef
+        weight["nat_loss"] *= coef
+        total_loss = weight["adv_loss"] * kl_Loss1 + weight["nat_loss"] * kl_Loss2
+        total_loss.backward()
+        optimizer.step()
+        losses.append(total_loss.detach())
+    return losses, temp_adv, temp_nat, weight
+
+
+def test_bmtard_steps_equal_the_official_code(batch, robust_teacher):
+    """Three steps (the adaptive weights and temperatures carry over): losses, temperatures,
+    weights (moved before they form the loss), parameters and BN statistics (attack, then
+    S(x'), then S(x))."""
+    x, y = batch
+    clean_teacher = _student(seed=5).eval()   # a different (random) net: other entropies
+    with torch.no_grad():
+        clean_teacher.head.weight.mul_(30)
+    teachers = {"clean": clean_teacher, "robust": robust_teacher}
+    s0 = _student()
+    ours, ref = copy.deepcopy(s0), copy.deepcopy(s0)
+    seeds = [21, 22, 23]
+    method = build_method(_cfg("mtard"), ours, {k: copy.deepcopy(v) for k, v in teachers.items()})
+    opt = _sgd(ours)
+    our_losses = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        out, _ = train_step(method, opt, x, y, progress=0.0, lr=LR, channels_last=False)
+        our_losses.append(out.loss.detach())
+    ref_losses, temp_adv, temp_nat, weight = official_bmtard_steps(
+        ref, copy.deepcopy(robust_teacher), copy.deepcopy(clean_teacher), [(x, y)] * 3, _sgd(ref), seeds)
+    for a, b in zip(our_losses, ref_losses):
+        assert a.item() == pytest.approx(b.item(), rel=1e-5)
+    assert method.tau_adv.item() == pytest.approx(temp_adv) and method.tau_nat.item() == pytest.approx(temp_nat)
+    assert method.w_adv.item() == pytest.approx(weight["adv_loss"], rel=1e-5)
+    assert method.w_nat.item() == pytest.approx(weight["nat_loss"], rel=1e-5)
+    assert weight["adv_loss"] != pytest.approx(0.5, abs=1e-6)   # the weights did move
+    _assert_same(our_losses[-1], ref_losses[-1], ours, ref)
+
+
 # -- PGD-AT -------------------------------------------------------------------------------
 def official_pgd_at_step(model, x_nat, y, optimizer):
     # MadryLab/cifar10_challenge, pgd_attack.py (LinfPGDAttack.perturb, loss_func 'xent',

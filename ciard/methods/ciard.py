@@ -1,8 +1,12 @@
 """CIARD: dual-teacher distillation with a contrastive push loss and iterative teacher training.
 
 One step, in the reference order (see ../shared/CIARD-method.md):
-  1. x' = PGD on the student's CE (x + 0.001 N(0,1) start, student in eval mode);
-  2. S(x), S(x') in train mode; N on [x; x'] in one frozen pass; R(x') (train-mode BN as in
+  1. S(x) in train mode, then x' = PGD on the student's CE (from x + 0.001 N(0,1), not
+     clamped before the first step; student in eval mode). The official ``CIARD.py`` runs
+     S(x) before the attack, so the attacked student's BatchNorm already holds this batch's
+     statistics; B-MTARD's script attacks first, then runs S(x'), then S(x)
+     (``clean_pass_first``);
+  2. S(x') in train mode; N on [x; x'] in one frozen pass; R(x') (train-mode BN as in
      the reference while R keeps training);
   3. L = w_adv KL(R(x')/tau_adv || S(x')) + w_nat KL(N(x)/tau_nat || S(x))
          - lambda * s * KL(N(x') || S(x')/T_push) over the samples where N(x') is wrong;
@@ -29,11 +33,13 @@ from .base import Method, StepOutput
 class CIARD(Method):
     name = "ciard"
     teachers = ("clean", "robust")
+    #: the student's clean pass comes before the attack (CIARD.py) or after S(x') (B-MTARD)
+    clean_pass_first = True
 
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         me = self.cfg.method
-        self.attack = self.pgd(loss="ce", start="normal")
+        self.attack = self.pgd(loss="ce", start="normal", clamp_start=False)
         self.clean = self.frozen["clean"]              # frozen: the folded view
         self.robust = self.teacher_models["robust"]    # keeps training with ITT: the live model
         self.itt_on = me.itt
@@ -59,12 +65,18 @@ class CIARD(Method):
     # -- step ---------------------------------------------------------------------
     def compute(self, x, y, progress):
         me = self.cfg.method
-        x_adv = self.attack(self.attack_target(), x, y)
+        s_nat = None
+        self.student.train()
+        if self.clean_pass_first:
+            with self.autocast():
+                s_nat = self.student(x)
+        x_adv = self.adversarial(x, y)
 
         self.student.train()
         with self.autocast():
-            s_nat = self.student(x)
             s_adv = self.student(x_adv)
+            if s_nat is None:
+                s_nat = self.student(x)
             with torch.no_grad():
                 n_nat, n_adv = self.clean(torch.cat([x, x_adv])).float().chunk(2)
             lr_r = itt_lr(me.itt_lr, progress, me.itt_warmup) if self.itt_on else 0.0
