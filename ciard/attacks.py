@@ -187,13 +187,20 @@ class FGSM(PGD):
 
 
 class CWInf(PGD):
-    """CW-inf (Carlini & Wagner's margin loss under PGD, L-inf), kappa = 50 by default."""
+    """CW-inf (Carlini & Wagner's margin loss under PGD, L-inf), kappa = 50 by default.
+
+    It starts from x itself (zero perturbation, no random start), as the official CIARD
+    evaluation (``attack_eval.py``, ``attack_cw_inf``) does. That code clamps to [0, 1] only
+    at the end, so its intermediate iterates can leave the image range; here every iterate is
+    projected to [0, 1], the threat model's valid images.
+    """
 
     name = "cw"
 
     def __init__(self, eps: float = 8 / 255, steps: int = 30, step_size: float = 2 / 255,
-                 kappa: float = 50.0, **kw) -> None:
-        super().__init__(eps=eps, steps=steps, step_size=step_size, loss="cw", kappa=kappa, **kw)
+                 kappa: float = 50.0, start: str = "none", **kw) -> None:
+        super().__init__(eps=eps, steps=steps, step_size=step_size, loss="cw", kappa=kappa,
+                         start=start, **kw)
 
 
 class _TorchAttacks(Attack):
@@ -228,7 +235,11 @@ class APGD(_TorchAttacks):
 
 
 class Square(_TorchAttacks):
-    """Square attack (Andriushchenko et al., 2020): score-based black-box, margin loss."""
+    """Square attack (Andriushchenko et al., 2020): score-based black-box, margin loss.
+
+    5,000 queries by default (AutoAttack's budget); the CIARD paper's black-box Square column
+    uses 100 (``attack_eval.py``), the protocol's ``square100``.
+    """
 
     name = "square"
 

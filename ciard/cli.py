@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which model of a training checkpoint")
     e.add_argument("--attacks", default="clean,fgsm,pgd_sat,pgd_trades,cw",
                    help="comma list from: clean, fgsm, pgd_sat, pgd_trades, cw, apgd, autoattack, "
-                        "bb_pgd_trades, bb_cw, square; or 'all'")
+                        "bb_pgd_trades, bb_cw, square, square100; or 'all'")
     e.add_argument("--n", type=int, default=1000, help="number of test images (class-balanced; 0 = all)")
     e.add_argument("--source", help="source model for the transfer (bb_*) attacks, e.g. the robust teacher")
     e.add_argument("--dataset", default="default")

@@ -58,6 +58,12 @@ class DataConfig:
     augment: bool = True
 
 
+#: the teachers of each published setup a preset reproduces (``ModelConfig.paper_setup``)
+PAPER_TEACHERS = {
+    "paper-cifar10": "a WRN-34-10 TRADES robust teacher and a ResNet-56 clean teacher",
+}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     student: str = "resnet20"
@@ -67,6 +73,9 @@ class ModelConfig:
     #: start the student from this checkpoint's weights (path, run directory or ``zoo:NAME``) instead
     #: of a random initialisation; same architecture and classes required
     student_init: str | None = None
+    #: the published setup this config reproduces (a key of PAPER_TEACHERS): its teachers
+    #: must then be given explicitly, since ``auto`` would silently distil from stand-ins
+    paper_setup: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +256,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         lr_schedule="ciard", eps=8 / 255, pgd_steps=10, pgd_step_size=2 / 255,
         push_weight=1.0, push_temp=5.0, itt=True, itt_lr=1e-4, adaptive_temp=True,
         adaptive_weights=False, eval_size=1000, eval_pgd_steps=10, name="paper-cifar10",
+        paper_setup="paper-cifar10",
     ),
 }
 
@@ -369,6 +379,14 @@ def validate(cfg: Config) -> Config:
     if problem:
         raise ConfigError(problem)
     needed = TEACHERS_NEEDED.get(me.method, ())
+    if m.paper_setup is not None:
+        if m.paper_setup not in PAPER_TEACHERS:
+            raise ConfigError(f"unknown paper_setup '{m.paper_setup}'; choose one of: {', '.join(PAPER_TEACHERS)}")
+        auto = [f"--{role}-teacher" for role in needed if getattr(m, f"{role}_teacher") == "auto"]
+        if auto:
+            raise ConfigError(
+                f"{m.paper_setup} reproduces the paper, which used {PAPER_TEACHERS[m.paper_setup]}: "
+                f"give {' and '.join(auto)} as a checkpoint, run directory or zoo:NAME, not 'auto'")
     for role, spec in (("clean", m.clean_teacher), ("robust", m.robust_teacher)):
         flag = f"{role}_teacher"
         if role in needed and not spec:

@@ -62,8 +62,11 @@ def soft(logits: torch.Tensor, temperature: torch.Tensor | float = 1.0) -> torch
 
 
 def neg_entropy(probs: torch.Tensor) -> torch.Tensor:
-    """mean(p log p) over batch and classes: the 'H' the entropy balance compares (<= 0)."""
-    return (probs * torch.log(probs.clamp_min(1e-12))).mean()
+    """mean(p log(p + 1e-5)) over batch and classes: the 'H' the entropy balance compares.
+
+    ``+1e-5`` inside the log, as the official B-MTARD and CIARD ``entropy_value``.
+    """
+    return (probs * torch.log(probs + _EPS)).mean()
 
 
 def power_of_ten_scale(l_adv: torch.Tensor, l_nat: torch.Tensor, l_push: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,8 @@ computes the same mathematics (``tests/test_bench.py``). Everything here mirrors
 published code's structure on purpose, waste included:
 
 * fp32, contiguous NCHW tensors, no autocast;
+* the student's clean pass (train mode) comes before the attack, whose random start is not
+  clamped to [0, 1] before its first step;
 * the attack runs the student with its parameters still requiring gradients and with a
   mean-reduced loss; every step and every projection is a separate operation;
 * separate forward passes for each teacher on each input, and the robust teacher is also
@@ -63,7 +65,6 @@ class ReferenceCIARD:
         a = self.cfg.attack
         self.student.eval()
         x_adv = x.detach() + 0.001 * torch.randn(x.shape, device=x.device, dtype=x.dtype)
-        x_adv = torch.clamp(x_adv, 0.0, 1.0)
         for _ in range(a.pgd_steps):
             x_adv.requires_grad_()
             with torch.enable_grad():
@@ -76,9 +77,10 @@ class ReferenceCIARD:
 
     def step(self, x: torch.Tensor, y: torch.Tensor, progress: float, lr: float) -> dict[str, float]:
         me = self.cfg.method
+        self.student.train()
+        nat_logits = self.student(x)                  # before the attack, as the published code
         x_adv = self.attack(x, y)
         self.student.train()
-        nat_logits = self.student(x)
         adv_logits = self.student(x_adv)
         self.robust.train(me.robust_teacher_train_mode)
         tea_adv_logits = self.robust(x_adv)
@@ -119,8 +121,8 @@ class ReferenceCIARD:
             self.opt_t.step()
 
         # entropy balance, read back on the host
-        h_adv = (p_adv * torch.log(p_adv + 1e-12)).mean().item()
-        h_nat = (p_nat * torch.log(p_nat + 1e-12)).mean().item()
+        h_adv = (p_adv * torch.log(p_adv + 1e-5)).mean().item()
+        h_nat = (p_nat * torch.log(p_nat + 1e-5)).mean().item()
         eta = me.temp_lr
         if me.adaptive_temp:
             s.tau_adv = min(max(s.tau_adv - eta * _sign(h_adv / h_nat - 1), me.temp_min), me.temp_max)

@@ -101,3 +101,28 @@ def test_make_attack_by_name():
     assert isinstance(make_attack("PGD", eps=EPS), PGD)
     with pytest.raises(ValueError, match="unknown attack 'nope'"):
         make_attack("nope")
+
+
+def test_cw_inf_starts_from_x_itself(trained_cnn, batch):
+    """The official CW-inf (CIARD attack_eval.py) starts from a zero perturbation: its first
+    gradient is taken at x, and no random draw enters it."""
+    from ciard.attacks import cw_margin
+    x, y = batch
+    x, y = x[:8], y[:8]
+    model = trained_cnn.eval()
+    xr = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(cw_margin(model(xr), y).sum(), xr)
+    expected = (x + 2 / 255 * grad.sign()).clamp(x - EPS, x + EPS).clamp(0, 1)
+    torch.manual_seed(0)
+    one = CWInf(EPS, steps=1, step_size=2 / 255)(model, x, y)
+    assert torch.equal(one, expected)
+    torch.manual_seed(1)
+    assert torch.equal(CWInf(EPS, steps=3)(model, x, y), CWInf(EPS, steps=3)(model, x, y))
+
+
+def test_protocol_has_the_papers_100_query_square():
+    from ciard.evaluate import protocol
+    table = protocol()
+    assert table["square"].make(EPS, 0).queries == 5000
+    assert table["square100"].make(EPS, 0).queries == 100 and not table["square100"].transfer
+    assert table["cw"].make(EPS, 0).start == "none" and table["bb_cw"].make(EPS, 0).start == "none"

@@ -55,23 +55,54 @@ def test_power_of_ten_scale():
     assert power_of_ten_scale(torch.tensor(0.5), torch.tensor(0.5), torch.tensor(float("nan"))).item() == 0.0
 
 
-def test_push_term_in_the_step_uses_clean_teacher_fooled_mask(batch):
+class _ScriptedCleanTeacher(torch.nn.Module):
+    """A clean teacher whose logits are given: right on every clean image, and on the
+    adversarial half right except on ``fooled`` (there it predicts y + 1). CIARD runs the
+    clean teacher on [x; x'] in one pass, so rows B.. are x'."""
+
+    def __init__(self, y, fooled):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        n = len(y)
+        base = torch.randn(2 * n, 10, generator=g)
+        labels = torch.cat([y, torch.where(fooled, (y + 1) % 10, y)])
+        self.logits = base + 8.0 * torch.nn.functional.one_hot(labels, 10)
+
+    def forward(self, xx):
+        assert len(xx) == len(self.logits)
+        return self.logits.clone()
+
+
+@pytest.mark.parametrize("fooled_idx", [[1, 4, 5, 11], []])
+def test_push_loss_uses_exactly_the_samples_where_the_clean_teacher_is_fooled_on_x_adv(batch, fooled_idx):
+    """The push mask is argmax N(x') != y: the push loss must equal the masked KL over exactly
+    the scripted subset, and differ from the same KL over all samples, over the others, or
+    over the samples where N(x) (clean) is wrong (none)."""
     x, y = batch
+    x, y = x[:16], y[:16]
+    fooled = torch.zeros(16, dtype=torch.bool)
+    fooled[fooled_idx] = True
     student, teachers = _models()
-    method = build_method(_cfg(itt=False), student, teachers)
+    method = build_method(_cfg(itt=False, adaptive_temp=False), student, teachers)
+    method.clean = _ScriptedCleanTeacher(y, fooled)
+    torch.manual_seed(0)
     out = method.compute(x, y, progress=0.0)
-    # recompute the mask from the clean teacher on the same adversarial batch
-    assert 0.0 <= out.metrics["push_fraction"].item() <= 1.0
-    assert out.metrics["loss_push"].item() >= 0.0
+    s_adv = out.logits.detach()
+    p = torch.softmax(method.clean.logits[16:], 1)
+    per = (p * (torch.log(p + 1e-5) - torch.log_softmax(s_adv / 5.0, 1))).mean(1)  # T_push = 5
+    push = out.metrics["loss_push"]
+    assert out.metrics["push_fraction"].item() == pytest.approx(len(fooled_idx) / 16)
+    if not fooled_idx:
+        assert push.item() == 0.0 and out.metrics["push_scale"].item() == 0.0
+        return
+    assert push.item() == pytest.approx(per[fooled].mean().item(), rel=1e-5)
+    for wrong in (per.mean(), per[~fooled].mean()):
+        assert push.item() != pytest.approx(wrong.item(), rel=1e-3)
+    # and it enters the loss with a minus sign, scaled by s
     expected = out.metrics["w_adv"] * out.metrics["loss_adv"] + out.metrics["w_nat"] * out.metrics["loss_nat"] \
-        - 1.0 * out.metrics["push_scale"] * out.metrics["loss_push"]
+        - 1.0 * out.metrics["push_scale"] * push
+    assert out.metrics["push_scale"].item() > 0
     assert torch.allclose(out.loss.detach(), expected, atol=1e-6)
-    # the push term has a minus sign: it pushes the student *away* from the fooled teacher
-    method_no_push = build_method(_cfg(itt=False, push_weight=0.0), *_models())
-    out0 = method_no_push.compute(x, y, progress=0.0)
-    if out0.metrics["loss_push"].item() > 0:
-        assert out0.loss.item() == pytest.approx(
-            (out0.metrics["w_adv"] * out0.metrics["loss_adv"] + out0.metrics["w_nat"] * out0.metrics["loss_nat"]).item(), rel=1e-5)
 
 
 def test_temperatures_move_against_the_entropy_gap_and_stay_clipped():
@@ -98,6 +129,42 @@ def test_adaptive_weights_shift_towards_the_slower_loss():
     m.update_weights(torch.tensor(0.9), torch.tensor(0.3), eta=0.025)   # nat fell faster
     assert m.w_adv.item() > 0.5 > m.w_nat.item()
     assert m.w_adv.item() + m.w_nat.item() == pytest.approx(1.0)
+
+
+def test_neg_entropy_uses_the_official_epsilon():
+    from ciard.losses import neg_entropy
+    p = torch.softmax(torch.tensor([[9.0, 0.0, -3.0, 1.0], [0.0, 0.0, 0.0, 12.0]]), 1)
+    expected = (torch.log(p + 1e-5) * p).mean()   # entropy_value in B-MTARD's and CIARD's code
+    assert neg_entropy(p).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert neg_entropy(p).item() != pytest.approx((p * torch.log(p)).mean().item(), rel=1e-6)
+
+
+def test_adaptive_weights_move_before_they_form_their_steps_loss(batch):
+    """B-MTARD's official order: the step's own KD losses update the weights, then the new
+    weights form that step's loss (not the next one's)."""
+    x, y = batch
+    student, teachers = _models()
+    m = build_method(_cfg(itt=False, push_weight=0.0, adaptive_weights=True, adaptive_temp=False),
+                     student, teachers)
+    opt = torch.optim.SGD(student.parameters(), lr=0.5)
+    w, first = torch.tensor([0.5, 0.5]), None
+    for step in range(3):
+        torch.manual_seed(step)
+        out = m.compute(x, y, progress=0.0)
+        losses = torch.stack([out.metrics["loss_adv"], out.metrics["loss_nat"]])
+        first = losses if first is None else first
+        rel = losses / first
+        r = rel / rel.mean()
+        w = (w - 0.025 * (w - r / r.sum())).clamp_min(0)
+        w = w / w.sum()
+        assert out.metrics["w_adv"].item() == pytest.approx(w[0].item(), rel=1e-6)
+        assert out.metrics["w_nat"].item() == pytest.approx(w[1].item(), rel=1e-6)
+        assert out.loss.item() == pytest.approx((w * losses).sum().item(), rel=1e-5)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        m.after_step(out, y, 0.0)
+    assert w[0].item() != pytest.approx(0.5, abs=1e-6)   # the weights did move
 
 
 def _params(model):

@@ -32,6 +32,27 @@ def test_bad_config_is_one_clear_line(capsys, tmp_path, argv, message):
     assert not (tmp_path / "runs").exists()   # no work started
 
 
+def test_paper_preset_refuses_auto_teachers_in_one_line(capsys, tmp_path, teacher_ckpts):
+    archive = tmp_path / "cifar10.tar.gz"
+    archive.write_bytes(b"")
+    clean, robust = teacher_ckpts
+    base = ("train", "--preset", "paper-cifar10", "--data-path", str(archive), "--print-config")
+    for extra, missing in [((), "--clean-teacher and --robust-teacher"),
+                           (("--clean-teacher", clean), "--robust-teacher as"),
+                           (("--method", "rslad", "--clean-teacher", "auto"), "--robust-teacher as")]:
+        code, out, err = _run(capsys, *base, *extra)
+        lines = [line for line in err.strip().splitlines() if line]
+        assert code == 2 and len(lines) == 1, err
+        assert "paper-cifar10 reproduces the paper, which used a WRN-34-10 TRADES robust teacher " \
+               "and a ResNet-56 clean teacher" in lines[0] and missing in lines[0], err
+    # explicit teachers pass; a method that needs no teacher is not asked for any
+    code, out, _ = _run(capsys, *base, "--clean-teacher", clean, "--robust-teacher", robust)
+    assert code == 0 and json.loads(out)["model"]["paper_setup"] == "paper-cifar10"
+    assert _run(capsys, *base, "--method", "pgd_at")[0] == 0
+    # the demo preset keeps its auto teachers
+    assert _run(capsys, "train", "--preset", "demo", "--print-config")[0] == 0
+
+
 def test_print_config_applies_preset_and_overrides(capsys):
     code, out, _ = _run(capsys, "train", "--preset", "demo", "--push-weight", "0", "--no-itt",
                         "--eps", "4/255", "--print-config")

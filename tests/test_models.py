@@ -159,6 +159,26 @@ def test_mobilenetv2_ends_at_4x4_on_32x32() -> None:
     assert fmap.shape[-2:] == (4, 4)
 
 
+def test_mobilenetv2_ciard_is_the_authors_network() -> None:
+    """CIARD2025/CIARD ``cifar10_models/mobilenet_v2.py``: 2,296,922 parameters at 10 classes
+    (checked once against that file: with its weights loaded and identity normalisation the
+    outputs agree to 1e-7), a 1x1 expansion conv in every block, a conv + BN projection
+    shortcut in the four stride-1 blocks whose width changes, no residual at stride 2."""
+    from ciard.models.mobilenetv2_ciard import ProjectionBlock
+    net = build_model("mobilenetv2-ciard")
+    assert sum(p.numel() for p in net.parameters()) == 2_296_922
+    assert sum(p.numel() for p in net.parameters()) != sum(p.numel() for p in build_model("mobilenetv2").parameters())
+    blocks = [m for m in net.modules() if isinstance(m, ProjectionBlock)]
+    assert len(blocks) == 17 and sum(b.residual for b in blocks) == 14
+    assert all(b.conv[0].kernel_size == (1, 1) for b in blocks) and blocks[0].conv[0].out_channels == 32
+    projections = [(b.conv[0].in_channels, b.conv[-1].num_features) for b in blocks
+                   if isinstance(b.shortcut, nn.Sequential)]
+    assert projections == [(32, 16), (16, 24), (64, 96), (160, 320)]
+    assert canonical_model_name("MobileNetV2_CIARD") == "mobilenetv2-ciard"
+    with pytest.raises(ValueError):
+        build_model("mobilenetv2-ciard", width_mult=0.5)
+
+
 def test_standard_init() -> None:
     net = build_model("resnet20")
     bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]

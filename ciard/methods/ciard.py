@@ -1,14 +1,20 @@
 """CIARD: dual-teacher distillation with a contrastive push loss and iterative teacher training.
 
 One step, in the reference order (see ../shared/CIARD-method.md):
-  1. x' = PGD on the student's CE (x + 0.001 N(0,1) start, student in eval mode);
-  2. S(x), S(x') in train mode; N on [x; x'] in one frozen pass; R(x') (train-mode BN as in
+  1. S(x) in train mode, then x' = PGD on the student's CE (from x + 0.001 N(0,1), not
+     clamped before the first step; student in eval mode). The official ``CIARD.py`` runs
+     S(x) before the attack, so the attacked student's BatchNorm already holds this batch's
+     statistics; B-MTARD's script attacks first, then runs S(x'), then S(x)
+     (``clean_pass_first``);
+  2. S(x') in train mode; N on [x; x'] in one frozen pass; R(x') (train-mode BN as in
      the reference while R keeps training);
   3. L = w_adv KL(R(x')/tau_adv || S(x')) + w_nat KL(N(x)/tau_nat || S(x))
          - lambda * s * KL(N(x') || S(x')/T_push) over the samples where N(x') is wrong;
   4. (trainer) student SGD step;
   5. ITT: one SGD step on R with CE(R(x'), y), lr from its warm-up + cosine-exp schedule;
-  6. entropy-balanced temperature update; 7. optional normalised-loss KD weights.
+  6. entropy-balanced temperature update (from this step's targets; the next step uses it);
+  7. optional normalised-loss KD weights, moved with this step's losses *before* they weight
+     them (the order of the official B-MTARD and CIARD code).
 
 Reference defects fixed here: the eta decay fires once per milestone (not every batch), R is
 not run on clean inputs (the result was unused), selection uses a held-out split.
@@ -27,11 +33,13 @@ from .base import Method, StepOutput
 class CIARD(Method):
     name = "ciard"
     teachers = ("clean", "robust")
+    #: the student's clean pass comes before the attack (CIARD.py) or after S(x') (B-MTARD)
+    clean_pass_first = True
 
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         me = self.cfg.method
-        self.attack = self.pgd(loss="ce", start="normal")
+        self.attack = self.pgd(loss="ce", start="normal", clamp_start=False)
         self.clean = self.frozen["clean"]              # frozen: the folded view
         self.robust = self.teacher_models["robust"]    # keeps training with ITT: the live model
         self.itt_on = me.itt
@@ -53,17 +61,22 @@ class CIARD(Method):
         self.loss_init: torch.Tensor | None = None  # L_k at the first step (adaptive weights)
         self._r_logits: torch.Tensor | None = None
         self._probs: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._kd: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- step ---------------------------------------------------------------------
     def compute(self, x, y, progress):
         me = self.cfg.method
-        x_adv = self.attack(self.attack_target(), x, y)
+        s_nat = None
+        self.student.train()
+        if self.clean_pass_first:
+            with self.autocast():
+                s_nat = self.student(x)
+        x_adv = self.adversarial(x, y)
 
         self.student.train()
         with self.autocast():
-            s_nat = self.student(x)
             s_adv = self.student(x_adv)
+            if s_nat is None:
+                s_nat = self.student(x)
             with torch.no_grad():
                 n_nat, n_adv = self.clean(torch.cat([x, x_adv])).float().chunk(2)
             lr_r = itt_lr(me.itt_lr, progress, me.itt_warmup) if self.itt_on else 0.0
@@ -90,10 +103,12 @@ class CIARD(Method):
             scale = power_of_ten_scale(*self.dist.mean(torch.stack([l_adv, l_nat, l_push]).detach().float()))
         else:
             scale = torch.ones((), device=l_push.device)
+        if me.adaptive_weights:   # official order: this step's losses move the weights, then
+            kd = self.dist.mean(torch.stack([l_adv, l_nat]).detach())   # the new weights form its loss
+            self.update_weights(kd[0], kd[1], me.weight_lr * eta_decay(progress))
         loss = self.w_adv * l_adv + self.w_nat * l_nat - me.push_weight * scale * l_push
 
         self._probs = (p_adv, p_nat)
-        self._kd = (l_adv.detach(), l_nat.detach())
         metrics = {
             "loss_adv": l_adv.detach(), "loss_nat": l_nat.detach(), "loss_push": l_push.detach(),
             "push_scale": scale, "push_fraction": fooled.float().mean(),
@@ -117,12 +132,9 @@ class CIARD(Method):
             self.dist.sync_buffers(self.robust)
             extra["loss_teacher"] = loss_r.detach()
             self._r_logits = None
-        decay = eta_decay(progress)
         if me.adaptive_temp and self._probs is not None:
-            self.update_temperatures(*self._probs, me.temp_lr * decay)
-        if me.adaptive_weights and self._kd is not None:
-            self.update_weights(*self.dist.mean(torch.stack(self._kd)), me.weight_lr * decay)
-        self._probs = self._kd = None
+            self.update_temperatures(*self._probs, me.temp_lr * eta_decay(progress))
+        self._probs = None
         return extra
 
     # -- the B-MTARD balance rules ---------------------------------------------------

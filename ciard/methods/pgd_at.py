@@ -1,8 +1,15 @@
 """Adversarial training on the student's own adversarial examples.
 
-PGD-AT (Madry et al., 2018): CE(S(x'), y) with x' = PGD on S's cross-entropy, uniform start.
+PGD-AT (Madry et al., 2018): CE(S(x'), y) with x' = PGD on S's cross-entropy from a uniform
+start clamped to [0, 1] (``MadryLab/cifar10_challenge``, ``pgd_attack.py``).
 FGSM-AT with random start (Wong et al., 2020, "Fast is better than free"): one step of
-``fgsm_alpha * eps`` from a uniform start; a cheap way to get a robust teacher.
+``fgsm_alpha * eps`` from a uniform start (``locuslab/fast_adversarial``,
+``CIFAR10/train_fgsm.py``); a cheap way to get a robust teacher.
+
+Both official codes craft x' with the model in **train mode** (Madry's TensorFlow model is
+built with ``mode='train'``; Wong's loop runs under ``model.train()``): BatchNorm uses the
+batch's statistics and updates its running statistics at every attack step. So do these
+attacks, on the live student (not on the folded eval view).
 """
 from __future__ import annotations
 
@@ -20,10 +27,10 @@ class PGDAT(Method):
         self.attack = self.make_attack()
 
     def make_attack(self) -> PGD:
-        return self.pgd(loss="ce", start="uniform")
+        return self.pgd(loss="ce", start="uniform", train_mode=True)
 
     def compute(self, x, y, progress):
-        x_adv = self.attack(self.attack_target(), x, y)
+        x_adv = self.adversarial(x, y)
         self.student.train()
         with self.autocast():
             logits = self.student(x_adv)
@@ -37,4 +44,4 @@ class FGSMAT(PGDAT):
     def make_attack(self) -> PGD:
         eps = self.cfg.attack.eps
         return PGD(eps=eps, steps=1, step_size=self.cfg.method.fgsm_alpha * eps, loss="ce",
-                   start="uniform", autocast=self.autocast)
+                   start="uniform", autocast=self.autocast, train_mode=True)

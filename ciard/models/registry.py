@@ -16,6 +16,7 @@ from torch import nn
 from .airbench import AirbenchNet
 from .common import CIFAR10_MEAN, CIFAR10_STD, Classifier
 from .mobilenetv2 import MobileNetV2
+from .mobilenetv2_ciard import MobileNetV2CIARD
 from .resnet18 import ResNet18
 from .resnet_cifar import CifarResNet
 from .smallcnn import SmallCNN
@@ -33,6 +34,7 @@ MODEL_NAMES: list[str] = [
     "wrn-34-10",
     "mobilenetv2",
     "mobilenetv2_x0.5",
+    "mobilenetv2-ciard",
     "smallcnn",
     "airbench94",
 ]
@@ -50,6 +52,8 @@ _RESNET_RE = re.compile(rf"resnet{_SEP}(\d+)")
 _WRN_RE = re.compile(rf"(?:wrn|wide{_SEP}resnet){_SEP}(\d+)[-_x ](\d+)")
 # The width suffix needs a separator or an "x" so "mobilenetv22" is not read as width 2.
 _MOBILENET_RE = re.compile(rf"mobilenet{_SEP}v2(?:(?:[-_ ]x?|x)(\d+(?:\.\d*)?|\.\d+))?")
+# the CIARD authors' MobileNetV2 (projection shortcuts; mobilenetv2_ciard.py)
+_MOBILENET_CIARD_RE = re.compile(rf"mobilenet{_SEP}v2{_SEP}ciard")
 _SMALLCNN_RE = re.compile(rf"small{_SEP}cnn")
 #: airbench-style nets by their conv-group widths; airbench94 is 64/256/256
 _AIRBENCH_WIDTHS = {"airbench94": (64, 256, 256), "airbench-half": (32, 128, 128)}
@@ -60,7 +64,8 @@ BackboneFactory = Callable[[], nn.Module]
 def _unknown(name: str) -> ValueError:
     return ValueError(
         f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)} "
-        "(also any wrn-D-K with (D-4) % 6 == 0, and mobilenetv2_xW for width multiplier W)"
+        "(also any wrn-D-K with (D-4) % 6 == 0, and mobilenetv2_xW for width multiplier W; "
+        "mobilenetv2-ciard is the CIARD authors' variant)"
     )
 
 
@@ -79,6 +84,11 @@ def resolve_model_name(
     if not isinstance(name, str):
         raise _unknown(str(name))
     key = name.strip().lower()
+
+    if _MOBILENET_CIARD_RE.fullmatch(key):
+        if width_mult is not None:
+            raise ValueError(f"width_mult only applies to mobilenetv2, not {name!r}")
+        return "mobilenetv2-ciard", MobileNetV2CIARD
 
     if m := _MOBILENET_RE.fullmatch(key):
         name_width = float(m.group(1)) if m.group(1) is not None else None

@@ -68,7 +68,8 @@ def render_form(choices: Choices) -> str | None:
         apply_preset()
     _sync_sidebar(choices)
     st.selectbox("Preset", names, key="train_preset", on_change=apply_preset,
-                 help="demo: embedded data, minutes on a CPU. paper-cifar10: the paper's setting, for a GPU. "
+                 help="demo: embedded data, minutes on a CPU. paper-cifar10: the paper's setting, for a GPU, "
+                      "with the paper's teachers (a checkpoint for each; auto is refused). "
                       "Choosing a preset resets the form.")
 
     with st.form("train_form", border=True):
