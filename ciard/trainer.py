@@ -112,6 +112,9 @@ def _init_student(student: nn.Module, spec: str, device: torch.device) -> None:
     log.info("student starts from %s (%s)", spec, path)
 
 
+#: images per batch of the trainer's validation and final test checks
+EVAL_CHUNK = 250
+
 #: spacing of the per-rank random streams under torchrun
 _RANK_SEED = 1_000_003
 
@@ -415,12 +418,21 @@ class Trainer:
                    start="uniform")
 
     def _accuracies(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> tuple[float, float]:
-        """Clean and PGD accuracy in fp32 with a fixed random start (comparable across epochs)."""
-        view = fold(model) if self.cfg.run.fold_bn else model
+        """Clean and PGD accuracy in fp32 with a fixed random start (comparable across epochs).
+
+        In chunks of ``EVAL_CHUNK`` images, on a channels-last folded view: on a 2-core CPU a
+        1,000-image PGD-20 check took 36 s as one NCHW batch and 22 s this way."""
+        cl = self.cfg.run.channels_last
+        view = fold(model, channels_last=cl) if self.cfg.run.fold_bn else model
+        if cl:
+            x = x.contiguous(memory_format=torch.channels_last)
+        attack = self._pgd(steps) if steps else None
         with torch.random.fork_rng(devices=[x.device.index or 0] if x.device.type == "cuda" else []):
             torch.manual_seed(1234)
-            clean = robust_correct(view, x, y, None).float().mean().item()
-            pgd = robust_correct(view, x, y, self._pgd(steps)).float().mean().item() if steps else float("nan")
+            chunks = [(x[i:i + EVAL_CHUNK], y[i:i + EVAL_CHUNK]) for i in range(0, len(y), EVAL_CHUNK)]
+            clean = torch.cat([robust_correct(view, xb, yb, None) for xb, yb in chunks]).float().mean().item()
+            pgd = (torch.cat([robust_correct(view, xb, yb, attack) for xb, yb in chunks]).float().mean().item()
+                   if attack else float("nan"))
         return clean, pgd
 
     def _epoch_eval(self, student, teachers, method, x, y, cache) -> dict[str, float]:
