@@ -77,3 +77,17 @@ def in_use(path: str | os.PathLike) -> bool:
     finally:
         os.close(fd)   # also drops the probe's own lock, if it got one
     return False
+
+
+def free_soon(path: str | os.PathLike, patience: float = 3.0) -> bool:
+    """Whether the run directory's lock is (or within ``patience`` seconds becomes) free.
+
+    A trainer that has just been killed is already gone from the process table's point of
+    view (a zombie) a moment before the kernel has torn it down and dropped its lock; a run
+    store acting on "it died" must give the kernel that moment."""
+    deadline = time.monotonic() + patience
+    while in_use(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -30,7 +30,7 @@ from typing import Any
 
 from .config import Config, ConfigError, validate
 from .names import run_path
-from .runlock import in_use
+from .runlock import free_soon
 from .runlog import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,7 +225,7 @@ class RunStore:
 
     def resume(self, name: str) -> RunInfo:
         info = self.get(name)
-        if info.state in ("running", "starting") or in_use(info.path):
+        if info.state in ("running", "starting") or not free_soon(info.path):
             raise ValueError(f"run '{name}' is already running")
         if info.state == "finished":
             raise ValueError(f"run '{name}' has finished; nothing to resume")
@@ -270,7 +270,7 @@ class RunStore:
 
     def delete(self, name: str) -> None:
         info = self.get(name)
-        if info.state in ("running", "starting") or in_use(info.path):
+        if info.state in ("running", "starting") or not free_soon(info.path):
             raise ValueError(f"run '{name}' is running; stop it first")
         shutil.rmtree(info.path)
         active = self.active()

@@ -135,10 +135,16 @@ def test_student_init_starts_from_the_checkpoint_and_refuses_a_mismatch(tmp_path
     fresh = Trainer(cfg.override(student_init=None, name="fresh")).fit()
     other = checkpoints.load(fresh.run_dir + "/last.pt")["state_dict"]
     assert not all(torch.equal(other[k], v) for k, v in params.items())
-    with pytest.raises(CheckpointError, match="student_init"):
-        Trainer(cfg.override(student="resnet20" if init.arch != "resnet20" else "smallcnn", name="bad")).fit()
+    # a mismatch or a missing file is refused before any work, with one line naming it
+    with pytest.raises(ConfigError, match="student_init .* holds a smallcnn, but the student is a resnet20"):
+        Trainer(cfg.override(student="resnet20", name="bad"))
     with pytest.raises(ConfigError, match="student_init"):
         validate(cfg.override(student_init=str(tmp_path / "nope.pt")))
+    # the trainer checks again when it loads the weights (a file replaced after validation)
+    from ciard.trainer import _init_student
+    from ciard.models import build_model
+    with pytest.raises(CheckpointError, match="student_init"):
+        _init_student(build_model("resnet20"), clean, torch.device("cpu"))
 
 
 def _wrn_teacher(seed):
