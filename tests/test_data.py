@@ -479,5 +479,6 @@ def test_full_cifar10_archive(tmp_path: Path) -> None:
     assert (len(ds.train), len(ds.test), ds.num_classes) == (50000, 10000, 10)
     assert ds.train.class_counts().tolist() == [5000] * 10
     assert ds.test.class_counts().tolist() == [1000] * 10
-    cached = load_dataset("cifar10-archive", str(FULL_ARCHIVE), cache_dir=str(tmp_path))
-    assert (len(cached.train), len(cached.val), len(cached.test)) == (45000, 5000, 10000)
+    cached = load_dataset("cifar10-archive", str(FULL_ARCHIVE), val_size=1000, cache_dir=str(tmp_path))
+    assert (len(cached.train), len(cached.val), len(cached.test)) == (49000, 1000, 10000)
+    assert cached.val.class_counts().tolist() == [100] * 10
