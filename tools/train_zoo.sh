@@ -18,6 +18,11 @@
 # test set (clean, FGSM, PGD-SAT, PGD-TRADES, CW-inf) and registers it with `python -m ciard zoo
 # add`. The commands written into the manifest are the ones run here.
 #
+# Across sessions (runs/ is not in git, and a session's processes end with it):
+#   tools/train_zoo.sh park          stop the chain's trainer at a checkpoint and copy every
+#                                    unfinished zoo run (last.pt, config, metrics, status) into
+#                                    zoo-wip/, to be committed; the next `chain` restores it
+#
 # Resuming: a step whose run directory exists but did not finish continues it with
 # `train --resume` (the trainer checkpoints every 100 steps and at every epoch end); a finished
 # run is evaluated and registered without training again; a registered one is skipped. The
@@ -54,6 +59,39 @@ state_of() {   # the run's state from status.json, or "none"
 registered() {
     $PY -c "import json,sys; m=json.load(open('checkpoints/manifest.json')); \
 sys.exit(0 if any(e['name']==sys.argv[1] and e['command']==sys.argv[2] for e in m['entries']) else 1)" "$1" "$2" 2>/dev/null
+}
+
+WIP=zoo-wip
+PARKED_FILES="last.pt config.json metrics.jsonl status.json train-seconds"
+
+park() {   # ask running zoo trainers to stop at a checkpoint, then keep their runs in zoo-wip/
+    local d name
+    for d in "$RUNS"/*/; do
+        name=$(basename "$d")
+        [[ $(state_of "$name") == running ]] && touch "$d/STOP"
+    done
+    for d in "$RUNS"/*/; do   # a stop is honoured after the current step
+        name=$(basename "$d")
+        for _ in $(seq 600); do [[ $(state_of "$name") == running ]] || break; sleep 1; done
+    done
+    for d in "$RUNS"/*/; do
+        name=$(basename "$d")
+        [[ $(state_of "$name") != finished && -f $d/last.pt ]] || continue
+        rm -rf "${WIP:?}/$name"; mkdir -p "$WIP/$name"
+        for f in $PARKED_FILES; do [[ -f $d/$f ]] && cp "$d/$f" "$WIP/$name/"; done
+        echo "== parked $name at step $($PY -c "import json; print(json.load(open('$d/status.json')).get('step'))")"
+    done
+}
+
+unpark() {   # restore parked runs that this checkout does not have yet
+    local w name
+    [[ -d $WIP ]] || return 0
+    for w in "$WIP"/*/; do
+        name=$(basename "$w")
+        [[ -d $RUNS/$name ]] && continue
+        mkdir -p "$RUNS/$name" && cp "$w"* "$RUNS/$name/"
+        echo "== restored $name from $WIP"
+    done
 }
 
 # train NAME ROLE NOTES ARGS...: train (or resume), evaluate on the full test set, register
@@ -118,6 +156,8 @@ CHAIN="clean robust lr ciard nopush noitt mtard rslad ard pgdat aa-robust-airben
 aa-ciard-resnet20 aa-nopush-resnet20 aa-noitt-resnet20 aa-mtard-resnet20 aa-rslad-resnet20 aa-ard-resnet20 aa-pgdat-resnet20"
 
 steps=("$@")
+[[ ${steps[*]} == park ]] && { park; exit 0; }
+unpark
 [[ ${steps[*]} == chain ]] && read -r -a steps <<< "$CHAIN"
 for step in "${steps[@]}"; do
     case $step in
