@@ -75,7 +75,7 @@ park() {   # ask running zoo trainers to stop at a checkpoint, then keep their r
         for _ in $(seq 600); do [[ $(state_of "$name") == running ]] || break; sleep 1; done
     done
     # the chain that ran them records their seconds as it exits: let it
-    for _ in $(seq 60); do pgrep -f "train_zoo.sh" | grep -qvx "$$" || break; sleep 1; done
+    for _ in $(seq 60); do pgrep -af "train_zoo.sh" | grep -v "train_zoo.sh park" | grep -q . || break; sleep 1; done
     for d in "$RUNS"/*/; do
         name=$(basename "$d")
         [[ $(state_of "$name") != finished && -f $d/last.pt ]] || continue
