@@ -1,4 +1,5 @@
-"""Test helper: a finished run written straight into a run store, with a given student."""
+"""Test helpers for run stores: a finished run written straight into one, with a given student,
+and a run directory that asks to stop after a number of steps."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import torch.nn as nn
 
 from ciard import checkpoints
 from ciard.config import preset
+from ciard.runlog import RunDir
 
 
 def write_finished_run(root: Path, name: str, model: nn.Module, **overrides) -> Path:
@@ -21,3 +23,18 @@ def write_finished_run(root: Path, name: str, model: nn.Module, **overrides) -> 
                                                "started": time.time(), "heartbeat": time.time()}))
     checkpoints.save_model(model.eval(), d / "best.pt", config=json.loads(cfg.to_json()))
     return d
+
+
+class StopAfter(RunDir):
+    """A run directory whose stop request appears after ``n`` step records."""
+
+    def __init__(self, path, n):
+        super().__init__(path)
+        self.n, self.steps = n, 0
+
+    def append(self, record):
+        super().append(record)
+        self.steps += record.get("kind") == "step"
+
+    def stop_requested(self):
+        return self.steps >= self.n

@@ -8,6 +8,7 @@ from ciard.runlock import RunLock, RunBusy, in_use
 from ciard.runlog import RunDir
 from ciard.runs import RunStore
 from ciard.trainer import Trainer
+from store_support import StopAfter
 
 #: what legitimately differs between two runs of the same config: wall clock, their own paths
 CLOCK = ("time", "img_per_s", "best_checkpoint")
@@ -19,21 +20,6 @@ def _cfg(tmp_path, **kw):
                 out_dir=str(tmp_path), progress=False, checkpoint_every=0, threads=1)
     base.update(kw)
     return Config().override(**base)
-
-
-class StopAfter(RunDir):
-    """A run directory whose stop request appears after ``n`` step records."""
-
-    def __init__(self, path, n):
-        super().__init__(path)
-        self.n, self.steps = n, 0
-
-    def append(self, record):
-        super().append(record)
-        self.steps += record.get("kind") == "step"
-
-    def stop_requested(self):
-        return self.steps >= self.n
 
 
 def _records(path):

@@ -9,6 +9,7 @@ from ciard import checkpoints
 from ciard.config import Config
 from ciard.runlog import RunDir
 from ciard.trainer import Trainer
+from store_support import StopAfter
 
 
 def _cfg(tmp_path, teacher_ckpts, **kw):
@@ -20,21 +21,6 @@ def _cfg(tmp_path, teacher_ckpts, **kw):
                 checkpoint_every=0)
     base.update(kw)
     return Config().override(**base)
-
-
-class StopAfter(RunDir):
-    """A run directory whose stop request appears after ``n`` step records."""
-
-    def __init__(self, path, n):
-        super().__init__(path)
-        self.n, self.steps = n, 0
-
-    def append(self, record):
-        super().append(record)
-        self.steps += record.get("kind") == "step"
-
-    def stop_requested(self):
-        return self.steps >= self.n
 
 
 def test_resume_mid_epoch_equals_uninterrupted_run(tmp_path, teacher_ckpts):
