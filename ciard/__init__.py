@@ -17,15 +17,12 @@ if _sys.platform == "darwin" and "torch" not in _sys.modules:
 __version__ = "0.1.0"
 
 
+# The two functions import on call: ``import ciard`` stays light (no torch), which the line
+# above relies on and which keeps ``ciard --help`` quick.
 def load_model(path, device="cpu", role: str = "student"):
-    """An eval-mode model rebuilt from a checkpoint; see :func:`ciard.checkpoints.load_model`."""
-    from pathlib import Path
-
-    from .checkpoints import load_model as _load
-    p = Path(str(path))
-    if p.is_dir():
-        p = p / "best.pt"
-    return _load(p if not str(path).startswith("zoo:") else path, device=device, role=role)
+    """An eval-mode model rebuilt from a checkpoint, run directory or ``zoo:NAME``."""
+    from .specs import load_model as _load
+    return _load(path, device=device, role=role)
 
 
 def build_model(name: str, num_classes: int = 10, **kwargs):

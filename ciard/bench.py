@@ -29,7 +29,7 @@ from .methods import build_method
 from .models import build_model
 from .reference_step import ReferenceCIARD
 from .roofline import count_flops, matmul_peak
-from .runtime import (autocast_factory, compile_supported, prepare_model, resolve_device,
+from .runtime import (autocast_factory, compile_supported, device_name, prepare_model, resolve_device,
                       resolve_precision, synchronize)
 from .trainer import train_step
 
@@ -72,7 +72,7 @@ def run_bench(*, method: str = "ciard", student: str = "resnet20", clean_teacher
         "robust_teacher": robust_teacher, "batch_size": batch_size, "pgd_steps": pgd_steps,
         "precision": prec, "channels_last": channels_last, "fold_bn": fold_bn,
         "compile_attack": compile_attack,
-        "device": str(dev), "device_name": _device_name(dev), "threads": torch.get_num_threads(),
+        "device": str(dev), "device_name": device_name(dev), "threads": torch.get_num_threads(),
         "steps": steps, "warmup": warmup, "rounds": rounds,
     }
 
@@ -178,24 +178,6 @@ def _profile(fn: Callable[[], Any], top: int = 12) -> list[dict[str, Any]]:
     rows = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
     return [{"op": e.key, "self_cpu_ms": round(e.self_cpu_time_total / 1000, 1),
              "share": round(e.self_cpu_time_total / total, 3), "calls": e.count} for e in rows]
-
-
-def _device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    import platform
-    if dev.type == "mps":
-        return f"Apple GPU (MPS) on {platform.machine()}"
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name} ({torch.get_num_threads()} threads)"
 
 
 def format_bench(r: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Checkpoints: atomic save, safe load (``weights_only=True``), model rebuild, teacher specs.
+"""Checkpoints: atomic save, safe load (``weights_only=True``), model rebuild.
 
 A checkpoint is a plain dict of tensors and primitives:
   format, kind ("train" or "model"), model {arch, num_classes, kwargs}, state_dict,
@@ -8,11 +8,13 @@ Loading never executes code from the file: ``torch.load(..., weights_only=True)`
 failure is one line in our words (never torch's, which suggests ``weights_only=False``), and
 the ``model`` metadata is checked before anything is built from it (:func:`check_meta`), so a
 file cannot make the loader allocate a model it names.
+
+Everything here takes a file path; what people type (a run directory, ``zoo:NAME``) becomes
+one in :func:`ciard.specs.resolve`.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import tempfile
@@ -23,12 +25,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .models import MAX_CLASSES, build_model, check_buildable
+from .paths import path_problem, shorten
+
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-ROOT = Path(__file__).resolve().parent.parent
-ZOO_DIR = ROOT / "checkpoints"
-MANIFEST = ZOO_DIR / "manifest.json"
 
 
 class CheckpointError(ValueError):
@@ -70,7 +72,6 @@ def _why_unreadable(exc: Exception) -> str:
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint safely; every failure becomes one clear CheckpointError."""
-    from .paths import path_problem
     problem = path_problem(path)
     if problem:
         raise CheckpointError(f"checkpoint: {problem}")
@@ -114,8 +115,6 @@ def check_meta(meta: Any, where: str | os.PathLike = "checkpoint") -> dict[str, 
     A known architecture of bounded size (:func:`ciard.models.check_buildable`), a class count
     in [1, MAX_CLASSES], and only the keyword arguments :data:`META_KWARGS`, each of its type.
     """
-    from .models import MAX_CLASSES, check_buildable
-    from .paths import shorten
     if not isinstance(meta, dict):
         raise CheckpointError(f"{where}: its model description is a {type(meta).__name__}, not a mapping")
     arch, classes, kwargs = meta.get("arch"), meta.get("num_classes"), meta.get("kwargs", {})
@@ -145,7 +144,6 @@ def check_meta(meta: Any, where: str | os.PathLike = "checkpoint") -> dict[str, 
 
 
 def build_from_meta(meta: dict[str, Any], where: str | os.PathLike = "checkpoint") -> nn.Module:
-    from .models import build_model
     meta = check_meta(meta, where)
     try:
         return build_model(meta["arch"], meta["num_classes"], **meta.get("kwargs", {}))
@@ -163,10 +161,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
                role: str = "student") -> nn.Module:
     """Rebuild the model in a checkpoint, in eval mode.
 
-    ``path`` may also be ``zoo:NAME``. For a training checkpoint, ``role="robust_teacher"``
-    returns the (iteratively trained) robust teacher it carries instead of the student.
+    For a training checkpoint, ``role="robust_teacher"`` returns the (iteratively trained)
+    robust teacher it carries instead of the student. (``ciard.load_model`` also takes a run
+    directory or ``zoo:NAME``.)
     """
-    obj = load(resolve_teacher_spec(str(path)) if str(path).startswith("zoo:") else path)
+    obj = load(path)
     meta, state = obj["model"], obj["state_dict"]
     if role == "robust_teacher":
         method_state = obj.get("method_state") or {}
@@ -205,52 +204,3 @@ def sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-# -- the shipped zoo and teacher specs ------------------------------------------------
-def zoo_entries() -> list[dict[str, Any]]:
-    if not MANIFEST.is_file():
-        return []
-    return json.loads(MANIFEST.read_text()).get("entries", [])
-
-
-def zoo_path(name: str) -> Path | None:
-    for entry in zoo_entries():
-        if entry.get("name") == name:
-            return ZOO_DIR / entry["file"]
-    return None
-
-
-#: which zoo datasets serve a --dataset, best first: the embedded subset is drawn from
-#: CIFAR-10's own train/test splits, so full CIFAR-10 teachers serve it too
-ZOO_DATASETS = {"default": ("cifar10", "default"), "cifar10": ("cifar10",),
-                "cifar10-archive": ("cifar10",)}
-
-
-def zoo_default(role: str, dataset: str = "cifar10") -> Path | None:
-    """The shipped teacher for a role ("clean_teacher" / "robust_teacher"), if any."""
-    entries = zoo_entries()
-    for ds in ZOO_DATASETS.get(dataset, (dataset,)):
-        for entry in entries:
-            if entry.get("role") == role and entry.get("default") and entry.get("dataset") == ds:
-                path = ZOO_DIR / entry["file"]
-                if path.is_file():
-                    return path
-    return None
-
-
-def resolve_teacher_spec(spec: str, check_only: bool = False) -> Any:
-    """``path`` | ``zoo:NAME`` | ``auto``. With check_only, return whether it can resolve."""
-    if spec == "auto":
-        return True if check_only else spec
-    if spec.startswith("zoo:"):
-        path = zoo_path(spec[4:])
-        if check_only:
-            return path is not None and path.is_file()
-        if path is None or not path.is_file():
-            raise CheckpointError(f"no zoo entry named '{spec[4:]}'")
-        return path
-    path = Path(spec)
-    if path.is_dir():  # a run directory: its best student
-        path = path / "best.pt"
-    return path.is_file() if check_only else path

@@ -14,12 +14,11 @@ import math
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message is one line naming it."""
+from .errors import ConfigError
+from .names import check_run_name
+from .paths import path_problem, shorten, user_path
 
 
 def parse_number(value: Any) -> float:
@@ -49,10 +48,21 @@ LR_SCHEDULES = ("ciard", "cosine", "constant", "triangle")
 LEGACY_KEYS = ("val_fraction",)
 
 
+def _field(default: Any, help: str | None = None, choices: tuple[str, ...] = ()) -> Any:
+    """A config field with its help text and choices, which the CLI flags and the Train form read
+    (:func:`field_help`, :func:`field_choices`): one wording everywhere."""
+    meta: dict[str, Any] = {}
+    if help:
+        meta["help"] = help
+    if choices:
+        meta["choices"] = tuple(choices)
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "default"
-    data_path: str | None = None
+    dataset: str = _field("default", "default (embedded CIFAR-10 subset), cifar10-archive, cifar10, cifar100, folder")
+    data_path: str | None = _field(None, "archive file, image folder, or torchvision root")
     train_subset: int | None = None
     download: bool = False
     augment: bool = True
@@ -66,10 +76,10 @@ PAPER_TEACHERS = {
 
 @dataclass(frozen=True)
 class ModelConfig:
-    student: str = "resnet20"
+    student: str = _field("resnet20", "student architecture (resnet20, resnet18, mobilenetv2, smallcnn, wrn-16-4, ...)")
     #: checkpoint path, ``zoo:NAME`` or ``auto`` (the shipped teacher, else a quick one trained now)
-    clean_teacher: str | None = "auto"
-    robust_teacher: str | None = "auto"
+    clean_teacher: str | None = _field("auto", "clean teacher: checkpoint, run directory, zoo:NAME or auto")
+    robust_teacher: str | None = _field("auto", "robust teacher: checkpoint, run directory, zoo:NAME or auto")
     #: start the student from this checkpoint's weights (path, run directory or ``zoo:NAME``) instead
     #: of a random initialisation; same architecture and classes required
     student_init: str | None = None
@@ -81,21 +91,21 @@ class ModelConfig:
 @dataclass(frozen=True)
 class AttackConfig:
     """The attack used to make training examples (PGD on the student)."""
-    eps: float = 8 / 255
+    eps: float = _field(8 / 255, "L-inf radius, e.g. 8/255")
     pgd_steps: int = 10
     pgd_step_size: float = 2 / 255
-    eps_warmup: float = 0.0           # fraction of training over which eps (and step) ramp up from 0
+    eps_warmup: float = _field(0.0, "fraction of training over which the training attack's eps and step grow linearly from 0")
 
 
 @dataclass(frozen=True)
 class MethodConfig:
-    method: str = "ciard"
+    method: str = _field("ciard", ", ".join(METHODS), METHODS)
     # CIARD push loss
-    push_weight: float = 1.0          # lambda; 0 turns the push loss off
-    push_temp: float = 5.0            # T_push
+    push_weight: float = _field(1.0, "lambda of the push loss (0 turns it off)")
+    push_temp: float = _field(5.0, "T_push, the student's temperature inside the push loss")
     push_autoscale: bool = True       # power-of-ten factor s; off means s = 1
     # iterative teacher training (ITT)
-    itt: bool = True
+    itt: bool = _field(True, "iterative training of the robust teacher")
     itt_lr: float = 1e-4
     itt_warmup: float = 1 / 6         # fraction of training with teacher lr 0
     itt_momentum: float = 0.1
@@ -124,17 +134,17 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 2e-4
-    lr_schedule: str = "ciard"
+    lr_schedule: str = _field("ciard", None, LR_SCHEDULES)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
+    device: str = _field("auto", "auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N, mps")
+    precision: str = _field("auto", "auto (bf16 where the hardware is fast at it), fp32, bf16", PRECISIONS)
     channels_last: bool = True
     fold_bn: bool = True              # fold eval-mode BatchNorm into convs for attacks / frozen teachers
-    compile: str = "auto"             # torch.compile the attack: on, off, auto (on for long runs)
+    compile: str = _field("auto", None, COMPILE_MODES)  # torch.compile the attack: on, off, auto (on for long runs)
     log_every: int = 0                # steps between metric writes (0: 1 on CPU, 20 on GPU)
     eval_size: int = 500              # training images held out for validation, checked after each epoch
     eval_pgd_steps: int = 10
@@ -144,7 +154,7 @@ class RunConfig:
     name: str | None = None
     checkpoint_every: int = 200       # steps between mid-epoch checkpoints (0: epoch ends only)
     threads: int = 0                  # 0: torch's default
-    log: str | None = None            # also log metrics to: tensorboard, mlflow (comma list)
+    log: str | None = _field(None, "also send every metric to: tensorboard (RUN_DIR/tensorboard), mlflow (MLFLOW_TRACKING_URI); comma list")
     progress: bool = True
 
 
@@ -202,6 +212,16 @@ for _section_cls, _name in zip(
     for _f in fields(_section_cls):
         assert _f.name not in FIELD_INDEX, _f.name
         FIELD_INDEX[_f.name] = (_name, _f)
+
+
+def field_help(name: str) -> str:
+    """The help text of a config field ('' where it has none)."""
+    return FIELD_INDEX[name][1].metadata.get("help", "")
+
+
+def field_choices(name: str) -> tuple[str, ...]:
+    """The values a config field accepts, where it is one of a fixed few (else ())."""
+    return FIELD_INDEX[name][1].metadata.get("choices", ())
 
 
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
@@ -269,7 +289,6 @@ def preset(name: str) -> Config:
 
 
 def load_config_file(path: str | os.PathLike, base: Config | None = None) -> Config:
-    from .paths import shorten, user_path
     p = user_path(path, "config file")
     if not p.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -289,19 +308,24 @@ def load_config_file(path: str | os.PathLike, base: Config | None = None) -> Con
 
 
 # -- validation --------------------------------------------------------------
-def _teacher_spec_ok(spec: str) -> bool:
-    from . import checkpoints  # local import: config must stay light
-    return checkpoints.resolve_teacher_spec(spec, check_only=True)
+def _spec_problem(spec: str) -> str | None:
+    """Why a checkpoint spec (path, run directory, zoo:NAME) names no checkpoint file, or None."""
+    from . import specs   # torch-heavy (through the zoo and checkpoints): config stays light
+    try:
+        path = specs.resolve(spec)
+    except ValueError as exc:   # CheckpointError: an unknown zoo name, a path that cannot be one
+        return str(exc)
+    return None if path.is_file() else f"checkpoint not found: {spec}"
 
 
 def _check_student_init(spec: str, student: str) -> None:
     """The checkpoint exists, loads, and holds the student's architecture."""
-    from . import checkpoints
+    from . import checkpoints, specs   # torch-heavy: config stays light
     from .models import canonical_model_name
-    if spec == "auto" or not _teacher_spec_ok(spec):
+    if spec == "auto" or _spec_problem(spec):
         raise ConfigError(f"student_init: checkpoint not found: {spec} (a checkpoint, run directory or zoo:NAME)")
     try:
-        arch = checkpoints.load(checkpoints.resolve_teacher_spec(spec))["model"]["arch"]
+        arch = checkpoints.load(specs.resolve(spec))["model"]["arch"]
     except checkpoints.CheckpointError as exc:
         raise ConfigError(f"student_init: {exc}") from None
     if arch != canonical_model_name(student):
@@ -320,21 +344,19 @@ DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")
 def check_device(name: str) -> str:
     """``name`` if this machine has that device, else ConfigError (the CLI's eval shares it)."""
     if not isinstance(name, str) or not DEVICE_RE.fullmatch(name):
-        from .paths import shorten
         raise ConfigError(f"unknown device {shorten(name)}; use auto, cpu, cuda, cuda:N or mps")
-    if name.startswith("cuda"):
-        import torch
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if count == 0:
-            raise ConfigError(f"device '{name}' asked for, but this machine has no CUDA GPU (use cpu or auto)")
-        if index >= count:
-            raise ConfigError(f"device '{name}' asked for, but this machine has {count} CUDA GPU(s): "
-                              f"cuda:0 to cuda:{count - 1}")
-    if name == "mps":
-        import torch
-        if not torch.backends.mps.is_available():
+    if name.startswith("cuda") or name == "mps":
+        import torch   # only when a GPU is asked for: config stays light
+        if name == "mps" and not torch.backends.mps.is_available():
             raise ConfigError("device 'mps' asked for, but this machine has no Apple GPU (use cpu or auto)")
+        if name.startswith("cuda"):
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            index = int(name.split(":")[1]) if ":" in name else 0
+            if count == 0:
+                raise ConfigError(f"device '{name}' asked for, but this machine has no CUDA GPU (use cpu or auto)")
+            if index >= count:
+                raise ConfigError(f"device '{name}' asked for, but this machine has {count} CUDA GPU(s): "
+                                  f"cuda:0 to cuda:{count - 1}")
     return name
 
 
@@ -348,22 +370,27 @@ def _check_finite(cfg: Config) -> None:
 
 
 def _check_teacher_path(flag: str, spec: str) -> None:
-    from .paths import path_problem
     if spec != "auto" and not spec.startswith("zoo:"):
         problem = path_problem(spec)
         if problem:
             raise ConfigError(f"{flag}: {problem}")
 
 
-def validate(cfg: Config) -> Config:
-    """Check every value that can be checked without doing work; return cfg."""
-    from .data import SOURCES
-    from .models import check_buildable
-    from .names import check_run_name
-    from .paths import user_path
+def validate(cfg: Config, parts: tuple[str, ...] | None = None) -> Config:
+    """Check every value that can be checked without doing work; return cfg.
 
+    ``parts`` (names of :data:`CHECKS`) limits the check to the settings a command uses: ``eval``
+    and ``bench`` check theirs by the same rules and messages as ``train``.
+    """
     _check_finite(cfg)
-    d, m, a, me, o, r = cfg.data, cfg.model, cfg.attack, cfg.method, cfg.optim, cfg.run
+    for part in (parts or CHECKS):
+        CHECKS[part](cfg)
+    return cfg
+
+
+def check_data(cfg: Config) -> None:
+    from .data import SOURCES   # torch-heavy: config stays light
+    d = cfg.data
     data_path = user_path(d.data_path, "data_path") if d.data_path else None
     if d.dataset not in SOURCES:
         raise ConfigError(f"unknown dataset '{d.dataset}'; choose one of: {', '.join(SOURCES)}")
@@ -376,6 +403,11 @@ def validate(cfg: Config) -> Config:
     if d.train_subset is not None and d.train_subset <= 0:
         raise ConfigError(f"train_subset = {d.train_subset} must be positive")
 
+
+def check_models(cfg: Config) -> None:
+    """The student's architecture, the teacher specs the method needs, the student's start."""
+    from .models import check_buildable   # torch-heavy: config stays light
+    m, me = cfg.model, cfg.method
     problem = check_buildable(m.student)
     if problem:
         raise ConfigError(problem)
@@ -394,12 +426,15 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"method '{me.method}' needs --{flag.replace('_', '-')} (a checkpoint, zoo:NAME or auto)")
         if spec and role in needed:
             _check_teacher_path(flag, spec)
-        if spec and role in needed and not _teacher_spec_ok(spec):
+        if spec and role in needed and spec != "auto" and _spec_problem(spec):
             raise ConfigError(f"{flag}: checkpoint not found: {spec}")
 
     if m.student_init:
         _check_student_init(m.student_init, m.student)
 
+
+def check_attack(cfg: Config) -> None:
+    a = cfg.attack
     if not 0.0 < a.eps <= 1.0:
         raise ConfigError(f"eps = {a.eps:g} must be in (0, 1] (images are in [0, 1]; 8/255 is usual)")
     if a.pgd_steps < 1:
@@ -409,6 +444,9 @@ def validate(cfg: Config) -> Config:
     if not 0.0 <= a.eps_warmup < 1.0:
         raise ConfigError(f"eps_warmup = {a.eps_warmup:g} must be in [0, 1) (a fraction of training)")
 
+
+def check_method(cfg: Config) -> None:
+    me = cfg.method
     if me.method not in METHODS:
         raise ConfigError(f"unknown method '{me.method}'; choose one of: {', '.join(METHODS)}")
     for name in ("push_weight", "itt_lr", "itt_momentum", "itt_weight_decay", "temp_lr",
@@ -425,6 +463,9 @@ def validate(cfg: Config) -> Config:
     if not 0.0 < me.temp_min <= me.temp_max:
         raise ConfigError(f"temperatures need 0 < temp_min <= temp_max (got {me.temp_min:g}, {me.temp_max:g})")
 
+
+def check_optim(cfg: Config) -> None:
+    o = cfg.optim
     if o.epochs < 1:
         raise ConfigError(f"epochs = {o.epochs} must be at least 1")
     if o.batch_size < 1:
@@ -438,6 +479,9 @@ def validate(cfg: Config) -> Config:
     if o.lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"unknown lr_schedule '{o.lr_schedule}'; choose one of: {', '.join(LR_SCHEDULES)}")
 
+
+def check_run(cfg: Config) -> None:
+    r = cfg.run
     if r.precision not in PRECISIONS:
         raise ConfigError(f"unknown precision '{r.precision}'; choose one of: {', '.join(PRECISIONS)}")
     if r.compile not in COMPILE_MODES:
@@ -452,4 +496,8 @@ def validate(cfg: Config) -> Config:
     for name in ("eval_size", "eval_pgd_steps", "test_size", "checkpoint_every", "threads", "log_every"):
         if getattr(r, name) < 0:
             raise ConfigError(f"{name} = {getattr(r, name)} must not be negative")
-    return cfg
+
+
+#: the rules of :func:`validate`, by part, in the order they run
+CHECKS = {"data": check_data, "models": check_models, "attack": check_attack, "method": check_method,
+          "optim": check_optim, "run": check_run}

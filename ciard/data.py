@@ -39,14 +39,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from . import cancel
+from . import cancel, resources
 from .archives import TAR_MODES, archive_kind
 
 logger = logging.getLogger(__name__)
 
 SOURCES: tuple[str, ...] = ("default", "cifar10-archive", "cifar10", "cifar100", "folder")
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+ASSETS_DIR = resources.ASSETS_DIR
 DEFAULT_ASSET = ASSETS_DIR / "cifar10-default.zip"
 ARCHIVE_ENV = "CIARD_CIFAR10_ARCHIVE"
 CACHE_ENV = "CIARD_CACHE"

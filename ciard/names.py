@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from .config import ConfigError
+from .errors import ConfigError
 from .paths import shorten
 
 MAX_LENGTH = 100

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import ConfigError
+from .errors import ConfigError
 
 #: the longest name part and whole path Linux file systems accept (bytes)
 NAME_MAX = 255

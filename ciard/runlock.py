@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from .config import ConfigError
+from .errors import ConfigError
 
 
 class RunBusy(ConfigError):

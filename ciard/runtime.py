@@ -12,11 +12,12 @@ import contextlib
 import functools
 import logging
 import os
+import platform
 from typing import Callable
 
 import torch
 
-from .config import ConfigError
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +118,21 @@ def prepare_model(model: torch.nn.Module, device: torch.device, channels_last: b
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def device_name(dev: torch.device) -> str:
+    """What a device is, in words: the GPU's name, or the CPU's model and torch's thread count."""
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    if dev.type == "mps":
+        return f"Apple GPU (MPS) on {platform.machine()}"
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{name} ({torch.get_num_threads()} threads)"

@@ -5,16 +5,25 @@ Each entry records what a user needs to trust and reproduce it: name, file, role
 trained it, training time and hardware, sha256, and its evaluation, each figure with the
 command that measured it. ``python -m ciard zoo`` lists it; ``zoo add`` registers a model
 (copies the weights-only checkpoint, hashes it, evaluates it, writes the entry).
+
+The manifest is read and written here and nowhere else: other modules ask :func:`entries`,
+:func:`entry_path` and :func:`default_teacher`.
 """
 from __future__ import annotations
 
 import json
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
+import torch
+
 from . import checkpoints
-from .checkpoints import MANIFEST, ZOO_DIR
+from .resources import MANIFEST, ZOO_DIR
+from .runlog import write_atomic
+from .runtime import cpu_has_fast_bf16, device_name
+from .stats import decode_mask, paired_difference
 
 
 def read_manifest() -> dict[str, Any]:
@@ -25,19 +34,45 @@ def read_manifest() -> dict[str, Any]:
 
 def write_manifest(manifest: dict[str, Any]) -> None:
     ZOO_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = MANIFEST.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(MANIFEST)
+    write_atomic(MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def entries() -> list[dict[str, Any]]:
+    """The manifest's entries ([] where there is no manifest)."""
+    return read_manifest().get("entries", [])
+
+
+def entry_path(name: str) -> Path | None:
+    """The checkpoint file of the entry called ``name``, or None if there is no such entry."""
+    for entry in entries():
+        if entry.get("name") == name:
+            return ZOO_DIR / entry["file"]
+    return None
+
+
+#: which zoo datasets serve a --dataset, best first: the embedded subset is drawn from
+#: CIFAR-10's own train/test splits, so full CIFAR-10 teachers serve it too
+ZOO_DATASETS = {"default": ("cifar10", "default"), "cifar10": ("cifar10",),
+                "cifar10-archive": ("cifar10",)}
+
+
+def default_teacher(role: str, dataset: str = "cifar10") -> Path | None:
+    """The shipped teacher for a role ("clean_teacher" / "robust_teacher"), if any."""
+    listed = entries()
+    for ds in ZOO_DATASETS.get(dataset, (dataset,)):
+        for entry in listed:
+            if entry.get("role") == role and entry.get("default") and entry.get("dataset") == ds:
+                path = ZOO_DIR / entry["file"]
+                if path.is_file():
+                    return path
+    return None
 
 
 def hardware() -> str:
-    import torch
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    from .bench import _device_name
-    from .runtime import cpu_has_fast_bf16
     kind = "AVX-512 BF16/AMX" if cpu_has_fast_bf16() else "fp32 only (no AVX-512 BF16)"
-    return f"CPU: {_device_name(torch.device('cpu'))}, {platform.machine()}, {kind}"
+    return f"CPU: {device_name(torch.device('cpu'))}, {platform.machine()}, {kind}"
 
 
 def add_entry(*, name: str, source: str, role: str, dataset: str, command: str,
@@ -141,7 +176,6 @@ def _n_column(ev: dict[str, Any]) -> str:
 def attack_mask(entry: dict[str, Any], key: str) -> tuple[Any, int, int] | None:
     """(per-image mask, n, seed) of one attack from the entry's reports (the full-test one
     first, then the extra ones), or None where no report kept its mask."""
-    from .stats import decode_mask
     ev = entry.get("evaluation", {})
     for report in [ev, *ev.get("extra", [])]:
         text = report.get("masks", {}).get(key)
@@ -159,7 +193,6 @@ def paired_comparisons(entries: list[dict[str, Any]], baseline: str) -> list[dic
 
     A comparison is made only where both reports hold per-image masks for the same number of
     images drawn with the same seed (the same class-balanced test images)."""
-    from .stats import paired_difference
     base = next((e for e in entries if e["name"] == baseline), None)
     if base is None:
         raise KeyError(f"no zoo entry named '{baseline}'")
