@@ -1,8 +1,12 @@
-"""``python -m ciard <command>``: train, eval, data. ``--help`` on each.
+"""``ciard <command>`` (or ``python -m ciard``): train, eval, bench, zoo, sweep, data. ``--help`` on each.
 
-Every config field is a flag (``--push-weight 0``, ``--no-itt``, ``--eps 8/255``); a preset
-or ``--config FILE`` gives the starting point and flags override it. Bad values stop the
-command with one line naming them (exit status 2) before any work starts.
+Every config field is a flag (``--push-weight 0``, ``--no-itt``, ``--eps 8/255``) whose help
+text is the field's own (:func:`ciard.config.field_help`, which the Train form shows too); a
+preset or ``--config FILE`` gives the starting point and flags override it. Bad values stop
+the command with one line naming them (exit status 2) before any work starts; ``eval`` and
+``bench`` check the settings they share with ``train`` by the same rules.
+
+The commands import their modules when they run, so that ``ciard --help`` does not load torch.
 """
 from __future__ import annotations
 
@@ -13,29 +17,12 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import (FIELD_INDEX, PRESETS, Config, ConfigError, check_device, load_config_file, preset,
+from .config import (FIELD_INDEX, PRESETS, Config, ConfigError, field_help, load_config_file, preset,
                      validate)
+from .names import check_name
 from .paths import shorten, user_path
 
 log = logging.getLogger("ciard")
-
-FLAG_HELP = {
-    "eps_warmup": "fraction of training over which the training attack's eps and step grow linearly from 0",
-    "log": "also send every metric to: tensorboard (RUN_DIR/tensorboard), mlflow (MLFLOW_TRACKING_URI); comma list",
-    "dataset": "default (embedded CIFAR-10 subset), cifar10-archive, cifar10, cifar100, folder",
-    "data_path": "archive file, image folder, or torchvision root",
-    "student": "student architecture (resnet20, resnet18, mobilenetv2, smallcnn, wrn-16-4, ...)",
-    "clean_teacher": "clean teacher: checkpoint, run directory, zoo:NAME or auto",
-    "robust_teacher": "robust teacher: checkpoint, run directory, zoo:NAME or auto",
-    "eps": "L-inf radius, e.g. 8/255",
-    "method": "ciard, mtard, rslad, ard, pgd_at, trades, natural, fgsm_at",
-    "push_weight": "lambda of the push loss (0 turns it off)",
-    "push_temp": "T_push, the student's temperature inside the push loss",
-    "itt": "iterative training of the robust teacher",
-    "precision": "auto (bf16 where the hardware is fast at it), fp32, bf16",
-    "device": "auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N, mps",
-}
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, as for config errors
@@ -45,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     for name, (section, f) in FIELD_INDEX.items():
         flag = "--" + name.replace("_", "-")
-        help_text = FLAG_HELP.get(name, f"[{section}] default: {f.default}")
+        help_text = field_help(name) or f"[{section}] default: {f.default}"
         if str(f.type).startswith("bool"):
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
                            default=argparse.SUPPRESS, help=help_text)
@@ -83,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--aa-steps", type=int, default=100, help="APGD/FAB steps inside AutoAttack")
     e.add_argument("--square-queries", type=int, default=5000)
-    e.add_argument("--device", default="auto", help=FLAG_HELP["device"])
+    e.add_argument("--device", default="auto", help=field_help("device"))
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -97,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=int, default=128)
     b.add_argument("--pgd-steps", type=int, default=10)
     b.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
-    b.add_argument("--device", default="auto", help=FLAG_HELP["device"])
+    b.add_argument("--device", default="auto", help=field_help("device"))
     b.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     b.add_argument("--fold-bn", action=argparse.BooleanOptionalAction, default=True,
                    help="fold eval-mode BatchNorm (attacks, frozen teachers)")
@@ -152,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--config", help="JSON config file for the base configuration")
     _add_config_flags(sw)
 
+    a = sub.add_parser("app", help="serve CIARD Studio in the browser (streamlit run app.py)")
+    a.add_argument("--port", type=int, default=8501)
+
     d = sub.add_parser("data", help="inspect or prepare a dataset")
     d.add_argument("action", choices=("info", "prepare"),
                    help="info: sizes and classes; prepare: decode and cache (archive sources)")
@@ -164,11 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- commands -----------------------------------------------------------------------
 def config_from_args(args: argparse.Namespace) -> Config:
+    """The preset, config file and flags as one validated Config, its teacher files opened."""
+    from .teachers import check_teachers
     cfg = preset(args.preset) if args.preset else Config()
     if args.config:
         cfg = load_config_file(args.config, cfg)
     overrides = {k: v for k, v in vars(args).items() if k in FIELD_INDEX}
-    return validate(cfg.override(**overrides))
+    cfg = validate(cfg.override(**overrides))
+    check_teachers(cfg)   # the Train form opens them the same way
+    return cfg
 
 
 def _run_dir_arg(text: str, flag: str, must_exist: bool) -> Path:
@@ -182,8 +176,9 @@ def _run_dir_arg(text: str, flag: str, must_exist: bool) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from . import distributed, teachers
     from .runlog import RunDir
-    from .trainer import Trainer
+    from .runtime import resolve_device
     if args.resume:
         path = _run_dir_arg(args.resume, "--resume", must_exist=True)
         if not (path / "config.json").is_file():
@@ -202,9 +197,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(cfg.to_json())
         return 0
-    from .runtime import resolve_device
     resolve_device(cfg.run.device)   # an absent device: one line now, not a failed run later
-    from . import distributed
     ddp = distributed.init(cfg.run.device)   # under torchrun: join the process group
     if cfg.optim.batch_size % ddp.world:
         distributed.shutdown()
@@ -218,7 +211,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             run.lock()   # refused (one line) while another trainer works in this directory
             if args.resume:
                 run.clear_stop()  # an old stop request was for the process that honoured it
-        trainer = Trainer(cfg, run)
+        trainer = teachers.trainer(cfg, run)   # its teachers: the ones the config names
         if ddp.is_main:
             _log_to_file(trainer.run.log_path)
         result = trainer.fit(resume=bool(args.resume))
@@ -243,29 +236,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve_checkpoint(spec: str, flag: str = "--checkpoint") -> Path:
-    from .checkpoints import resolve_teacher_spec
-    if spec.startswith("zoo:"):
-        return resolve_teacher_spec(spec)
-    path = user_path(spec, flag)
-    return path / "best.pt" if path.is_dir() else path
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     import torch
-    from . import checkpoints
-    from .config import parse_number
+    from . import specs
     from .data import fixed_subset, load_dataset, to_float
     from .evaluate import consistency_warnings, evaluate, format_table, protocol
     from .runtime import resolve_device
 
-    for flag, least in (("batch_size", 1), ("n", 0), ("aa_steps", 1), ("square_queries", 1)):
+    for flag, least in (("n", 0), ("aa_steps", 1), ("square_queries", 1)):
         if getattr(args, flag) < least:
             raise ConfigError(f"--{flag.replace('_', '-')} {getattr(args, flag)} must be at least {least}"
                               + (" (0 evaluates every test image)" if flag == "n" else ""))
-    check_device(args.device)
-    if args.data_path:
-        user_path(args.data_path, "--data-path")
+    # the settings eval shares with train, checked by train's rules
+    cfg = validate(Config().override(dataset=args.dataset, data_path=args.data_path, eps=args.eps,
+                                     batch_size=args.batch_size, device=args.device, seed=args.seed),
+                   parts=("data", "attack", "optim", "run"))
+    eps = cfg.attack.eps
     table = protocol(args.aa_steps, args.square_queries)
     attacks = list(table) if args.attacks == "all" else [a.strip() for a in args.attacks.split(",") if a.strip()]
     unknown = [a for a in attacks if a not in table]
@@ -277,15 +263,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             log.warning("no --source model: skipping the transfer attacks")
         else:
             raise ConfigError("the bb_* attacks need --source CHECKPOINT (e.g. the robust teacher)")
-    try:
-        eps = parse_number(args.eps)
-    except ValueError:
-        raise ConfigError(f"eps = {args.eps!r} is not a number") from None
-    if not 0 < eps <= 1:
-        raise ConfigError(f"eps = {eps:g} must be in (0, 1]")
     device = resolve_device(args.device)
-    model = checkpoints.load_model(_resolve_checkpoint(args.checkpoint), device, role=args.role)
-    source = checkpoints.load_model(_resolve_checkpoint(args.source, "--source"), device) if args.source else None
+    model = specs.load_model(args.checkpoint, device, role=args.role)
+    source = specs.load_model(args.source, device) if args.source else None
     data = load_dataset(args.dataset, args.data_path, seed=0)
     test = data.test if args.n in (0, None) or args.n >= len(data.test) else fixed_subset(data.test, args.n, seed=args.seed)
     x, y = to_float(test.x).to(device), test.y.to(device)
@@ -311,13 +291,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import torch
     from .bench import format_bench, run_bench
     from .models import MODEL_NAMES, is_valid_model_name
-    for flag in ("student", "clean_teacher", "robust_teacher"):
+    for flag in ("student", "clean_teacher", "robust_teacher"):   # architectures here, not checkpoints
         if not is_valid_model_name(getattr(args, flag)):
             raise ConfigError(f"unknown model '{getattr(args, flag)}'; choose one of: {', '.join(MODEL_NAMES)}")
-    for flag in ("batch_size", "pgd_steps", "steps", "rounds"):
+    # the settings bench shares with train, checked by train's rules
+    validate(Config().override(method=args.method, student=args.student, batch_size=args.batch_size,
+                               pgd_steps=args.pgd_steps, precision=args.precision, device=args.device,
+                               threads=args.threads),
+             parts=("method", "attack", "optim", "run"))
+    for flag in ("steps", "rounds"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"{flag} = {getattr(args, flag)} must be at least 1")
-    check_device(args.device)
     if args.peak_size < 0:
         raise ConfigError(f"peak_size = {args.peak_size} must not be negative")
     if args.threads:
@@ -347,7 +331,9 @@ def _read_report(path: str) -> dict[str, Any]:
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
-    from .zoo import add_entry, evaluation_from_report, format_markdown, format_zoo, merge_evaluation, read_manifest
+    from . import specs
+    from .zoo import (add_entry, entries, evaluation_from_report, format_markdown, format_paired_markdown,
+                      format_zoo, merge_evaluation)
     if args.action == "merge-eval":
         missing = [f for f in ("name", "eval_json", "eval_command") if not getattr(args, f)]
         if missing:
@@ -362,28 +348,26 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         missing = [f for f in ("name", "checkpoint", "role", "train_command") if not getattr(args, f)]
         if missing:
             raise ConfigError(f"zoo add needs --{missing[0].replace('_', '-')}")
-        from .names import check_name
         check_name(args.name, "zoo entry name")   # it becomes checkpoints/NAME.pt
         evaluation = evaluation_from_report(_read_report(args.eval_json)) if args.eval_json else None
-        entry = add_entry(name=args.name, source=str(_resolve_checkpoint(args.checkpoint)), role=args.role,
+        entry = add_entry(name=args.name, source=str(specs.resolve(args.checkpoint, "--checkpoint")), role=args.role,
                           dataset=args.dataset, command=args.train_command,
                           train_seconds=args.train_seconds, default=args.default,
                           evaluation=evaluation, eval_command=args.eval_command, notes=args.notes)
         print(json.dumps(entry, indent=2))
         return 0
-    entries = read_manifest()["entries"]
+    listed = entries()
     if args.dataset_filter:
-        entries = [e for e in entries if e.get("dataset") == args.dataset_filter]
+        listed = [e for e in listed if e.get("dataset") == args.dataset_filter]
     if args.markdown:
-        print(format_markdown(entries))
+        print(format_markdown(listed))
         if args.compare_to:
-            from .zoo import format_paired_markdown
             try:
-                print("\n" + format_paired_markdown(entries, args.compare_to))
+                print("\n" + format_paired_markdown(listed, args.compare_to))
             except KeyError as exc:
                 raise ConfigError(exc.args[0]) from None
         return 0
-    print(json.dumps(entries) if args.json else (format_zoo(entries) if entries else "the zoo is empty"))
+    print(json.dumps(listed) if args.json else (format_zoo(listed) if listed else "the zoo is empty"))
     return 0
 
 
@@ -417,6 +401,18 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    """Serve the app that ships with the package; runs go to ``$CIARD_RUNS_DIR`` or ``./runs``."""
+    import os
+    import subprocess
+    from .resources import APP, default_runs_dir
+    if not APP.is_file():
+        raise ConfigError(f"the app is not installed beside the package (no {APP})")
+    env = {**os.environ, "CIARD_RUNS_DIR": os.environ.get("CIARD_RUNS_DIR") or str(default_runs_dir())}
+    return subprocess.call([sys.executable, "-m", "streamlit", "run", str(APP),
+                            "--server.port", str(args.port)], cwd=APP.parent, env=env)
+
+
 def _log_to_file(path: Path) -> None:
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -436,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .data import DataError
     from .trainer import TrainingDiverged
     commands: dict[str, Any] = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "zoo": cmd_zoo,
-                                "sweep": cmd_sweep, "data": cmd_data}
+                                "sweep": cmd_sweep, "data": cmd_data, "app": cmd_app}
     try:
         return commands[args.command](args)
     except (ConfigError, DataError, CheckpointError) as exc:

@@ -1,21 +1,30 @@
-"""Teachers for distillation: from a checkpoint, the shipped zoo, or trained on the spot.
+"""Teachers for distillation: the one resolver of teacher specs.
 
 A teacher spec is a checkpoint path, a run directory (its ``best.pt``), ``zoo:NAME``, or
 ``auto``: the zoo's default teacher for the role when one is shipped for the dataset, else a
-quick teacher trained once by this same trainer and kept under ``<out_dir>/teachers/``
-(natural training for the clean teacher, FGSM with random start for the robust one).
+quick teacher trained once by the trainer and kept under ``<out_dir>/teachers/`` as
+``{role}-{dataset}`` (``-n{subset}`` added when trained on a subset), by natural training for
+the clean teacher and FGSM with random start for the robust one.
+
+Everything that asks "which teacher is this?" comes here: the CLI and the app before a run
+(:func:`check_teachers`), the trainer's caller (:func:`resolve_teachers`, passed to
+:class:`~ciard.trainer.Trainer`, which itself never resolves a spec), and the sidebar and the
+probing pages (:func:`find_auto`).
 """
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from . import checkpoints
-from .config import Config
+from . import checkpoints, distributed, specs, zoo
+from .config import TEACHERS_NEEDED, Config, ConfigError
 from .data import DatasetSplits
+from .runlog import RunDir, read_state
+from .trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +33,89 @@ QUICK_TEACHER = {
     "clean": dict(method="natural", student="resnet20", epochs=12, lr=0.1, lr_schedule="cosine"),
     "robust": dict(method="fgsm_at", student="resnet20", epochs=12, lr=0.1, lr_schedule="cosine"),
 }
+#: the folder of quick teachers inside a run store
+QUICK_DIR = "teachers"
+
+
+def quick_teacher_name(role: str, dataset: str, train_subset: int | None = None) -> str:
+    """The run name of the quick ``role`` teacher of a dataset (and training subset)."""
+    return f"{role}-{dataset}" + (f"-n{train_subset}" if train_subset else "")
 
 
 def quick_teacher_config(role: str, cfg: Config) -> Config:
     """The config that trains the ``auto`` teacher for ``role`` on cfg's data and eps."""
     return cfg.override(**QUICK_TEACHER[role], clean_teacher=None, robust_teacher=None,
-                        name=f"{role}-{cfg.data.dataset}"
-                        + (f"-n{cfg.data.train_subset}" if cfg.data.train_subset else ""), eval_pgd_steps=cfg.run.eval_pgd_steps,
+                        name=quick_teacher_name(role, cfg.data.dataset, cfg.data.train_subset),
+                        eval_pgd_steps=cfg.run.eval_pgd_steps,
                         eval_teachers=False, test_size=0, checkpoint_every=0)
 
 
+# -- what "auto" is (no training): the sidebar and the probing pages ---------------------------
+def _quick_candidates(role: str, dataset: str, runs_root: Path,
+                      train_subset: int | None) -> list[Path]:
+    """Quick-teacher run folders that serve ``dataset``: the one of this subset if given, else
+    every one of the dataset, the full-data teacher first, then larger subsets first."""
+    tdir = Path(runs_root) / QUICK_DIR
+    if train_subset:
+        return [tdir / quick_teacher_name(role, dataset, train_subset)]
+    pattern = re.compile(re.escape(quick_teacher_name(role, dataset)) + r"(?:-n(\d+))?")
+    found = []
+    if tdir.is_dir():
+        for d in tdir.iterdir():
+            m = pattern.fullmatch(d.name)
+            if m:
+                found.append((-(float("inf") if m.group(1) is None else int(m.group(1))), d))
+    return [d for _, d in sorted(found)]
+
+
+def find_auto(role: str, dataset: str, runs_root: Path,
+              train_subset: int | None = None) -> tuple[Path | None, str]:
+    """What ``auto`` is for a role now, without training: (checkpoint or None, one line saying which).
+
+    The shipped teacher, else a finished quick teacher of the dataset (of ``train_subset`` if
+    given, else of any subset, the full data first).
+    """
+    try:
+        shipped = zoo.default_teacher(f"{role}_teacher", dataset)
+    except (OSError, ValueError, KeyError, TypeError):   # a malformed manifest must not break a page
+        shipped = None
+    if shipped is not None:
+        return shipped, f"shipped: {shipped.name}"
+    running = False
+    for run in _quick_candidates(role, dataset, runs_root, train_subset):
+        state = read_state(run)
+        if (run / "best.pt").is_file() and state == "finished":
+            return run / "best.pt", f"quick teacher trained earlier: {QUICK_DIR}/{run.name}"
+        running = running or state == "running"
+    if running:
+        return None, "a quick teacher is being trained now"
+    return None, "none yet: a quick one is trained on first use (a few minutes on a CPU)"
+
+
+# -- before a run: the same check in the CLI and the app -----------------------------------------
+def check_teachers(cfg: Config) -> None:
+    """Open each explicit teacher checkpoint the method needs, so a truncated or foreign file
+    is refused before a run starts with one line instead of failing in the trainer process."""
+    for role in TEACHERS_NEEDED.get(cfg.method.method, ()):
+        spec = getattr(cfg.model, f"{role}_teacher")
+        if not spec or spec == "auto":
+            continue
+        try:
+            checkpoints.load(specs.resolve(spec, f"{role}_teacher"))
+        except checkpoints.CheckpointError as exc:
+            raise ConfigError(f"{role}_teacher: {exc}") from None
+
+
+# -- for a run: specs -> frozen models ----------------------------------------------------------
 def resolve_teacher(role: str, spec: str, cfg: Config, data: DatasetSplits,
                     device: torch.device) -> nn.Module:
+    """The ``role`` teacher a spec names, loaded on ``device`` (an ``auto`` one trained if need be)."""
     if spec == "auto":
-        path = checkpoints.zoo_default(f"{role}_teacher", cfg.data.dataset)
+        path = zoo.default_teacher(f"{role}_teacher", cfg.data.dataset)
         if path is None:
             path = _quick_teacher(role, cfg, data)
     else:
-        path = checkpoints.resolve_teacher_spec(spec)
+        path = specs.resolve(spec, f"{role}_teacher")
     model = checkpoints.load_model(path, device)
     if model.num_classes != data.num_classes:
         raise checkpoints.CheckpointError(
@@ -50,11 +124,31 @@ def resolve_teacher(role: str, spec: str, cfg: Config, data: DatasetSplits,
     return model
 
 
+def resolve_teachers(cfg: Config, data: DatasetSplits, device: torch.device) -> dict[str, nn.Module]:
+    """The teachers cfg's method needs, by role. Give this to :class:`Trainer` as ``teachers``.
+
+    Under torchrun an ``auto`` teacher is trained (and cached) once, by rank 0: the other ranks
+    wait at a barrier, then load what it wrote.
+    """
+    ddp = distributed.current()
+    if not ddp.is_main:
+        ddp.barrier()
+    specs_by_role = {"clean": cfg.model.clean_teacher, "robust": cfg.model.robust_teacher}
+    teachers = {role: resolve_teacher(role, specs_by_role[role], cfg, data, device)
+                for role in TEACHERS_NEEDED.get(cfg.method.method, ())}
+    if ddp.is_main:
+        ddp.barrier()
+    return teachers
+
+
+def trainer(cfg: Config, run_dir: RunDir | None = None, data: DatasetSplits | None = None) -> Trainer:
+    """A :class:`Trainer` whose teachers are the ones cfg names (what ``ciard train`` runs)."""
+    return Trainer(cfg, run_dir, data=data, teachers=resolve_teachers)
+
+
 def _quick_teacher(role: str, cfg: Config, data: DatasetSplits) -> Path:
-    from .runlog import RunDir
-    from .trainer import Trainer
     tcfg = quick_teacher_config(role, cfg)
-    run = RunDir(Path(cfg.run.out_dir) / "teachers" / tcfg.run.name)
+    run = RunDir(Path(cfg.run.out_dir) / QUICK_DIR / tcfg.run.name)
     marker = run.path / "best.pt"
     run.lock(wait=True)   # another run may be training this same teacher: wait for it, then reuse it
     try:
@@ -62,7 +156,8 @@ def _quick_teacher(role: str, cfg: Config, data: DatasetSplits) -> Path:
             return marker
         log.info("no shipped %s teacher: training a quick one (%s, %s, %d epochs) into %s",
                  role, tcfg.model.student, tcfg.method.method, tcfg.optim.epochs, run.path)
-        Trainer(tcfg, run, data=data).fit(resume=True)   # fit takes over the lock held here
+        # a quick teacher is trained by a method without teachers (natural, FGSM-AT)
+        Trainer(tcfg, run, data=data, teachers={}).fit(resume=True)   # fit takes over the lock held here
     finally:
         run.unlock()
     return marker

@@ -1,8 +1,14 @@
 """The training loop. It knows schedules, precision, checkpoints and evaluation; no method.
 
-Read top to bottom: set-up (data, models, method, optimiser), optional resume, then epochs
-of steps, each followed by a look at the stop request and a periodic checkpoint; after each
-epoch a small validation evaluation picks the best student; at the end a test-set check.
+Read :meth:`Trainer._fit` top to bottom: set-up (:meth:`Trainer._setup`: data, models, method,
+optimiser), optional resume, then epochs of steps (:meth:`Trainer._train_epoch`), each step
+followed by a look at the stop request and a periodic checkpoint; after each epoch a small
+validation evaluation picks the best student (:meth:`Trainer._end_epoch`); at the end a
+test-set check. What changes as the run goes lives in one :class:`LoopState`.
+
+Teachers come from outside: the caller passes them (models, or a function that resolves them
+once the data is loaded, such as :func:`ciard.teachers.resolve_teachers`), so the loop never
+reads a teacher spec and tests can hand it models held in memory.
 
 Determinism: the batch order of an epoch comes from (seed, epoch) alone, augmentation draws
 from its own generator, and attacks' random starts from the global RNG; all three states are
@@ -16,19 +22,20 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 import torch
 import torch.nn as nn
 
-from . import checkpoints, distributed
+from . import checkpoints, distributed, specs
 from .attacks import PGD
-from .config import TEACHERS_NEEDED, Config, ConfigError, validate
-from .data import BatchIterator, DatasetSplits, fixed_subset, load_dataset, to_float
+from .config import Config, ConfigError, validate
+from .data import BatchIterator, DatasetSplits, ImageData, fixed_subset, load_dataset, to_float
 from .evaluate import robust_correct
 from .fold import fold
-from .methods import build_method
+from .methods import METHOD_CLASSES, Method, build_method
 from .models import build_model
 from .runlog import RunDir
 from .runtime import (autocast_factory, compile_supported, prepare_model, resolve_device,
@@ -92,17 +99,15 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def load_teachers(cfg: Config, data: DatasetSplits, device: torch.device) -> dict[str, nn.Module]:
-    """Resolve the config's teacher specs (checkpoint, zoo:NAME or auto) into frozen models."""
-    from .teachers import resolve_teacher
-    needed = TEACHERS_NEEDED.get(cfg.method.method, ())
-    specs = {"clean": cfg.model.clean_teacher, "robust": cfg.model.robust_teacher}
-    return {role: resolve_teacher(role, specs[role], cfg, data, device) for role in needed}
+#: the teachers a Trainer is given: models by role, or a function (cfg, data, device) -> them,
+#: called once the data is loaded (``ciard.teachers.resolve_teachers`` resolves cfg's specs)
+Teachers = Union[Mapping[str, nn.Module],
+                 Callable[[Config, DatasetSplits, torch.device], Mapping[str, nn.Module]]]
 
 
 def _init_student(student: nn.Module, spec: str, device: torch.device) -> None:
     """Copy a checkpoint's weights into the fresh student (``--student-init``)."""
-    path = checkpoints.resolve_teacher_spec(spec)
+    path = specs.resolve(spec, "student_init")
     init = checkpoints.load_model(path, device)
     if (init.arch, init.num_classes) != (student.arch, student.num_classes):
         raise checkpoints.CheckpointError(
@@ -146,8 +151,48 @@ def train_step(method, optim: torch.optim.Optimizer, x: torch.Tensor, y: torch.T
     return out, extra
 
 
+@dataclass
+class Setup:
+    """What set-up builds; fixed for the whole run."""
+    device: torch.device
+    precision: str
+    data: DatasetSplits
+    batches: BatchIterator
+    aug_gen: torch.Generator
+    eval_x: torch.Tensor
+    eval_y: torch.Tensor
+    student: nn.Module
+    teachers: dict[str, nn.Module]
+    method: Method
+    optim: torch.optim.Optimizer
+    steps_per_epoch: int
+    total_steps: int
+    compile_attack: bool
+    log_every: int
+
+
+@dataclass
+class LoopState:
+    """What changes as the run goes: counters, the best student so far, unwritten step records."""
+    epoch: int = 0                   # epochs completed
+    batch: int = 0                   # batches completed in the current epoch
+    step: int = 0                    # steps completed in the run
+    best_score: float = float("-inf")
+    best: dict[str, Any] = field(default_factory=dict)
+    status: str = "finished"         # finished | stopped
+    seen: int = 0                    # images this process trained on since it started
+    t_start: float = 0.0             # perf_counter at the first step of this process
+    #: step records not yet written: (step, fractional epoch, wall time, metrics on the device)
+    pending: list[tuple[int, float, float, dict[str, Any]]] = field(default_factory=list)
+    #: validation accuracies of frozen teachers (they do not change, so they are checked once)
+    teacher_eval: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: RunDir | None = None, data: DatasetSplits | None = None) -> None:
+    def __init__(self, cfg: Config, run_dir: RunDir | None = None, data: DatasetSplits | None = None,
+                 teachers: Teachers | None = None) -> None:
+        """``teachers``: the method's teachers by role, or a function that returns them (see
+        :data:`Teachers`); methods without teachers need none."""
         self.cfg = validate(cfg)
         self.dist = ddp = distributed.current()
         if run_dir is None:   # under torchrun rank 0 names the directory; the others use it
@@ -157,7 +202,9 @@ class Trainer:
         # only rank 0 writes metrics, status and checkpoints
         self.run = run_dir if ddp.is_main else QuietRunDir(run_dir.path)
         self._data = data
+        self._teachers = teachers
         self._trackers: Trackers | None = None
+        self._progress: Callable[[int | None, dict[str, Any] | None], None] | None = None
         self._started = False   # config and "running" status written: the run is on the record
 
     # ------------------------------------------------------------------------------
@@ -198,17 +245,51 @@ class Trainer:
             self._trackers.close(state)
 
     def _fit(self, resume: bool, stop: "_StopFlag") -> TrainResult:
-        cfg, run = self.cfg, self.run
-        r = cfg.run
+        cfg, run, ddp = self.cfg, self.run, self.dist
+        # -- set-up, then the state to start from: fresh, or the last checkpoint's ----------
+        p = self._setup(resume)
+        s = self._resume(p) if resume else LoopState()
+        if ddp.enabled:
+            # per-rank streams for attack starts and augmentation (the checkpoint holds rank
+            # 0's; a data-parallel resume continues from fresh per-rank streams, not bit-exact)
+            torch.manual_seed(cfg.run.seed + _RANK_SEED * ddp.rank + 7 * s.step)
+            p.aug_gen.manual_seed(cfg.run.seed + 1 + _RANK_SEED * ddp.rank + 7 * s.step)
+        self._announce(p, s)
+        # every record goes to the run store and to the trackers asked for (--log)
+        self._trackers = Trackers((cfg.run.log or "") if ddp.is_main else "", run.path, cfg.to_dict())
+        self._progress = _progress(p.total_steps, s.step, cfg.run.progress)
+
+        # -- epochs: steps, then the end-of-epoch check and checkpoint ---------------------
+        s.t_start = time.perf_counter()
+        while s.epoch < cfg.optim.epochs:
+            self._train_epoch(p, s, stop)
+            if s.status == "stopped":
+                break
+            self._end_epoch(p, s)
+        self._progress(None, None)
+
+        # -- the end: the best student on the test split ---------------------------------------
+        final: dict[str, Any] = {}
+        if s.status == "finished" and ddp.is_main:
+            final = self._final_test(run, p.data, p.device, p.teachers, p.method)
+            self._emit({"kind": "final", "step": s.step, "time": time.time(), **final})
+        run.set_status(state=s.status, step=s.step, epoch=s.epoch, finished=time.time())
+        run.close()
+        self._trackers.close(s.status)
+        return TrainResult(str(run.path), s.status, s.epoch, s.step, s.best, final)
+
+    # -- set-up --------------------------------------------------------------------------
+    def _setup(self, resume: bool) -> Setup:
+        """Device and precision, data and batches, student, teachers, method and optimiser."""
+        cfg, ddp, r = self.cfg, self.dist, self.cfg.run
         if r.threads:
             torch.set_num_threads(r.threads)
-        ddp = self.dist
         device = distributed.device_for(ddp, resolve_device(r.device))
         precision = resolve_precision(r.precision, device)
         autocast = autocast_factory(precision, device)
         torch.manual_seed(r.seed)
 
-        # -- data ---------------------------------------------------------------------
+        # data: batches in a (seed, epoch) order, augmentation from its own generator
         data = self._data or load_dataset(cfg.data.dataset, cfg.data.data_path,
                                           val_size=r.eval_size,
                                           train_subset=cfg.data.train_subset, seed=r.seed,
@@ -220,26 +301,17 @@ class Trainer:
                                 augment=cfg.data.augment, drop_last=True, seed=r.seed, device=device,
                                 rank=ddp.rank, world=ddp.world)
         aug_gen = torch.Generator(device=device).manual_seed(r.seed + 1 + _RANK_SEED * ddp.rank)
-        eval_split = data.val if len(data.val) else data.test
-        if not len(data.val):
-            log.warning("no validation split (eval_size=0): epoch checks use the test set, "
-                        "and the last epoch's student is kept")
-        ev = fixed_subset(eval_split, min(r.eval_size, len(eval_split)), seed=r.seed)
-        eval_x, eval_y = to_float(ev.x).to(device), ev.y.to(device)
+        eval_x, eval_y = self._eval_split(data, device)
 
-        # -- models and method ------------------------------------------------------------
+        # models and method
         student = prepare_model(build_model(cfg.model.student, data.num_classes), device, r.channels_last)
         if cfg.model.student_init and not resume:
             _init_student(student, cfg.model.student_init, device)
-        if not ddp.is_main:   # an 'auto' teacher is trained (and cached) once, by rank 0
-            ddp.barrier()
         teachers = {role: prepare_model(m, device, r.channels_last)
-                    for role, m in load_teachers(cfg, data, device).items()}
-        if ddp.is_main:
-            ddp.barrier()
+                    for role, m in self._given_teachers(data, device).items()}
         steps_per_epoch = len(batches)
         total_steps = steps_per_epoch * cfg.optim.epochs
-        attacks = cfg.method.method != "natural"
+        attacks = METHOD_CLASSES[cfg.method.method].uses_attack
         compile_attack = attacks and use_compile(r.compile, total_steps * cfg.attack.pgd_steps)
         if compile_attack and not compile_supported(device):
             compile_attack = False
@@ -250,166 +322,182 @@ class Trainer:
                                 weight_decay=cfg.optim.weight_decay)
         for model in [student, *teachers.values()]:
             ddp.broadcast_module(model)
+        log_every = r.log_every or (20 if device.type == "cuda" else 1)
+        return Setup(device, precision, data, batches, aug_gen, eval_x, eval_y, student, teachers,
+                     method, optim, steps_per_epoch, total_steps, compile_attack, log_every)
 
-        # -- resume ---------------------------------------------------------------------
-        epoch, batch0, step, best_score, best = 0, 0, 0, float("-inf"), {}
-        if resume and run.last.is_file():
-            ck = checkpoints.load(run.last, map_location=device)
-            student.load_state_dict(ck["state_dict"])
-            optim.load_state_dict(ck["optim"])
-            method.load_state_dict(ck["method_state"])
+    def _eval_split(self, data: DatasetSplits, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fixed images of the end-of-epoch checks: validation, else test (with a warning)."""
+        r = self.cfg.run
+        eval_split: ImageData = data.val if len(data.val) else data.test
+        if not len(data.val):
+            log.warning("no validation split (eval_size=0): epoch checks use the test set, "
+                        "and the last epoch's student is kept")
+        ev = fixed_subset(eval_split, min(r.eval_size, len(eval_split)), seed=r.seed)
+        return to_float(ev.x).to(device), ev.y.to(device)
+
+    def _given_teachers(self, data: DatasetSplits, device: torch.device) -> dict[str, nn.Module]:
+        """The teachers the caller gave (resolved now if it gave a function), checked for the method."""
+        given = self._teachers
+        if given is not None and not isinstance(given, Mapping):
+            given = given(self.cfg, data, device)
+        teachers = dict(given or {})
+        method = self.cfg.method.method
+        for role in METHOD_CLASSES[method].teachers:
+            if role not in teachers:
+                raise ConfigError(f"method '{method}' needs a {role} teacher, and the trainer was given "
+                                  "none (ciard.teachers.trainer resolves the config's teachers)")
+        return teachers
+
+    def _resume(self, p: Setup) -> LoopState:
+        """The state of the last checkpoint, loaded into the models, optimiser and RNGs (resume)."""
+        run = self.run
+        s = LoopState()
+        if run.last.is_file():
+            ck = checkpoints.load(run.last, map_location=p.device)
+            p.student.load_state_dict(ck["state_dict"])
+            p.optim.load_state_dict(ck["optim"])
+            p.method.load_state_dict(ck["method_state"])
             torch.set_rng_state(ck["rng"]["torch"])
-            aug_gen.set_state(ck["rng"]["augment"])
-            if device.type == "cuda" and ck["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state(ck["rng"]["cuda"], device)
-            epoch, batch0, step = ck["epoch"], ck["batch"], ck["step"]
-            best_score, best = ck.get("best_score", float("-inf")), ck.get("best", {})
-            run.truncate_metrics(step, epoch)
-            log.info("resumed %s at epoch %d, batch %d (step %d)", run.path, epoch, batch0, step)
-        elif resume:
+            p.aug_gen.set_state(ck["rng"]["augment"])
+            if p.device.type == "cuda" and ck["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(ck["rng"]["cuda"], p.device)
+            s.epoch, s.batch, s.step = ck["epoch"], ck["batch"], ck["step"]
+            s.best_score, s.best = ck.get("best_score", float("-inf")), ck.get("best", {})
+            run.truncate_metrics(s.step, s.epoch)
+            log.info("resumed %s at epoch %d, batch %d (step %d)", run.path, s.epoch, s.batch, s.step)
+        else:
             log.warning("no checkpoint in %s: starting from scratch", run.path)
             run.truncate_metrics(0, 0)   # what the killed process logged is redone from step 1
-        if ddp.enabled:
-            # per-rank streams for attack starts and augmentation (the checkpoint holds rank
-            # 0's; a data-parallel resume continues from fresh per-rank streams, not bit-exact)
-            torch.manual_seed(r.seed + _RANK_SEED * ddp.rank + 7 * step)
-            aug_gen.manual_seed(r.seed + 1 + _RANK_SEED * ddp.rank + 7 * step)
+        return s
+
+    def _announce(self, p: Setup, s: LoopState) -> None:
+        """Put the run on the record: its config, a "running" status and one log line."""
+        cfg, run, ddp = self.cfg, self.run, self.dist
         self._started = True
         run.write_config(cfg.to_json())
-        run.set_status(state="running", step=step, total_steps=total_steps, epoch=epoch,
-                       epochs=cfg.optim.epochs, precision=precision, device=str(device),
+        run.set_status(state="running", step=s.step, total_steps=p.total_steps, epoch=s.epoch,
+                       epochs=cfg.optim.epochs, precision=p.precision, device=str(p.device),
                        method=cfg.method.method, started=time.time(), processes=ddp.world)
         log.info("run %s: %s, student %s, %d steps (%d epochs x %d), %s on %s%s%s",
-                 run.path, cfg.method.method, cfg.model.student, total_steps, cfg.optim.epochs,
-                 steps_per_epoch, precision, device, ", compiled attack" if compile_attack else "",
+                 run.path, cfg.method.method, cfg.model.student, p.total_steps, cfg.optim.epochs,
+                 p.steps_per_epoch, p.precision, p.device, ", compiled attack" if p.compile_attack else "",
                  f", {ddp.world} processes ({ddp.backend})" if ddp.enabled else "")
 
-        def save_last(next_epoch: int, next_batch: int) -> None:
-            if not ddp.is_main:
+    # -- one epoch of steps -------------------------------------------------------------------
+    def _train_epoch(self, p: Setup, s: LoopState, stop: "_StopFlag") -> None:
+        """The steps of epoch ``s.epoch`` from batch ``s.batch``; ``s.status`` "stopped" on a stop."""
+        cfg, run, ddp, r = self.cfg, self.run, self.dist, self.cfg.run
+        method = p.method
+        for x, y in p.batches.epoch_batches(s.epoch, s.batch, generator=p.aug_gen):
+            # one step: lr from the schedule, the method's loss, SGD, its post-step work
+            progress = s.step / p.total_steps
+            lr = student_lr(cfg.optim.lr, progress, cfg.optim.lr_schedule)
+            if cfg.attack.eps_warmup > 0:
+                method.set_attack_scale(min(1.0, progress / cfg.attack.eps_warmup))
+            out, extra = train_step(method, p.optim, x, y, progress, lr, r.channels_last)
+            s.step += 1
+            s.batch += 1
+            s.seen += len(y)
+
+            # metrics stay on the device until a flush: one host sync per log_every steps
+            metrics = {**out.metrics, **extra, "loss": out.loss.detach(), "lr": lr}
+            if cfg.attack.eps_warmup > 0 and method.attack is not None:
+                metrics["train_eps"] = method.attack.eps
+            if out.logits is not None:
+                metrics["train_acc"] = (out.logits.detach().argmax(1) == y).float().mean()
+            s.pending.append((s.step, s.epoch + s.batch / p.steps_per_epoch, time.time(), metrics))
+            if s.step % p.log_every == 0 or s.batch == p.steps_per_epoch:
+                self._flush(p, s)
+
+            if ddp.any(stop.raised or (ddp.is_main and run.stop_requested()), p.device):
+                self._flush(p, s)
+                self._save_last(p, s, s.epoch, s.batch)
+                s.status = "stopped"
                 return
-            rng = {"torch": torch.get_rng_state(), "augment": aug_gen.get_state(),
-                   "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
-            extra = {}
-            if "robust" in teachers:
-                extra["robust_meta"] = checkpoints.model_meta(teachers["robust"])
-            checkpoints.save({
-                "kind": "train", "model": checkpoints.model_meta(student),
-                "state_dict": student.state_dict(), "optim": optim.state_dict(),
-                "method_state": method.state_dict(), "rng": rng, "config": cfg.to_dict(),
-                "epoch": next_epoch, "batch": next_batch, "step": step,
-                "best_score": best_score, "best": best, **extra,
-            }, run.last)
+            if r.checkpoint_every and s.step % r.checkpoint_every == 0:
+                self._flush(p, s)
+                self._save_last(p, s, s.epoch, s.batch)
+                run.set_status(step=s.step, epoch=s.epoch)
 
-        # every record goes to the run store and to the trackers asked for (--log)
-        self._trackers = Trackers((r.log or "") if ddp.is_main else "", run.path, cfg.to_dict())
+    def _end_epoch(self, p: Setup, s: LoopState) -> None:
+        """Validation check, best student, checkpoint (rank 0 alone; the others wait at their
+        next collective); then the counters move to the next epoch."""
+        cfg, run, ddp = self.cfg, self.run, self.dist
+        score = float("-inf")
+        if ddp.enabled:   # the ranks must hold the same student, teacher and scalars
+            state = p.method.state_dict()
+            scalars = [v for v in state.values() if torch.is_tensor(v) and v.dim() == 0]
+            divergence = ddp.divergence([p.student, *p.teachers.values()], scalars, p.device)
+            if divergence > 1e-3:
+                log.warning("ranks disagree after epoch %d (largest state difference %.3g)",
+                            s.epoch + 1, divergence)
+        if ddp.is_main:
+            record = self._epoch_eval(p.student, p.teachers, p.method, p.eval_x, p.eval_y, s.teacher_eval)
+            # mean of validation clean and PGD accuracy (clean alone when PGD is off)
+            pgd = record["student_pgd"]
+            score = record["student_clean"] if pgd != pgd else (record["student_clean"] + pgd) / 2
+            record.update(kind="epoch", epoch=s.epoch + 1, step=s.step, score=score, time=time.time())
+            if ddp.enabled:
+                record.update(processes=ddp.world, rank_divergence=divergence)
+            self._emit(record)
+            log.info("epoch %d/%d: student clean %.1f%% PGD %.1f%% (validation, %d images)",
+                     s.epoch + 1, cfg.optim.epochs, 100 * record["student_clean"],
+                     100 * record["student_pgd"], len(p.eval_y))
+        if ddp.is_main and (score > s.best_score or not len(p.data.val)):
+            s.best_score = score
+            s.best = {"epoch": s.epoch + 1, "score": score, **{k: v for k, v in record.items()
+                                                               if k.startswith("student_")}}
+            checkpoints.save_model(p.student, run.best, metrics=s.best, config=cfg.to_dict())
+        s.epoch, s.batch = s.epoch + 1, 0
+        self._save_last(p, s, s.epoch, 0)
+        run.set_status(step=s.step, epoch=s.epoch)
 
-        def emit(record: dict[str, Any]) -> None:
-            run.append(record)
-            self._trackers.log(record)
+    # -- writing: checkpoints and records ----------------------------------------------------------
+    def _save_last(self, p: Setup, s: LoopState, next_epoch: int, next_batch: int) -> None:
+        """last.pt: everything a resume needs to continue at (next_epoch, next_batch) exactly."""
+        if not self.dist.is_main:
+            return
+        device = p.device
+        rng = {"torch": torch.get_rng_state(), "augment": p.aug_gen.get_state(),
+               "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+        extra = {}
+        if "robust" in p.teachers:
+            extra["robust_meta"] = checkpoints.model_meta(p.teachers["robust"])
+        checkpoints.save({
+            "kind": "train", "model": checkpoints.model_meta(p.student),
+            "state_dict": p.student.state_dict(), "optim": p.optim.state_dict(),
+            "method_state": p.method.state_dict(), "rng": rng, "config": self.cfg.to_dict(),
+            "epoch": next_epoch, "batch": next_batch, "step": s.step,
+            "best_score": s.best_score, "best": s.best, **extra,
+        }, self.run.last)
 
-        log_every = r.log_every or (20 if device.type == "cuda" else 1)
-        pending: list[tuple[int, float, float, dict[str, Any]]] = []
+    def _emit(self, record: dict[str, Any]) -> None:
+        self.run.append(record)
+        self._trackers.log(record)
 
-        def flush() -> None:
-            """Write the pending step records; one device-to-host copy for all of them."""
-            if not pending:
-                return
-            keys = sorted({k for *_, m in pending for k in m})
-            nan = float("nan")
-            rows = torch.stack([torch.stack([torch.as_tensor(m.get(k, nan), dtype=torch.float32,
-                                                             device=device).reshape(())
-                                             for k in keys]) for *_, m in pending])
-            rows = ddp.mean_(rows).tolist()   # data-parallel: the mean over ranks (= global batch)
-            _check_finite_losses(keys, pending, rows)
-            elapsed = time.perf_counter() - t_start
-            for (st, ep, wall, m), row in zip(pending, rows):
-                values = {k: v for k, v in zip(keys, row) if k in m}
-                ips = seen * ddp.world / max(elapsed, 1e-9)
-                emit({"kind": "step", "step": st, "epoch": ep, "time": wall, **values,
-                            "img_per_s": ips})
-                progress_bar(st, {**values, "img_per_s": ips})
-            pending.clear()
-            if time.time() - run.read_heartbeat() > 1.0:   # a heartbeat for watchers
-                run.set_status(step=step, epoch=epoch)
-
-        cached_teacher_eval: dict[str, dict[str, float]] = {}
-        progress_bar = _progress(total_steps, step, r.progress)
-        status = "finished"
-        t_start, seen = time.perf_counter(), 0
-        while epoch < cfg.optim.epochs:
-            for x, y in batches.epoch_batches(epoch, batch0, generator=aug_gen):
-                # one step: lr from the schedule, the method's loss, SGD, its post-step work
-                progress = step / total_steps
-                lr = student_lr(cfg.optim.lr, progress, cfg.optim.lr_schedule)
-                if cfg.attack.eps_warmup > 0:
-                    method.set_attack_scale(min(1.0, progress / cfg.attack.eps_warmup))
-                out, extra = train_step(method, optim, x, y, progress, lr, r.channels_last)
-                step += 1
-                batch0 += 1
-                seen += len(y)
-
-                # metrics stay on the device until a flush: one host sync per log_every steps
-                metrics = {**out.metrics, **extra, "loss": out.loss.detach(), "lr": lr}
-                if cfg.attack.eps_warmup > 0:
-                    metrics["train_eps"] = method.attack.eps
-                if out.logits is not None:
-                    metrics["train_acc"] = (out.logits.detach().argmax(1) == y).float().mean()
-                pending.append((step, epoch + batch0 / steps_per_epoch, time.time(), metrics))
-                if step % log_every == 0 or batch0 == steps_per_epoch:
-                    flush()
-
-                if ddp.any(stop.raised or (ddp.is_main and run.stop_requested()), device):
-                    flush()
-                    save_last(epoch, batch0)
-                    status = "stopped"
-                    break
-                if r.checkpoint_every and step % r.checkpoint_every == 0:
-                    flush()
-                    save_last(epoch, batch0)
-                    run.set_status(step=step, epoch=epoch)
-            if status == "stopped":
-                break
-
-            # -- end of epoch: validation check, best student, checkpoint ------------------
-            # (rank 0 alone; the others wait at their next collective)
-            score = float("-inf")
-            if ddp.enabled:   # the ranks must hold the same student, teacher and scalars
-                state = method.state_dict()
-                scalars = [v for v in state.values() if torch.is_tensor(v) and v.dim() == 0]
-                divergence = ddp.divergence([student, *teachers.values()], scalars, device)
-                if divergence > 1e-3:
-                    log.warning("ranks disagree after epoch %d (largest state difference %.3g)",
-                                epoch + 1, divergence)
-            if ddp.is_main:
-                record = self._epoch_eval(student, teachers, method, eval_x, eval_y, cached_teacher_eval)
-                # mean of validation clean and PGD accuracy (clean alone when PGD is off)
-                pgd = record["student_pgd"]
-                score = record["student_clean"] if pgd != pgd else (record["student_clean"] + pgd) / 2
-                record.update(kind="epoch", epoch=epoch + 1, step=step, score=score, time=time.time())
-                if ddp.enabled:
-                    record.update(processes=ddp.world, rank_divergence=divergence)
-                emit(record)
-                log.info("epoch %d/%d: student clean %.1f%% PGD %.1f%% (validation, %d images)",
-                         epoch + 1, cfg.optim.epochs, 100 * record["student_clean"],
-                         100 * record["student_pgd"], len(eval_y))
-            if ddp.is_main and (score > best_score or not len(data.val)):
-                best_score = score
-                best = {"epoch": epoch + 1, "score": score, **{k: v for k, v in record.items()
-                                                                 if k.startswith("student_")}}
-                checkpoints.save_model(student, run.best, metrics=best, config=cfg.to_dict())
-            epoch, batch0 = epoch + 1, 0
-            save_last(epoch, 0)
-            run.set_status(step=step, epoch=epoch)
-        progress_bar(None, None)
-
-        final: dict[str, Any] = {}
-        if status == "finished" and ddp.is_main:
-            final = self._final_test(run, data, device, teachers, method)
-            emit({"kind": "final", "step": step, "time": time.time(), **final})
-        run.set_status(state=status, step=step, epoch=epoch, finished=time.time())
-        run.close()
-        self._trackers.close(status)
-        return TrainResult(str(run.path), status, epoch, step, best, final)
+    def _flush(self, p: Setup, s: LoopState) -> None:
+        """Write the pending step records; one device-to-host copy for all of them."""
+        if not s.pending:
+            return
+        ddp, pending = self.dist, s.pending
+        keys = sorted({k for *_, m in pending for k in m})
+        nan = float("nan")
+        rows = torch.stack([torch.stack([torch.as_tensor(m.get(k, nan), dtype=torch.float32,
+                                                         device=p.device).reshape(())
+                                         for k in keys]) for *_, m in pending])
+        rows = ddp.mean_(rows).tolist()   # data-parallel: the mean over ranks (= global batch)
+        _check_finite_losses(keys, pending, rows)
+        elapsed = time.perf_counter() - s.t_start
+        for (st, ep, wall, m), row in zip(pending, rows):
+            values = {k: v for k, v in zip(keys, row) if k in m}
+            ips = s.seen * ddp.world / max(elapsed, 1e-9)
+            self._emit({"kind": "step", "step": st, "epoch": ep, "time": wall, **values,
+                        "img_per_s": ips})
+            self._progress(st, {**values, "img_per_s": ips})
+        pending.clear()
+        if time.time() - self.run.read_heartbeat() > 1.0:   # a heartbeat for watchers
+            self.run.set_status(step=s.step, epoch=s.epoch)
 
     # ------------------------------------------------------------------------------
     def _pgd(self, steps: int) -> PGD:
@@ -442,7 +530,7 @@ class Trainer:
         record.update(student_clean=c, student_pgd=p)
         if r.eval_teachers:
             for role, model in teachers.items():
-                changes = role == "robust" and getattr(method, "itt_on", False)
+                changes = role == "robust" and method.trains_teacher
                 if role not in cache or changes:
                     cache[role] = dict(zip(("clean", "pgd"), self._accuracies(model, x, y, r.eval_pgd_steps)))
                 record[f"{role}_teacher_clean"] = cache[role]["clean"]
@@ -453,7 +541,7 @@ class Trainer:
         """The best student (and final robust teacher if it trained) on the test split, PGD-20."""
         n = min(self.cfg.run.test_size, len(data.test))
         final: dict[str, Any] = {"best_checkpoint": str(run.best)}
-        if getattr(method, "itt_on", False):
+        if method.trains_teacher:
             path = run.path / "robust_teacher.pt"
             checkpoints.save_model(teachers["robust"], path, config=self.cfg.to_dict())
             final["robust_teacher_checkpoint"] = str(path)

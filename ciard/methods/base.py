@@ -4,6 +4,19 @@ A method is given a batch and returns the student's loss plus the numbers worth 
 (timm's "task" shape), so the trainer's loop stays generic. Methods with state of their own
 (temperatures, KD weights, a teacher that keeps training) expose it through
 ``state_dict``/``load_state_dict`` and do their own post-step work in ``after_step``.
+
+What the trainer asks of a method, declared here with defaults (a new method file sets only
+what differs, then registers its class in ``ciard/methods/__init__.py``, its name in
+``ciard.config.METHODS`` and its teachers in ``ciard.config.TEACHERS_NEEDED``):
+
+- ``name``: the ``--method`` value;
+- ``teachers``: the teacher roles it distils from, ``()``, ``("robust",)`` or ``("clean", "robust")``
+  (the trainer's caller resolves and passes them in);
+- ``uses_attack``: whether it trains on adversarial examples (the trainer compiles the attack
+  only then); such a method sets ``self.attack`` in ``__init__`` (usually ``self.pgd(...)``),
+  which the eps warm-up scales;
+- ``trains_teacher``: whether its robust teacher changes during training (CIARD's ITT); the
+  trainer then re-checks that teacher each epoch and saves it at the end.
 """
 from __future__ import annotations
 
@@ -32,11 +45,22 @@ class StepOutput:
 
 
 class Method:
-    """Base class. Subclasses set ``teachers`` and implement :meth:`compute`."""
+    """Base class. Subclasses set ``name`` (and ``teachers``, ``uses_attack`` where they differ)
+    and implement :meth:`compute`; see the module's docstring."""
 
     name = "method"
     #: teacher roles this method needs: subset of ("clean", "robust")
     teachers: tuple[str, ...] = ()
+    #: whether the method trains on adversarial examples from ``self.attack``
+    uses_attack: bool = True
+    #: the training attack, set by the subclass's ``__init__`` (None: the method has none)
+    attack: PGD | None = None
+    _attack_base: tuple[float, float] | None = None
+
+    @property
+    def trains_teacher(self) -> bool:
+        """Whether the robust teacher changes during training (default: no, it is frozen)."""
+        return False
 
     def __init__(self, cfg: Config, student: nn.Module, teachers: dict[str, nn.Module],
                  autocast: Autocast = contextlib.nullcontext, compile_attack: bool = False) -> None:
@@ -81,10 +105,10 @@ class Method:
 
     def set_attack_scale(self, f: float) -> None:
         """Scale the training attack's eps and step size by ``f`` (the eps warm-up)."""
-        attack = getattr(self, "attack", None)
+        attack = self.attack
         if attack is None:
             return
-        if not hasattr(self, "_attack_base"):
+        if self._attack_base is None:
             self._attack_base = (attack.eps, attack.step_size)
         attack.eps, attack.step_size = self._attack_base[0] * f, self._attack_base[1] * f
 

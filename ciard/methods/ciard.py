@@ -36,6 +36,10 @@ class CIARD(Method):
     #: the student's clean pass comes before the attack (CIARD.py) or after S(x') (B-MTARD)
     clean_pass_first = True
 
+    @property
+    def trains_teacher(self) -> bool:
+        return self.itt_on   # ITT fine-tunes the robust teacher
+
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         me = self.cfg.method

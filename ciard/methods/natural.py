@@ -8,6 +8,7 @@ from .base import Method, StepOutput
 
 class Natural(Method):
     name = "natural"
+    uses_attack = False
 
     def compute(self, x, y, progress):
         with self.autocast():
