@@ -286,6 +286,11 @@ ATTACKS: dict[str, type[Attack]] = {
 }
 
 
+#: how each attack is named on pages and in tables
+LABELS = {"fgsm": "FGSM", "pgd": "PGD", "cw": "CW-inf", "apgd": "APGD-CE", "square": "Square",
+          "autoattack": "AutoAttack"}
+
+
 def make_attack(name: str, **kw) -> Attack:
     """Build an attack by name (``fgsm``, ``pgd``, ``cw``, ``apgd``, ``square``, ``autoattack``)."""
     key = name.lower().replace("-", "").replace("_", "")

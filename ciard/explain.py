@@ -21,11 +21,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attacks import APGD, FGSM, PGD, Attack, CWInf, attack_mode
+from . import attacks
+from .attacks import Attack, attack_mode
 
 METHODS = {"saliency": "Saliency (|gradient|)", "integrated_gradients": "Integrated Gradients",
            "smoothgrad": "SmoothGrad (NoiseTunnel)", "gradcam": "Grad-CAM (last conv layer)"}
-ATTACKS = {"fgsm": "FGSM", "pgd": "PGD", "cw": "CW-inf", "apgd": "APGD-CE"}
+#: the probing pages' attacks (a few of :data:`ciard.attacks.ATTACKS`), with their labels
+ATTACKS = {name: attacks.LABELS[name] for name in ("fgsm", "pgd", "cw", "apgd")}
 
 
 # -- predictions and attacks -------------------------------------------------------------------
@@ -38,16 +40,14 @@ def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def make_attack(name: str, eps: float, steps: int = 10, step_size: float = 2 / 255,
                 seed: int = 0) -> Attack:
-    """One of the page's attacks: ``fgsm``, ``pgd``, ``cw`` (CW-inf) or ``apgd`` (APGD-CE)."""
-    if name == "fgsm":
-        return FGSM(eps)
-    if name == "pgd":
-        return PGD(eps, steps, step_size, start="uniform", generator=torch.Generator().manual_seed(seed))
-    if name == "cw":
-        return CWInf(eps, steps, step_size, generator=torch.Generator().manual_seed(seed))
-    if name == "apgd":
-        return APGD(eps, steps=steps, seed=seed)
-    raise ValueError(f"unknown attack '{name}'; choose one of: {', '.join(ATTACKS)}")
+    """One of the page's attacks: ``fgsm``, ``pgd``, ``cw`` (CW-inf) or ``apgd`` (APGD-CE),
+    built by :func:`ciard.attacks.make_attack` with a seeded random start."""
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack '{name}'; choose one of: {', '.join(ATTACKS)}")
+    seeded = {"generator": torch.Generator().manual_seed(seed)}
+    kwargs = {"fgsm": {}, "pgd": dict(steps=steps, step_size=step_size, start="uniform", **seeded),
+              "cw": dict(steps=steps, step_size=step_size, **seeded), "apgd": dict(steps=steps, seed=seed)}
+    return attacks.make_attack(name, eps=eps, **kwargs[name])
 
 
 def run_attack(attack: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,11 @@ never sees half a record and a killed process loses nothing written before its l
 One trainer at a time: it holds the directory's lock (:mod:`ciard.runlock`) while it trains.
 Atomic writes go through ``.<name>.*.tmp`` files, which a killed process can leave behind;
 the next trainer to hold the lock removes them (:meth:`RunDir.remove_stale_temps`).
+
+Readers use the functions at the end of this file and nothing else: :func:`read_json` (a small
+JSON file such as status.json), :func:`read_new_records` (follow metrics.jsonl by byte offset
+and inode), :func:`tail_lines` (the end of a log); writers of small JSON files outside a
+trainer (the run store, the zoo's manifest) use :func:`write_atomic` / :func:`write_json`.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError
+from .errors import ConfigError
 from .names import check_run_name
 from .runlock import RunLock
 
@@ -36,7 +41,8 @@ from .runlock import RunLock
 ATOMIC_FILES = ("last.pt", "best.pt", "robust_teacher.pt", "status.json", "config.json", "metrics.jsonl")
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` at once: a temp file beside it, then a rename over it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
@@ -121,6 +127,7 @@ class RunDir:
         self._metrics_file.flush()
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """Every whole record, up to the first damaged line (a line cut by a kill)."""
         if not self.metrics_path.is_file():
             return []
         out = []
@@ -141,26 +148,23 @@ class RunDir:
         keep = [r for r in self.read_metrics()
                 if (r.get("kind") == "step" and r["step"] <= step)
                 or (r.get("kind") == "epoch" and r["epoch"] <= epoch)]
-        _write_atomic(self.metrics_path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep))
+        write_atomic(self.metrics_path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep))
 
     # -- status -----------------------------------------------------------------------
     def set_status(self, **fields: Any) -> None:
         self._status.update(fields)
         self._status.update(pid=os.getpid(), host=socket.gethostname(), heartbeat=time.time())
-        _write_atomic(self.status_path, json.dumps(self._status, indent=1))
+        write_atomic(self.status_path, json.dumps(self._status, indent=1))
 
     def read_heartbeat(self) -> float:
         """When this process last wrote its status (0 if never)."""
         return float(self._status.get("heartbeat", 0.0))
 
     def read_status(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.status_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return {}
+        return read_json(self.status_path)
 
     def write_config(self, config_json: str) -> None:
-        _write_atomic(self.path / "config.json", config_json)
+        write_atomic(self.path / "config.json", config_json)
 
     # -- stop requests -------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -176,3 +180,66 @@ class RunDir:
         if self._metrics_file is not None:
             self._metrics_file.close()
             self._metrics_file = None
+
+
+# -- reading a run directory (pages, the run store, the resolver of quick teachers) -------------
+def read_json(path: Path) -> dict[str, Any]:
+    """A small JSON object of a run (status.json, config.json...), or {} if missing or half-written."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def write_json(path: Path, obj: dict[str, Any]) -> None:
+    write_atomic(Path(path), json.dumps(obj, indent=1))
+
+
+def read_state(run_path: Path) -> str | None:
+    """The state a run's trainer last wrote (running, finished, ...), or None."""
+    return read_json(Path(run_path) / "status.json").get("state")
+
+
+def read_new_records(path: Path, offset: int = 0, inode: int | None = None,
+                     skip_prefix: bytes | None = None) -> tuple[list[dict[str, Any]], int, int | None, bool]:
+    """Follow a metrics.jsonl: (records after ``offset``, new offset, the file's inode, restarted).
+
+    Only whole lines are read: a line still being written waits for the next call. A file
+    with another inode (a resume rewrites it) or shorter than ``offset`` (truncated in place)
+    is read again from the top, and ``restarted`` says so: what the caller holds is stale.
+    Lines starting with ``skip_prefix`` are passed over without parsing (e.g. step records).
+    """
+    try:
+        fh = open(path, "rb")
+    except OSError:
+        return [], 0, None, inode is not None or offset > 0
+    with fh:
+        now = os.fstat(fh.fileno())
+        restarted = (inode is not None and now.st_ino != inode) or offset > now.st_size
+        if restarted:
+            offset = 0
+        fh.seek(offset)
+        chunk = fh.read()
+    end = chunk.rfind(b"\n") + 1
+    records = []
+    for line in chunk[:end].splitlines():
+        if skip_prefix is not None and line.startswith(skip_prefix):
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records, offset + end, now.st_ino, restarted
+
+
+def tail_lines(path: Path, lines: int, max_bytes: int = 32 * 1024) -> str:
+    """The last ``lines`` lines of a log file ('' if it is missing or empty)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - max_bytes))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -30,10 +30,12 @@ from typing import Any
 
 from .config import Config, ConfigError, validate
 from .names import run_path
+from .resources import PACKAGE_PARENT
 from .runlock import free_soon
-from .runlog import RunDir
+from .runlog import RunDir, read_json, read_new_records, tail_lines, write_json
 
-ROOT = Path(__file__).resolve().parent.parent
+#: where trainer processes start (the package is importable from there, checkout or installed)
+ROOT = PACKAGE_PARENT
 ACTIVE_FILE = "active.json"
 PROCESS_FILE = "process.json"
 STATES = ("starting", "running", "stopped", "finished", "failed")
@@ -62,20 +64,6 @@ def pid_alive(pid: int | None) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except (OSError, IndexError):
         return True
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A small JSON file of the store, or {} if missing or half-written."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -185,32 +173,15 @@ class RunStore:
 
         Only whole lines are returned: a line still being written stays for the next call.
         """
-        f = self.path(name) / "metrics.jsonl"
-        if not f.is_file():
-            return [], 0
-        with open(f, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            if offset > size:  # the file was truncated (a resume): start over
-                offset = 0
-            fh.seek(offset)
-            chunk = fh.read()
-        end = chunk.rfind(b"\n") + 1
-        records = []
-        for line in chunk[:end].decode(errors="replace").splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return records, offset + end
+        records, offset, _, _ = read_new_records(self.path(name) / "metrics.jsonl", offset)
+        return records, offset
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         """The end of the process's console output (tracebacks included), else of train.log."""
         for fname in ("console.log", "train.log"):
-            f = self.path(name) / fname
-            if f.is_file() and f.stat().st_size:
-                text = f.read_bytes()[-32 * 1024:].decode(errors="replace")
-                return "\n".join(text.splitlines()[-lines:])
+            text = tail_lines(self.path(name) / fname, lines)
+            if text:
+                return text
         return ""
 
     # -- acting -------------------------------------------------------------------------
@@ -243,7 +214,7 @@ class RunStore:
         run.clear_stop()  # a stop request belongs to the process it was made for
         old = run.read_status()
         kept = {k: v for k, v in old.items() if k in ("step", "total_steps", "epoch", "started")}
-        _write_json(run.status_path, {**kept, "state": "starting", "heartbeat": time.time()})
+        write_json(run.status_path, {**kept, "state": "starting", "heartbeat": time.time()})
         console = open(run.path / "console.log", "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen([sys.executable, "-m", "ciard", "train", *args, "--no-progress"],
@@ -251,7 +222,7 @@ class RunStore:
                                 stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         console.close()
         first = read_json(run.path / PROCESS_FILE).get("first_launched", time.time())
-        _write_json(run.path / PROCESS_FILE, {"pid": proc.pid, "launched": time.time(),
+        write_json(run.path / PROCESS_FILE, {"pid": proc.pid, "launched": time.time(),
                                               "first_launched": first, "argv": args})
 
     def stop(self, name: str) -> None:
@@ -284,7 +255,7 @@ class RunStore:
         if info.checkpoint is None:
             raise ValueError(f"run '{name}' has no student checkpoint yet (best.pt appears after an epoch)")
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_json(self.root / ACTIVE_FILE, {"run": name, "student": str(info.checkpoint),
+        write_json(self.root / ACTIVE_FILE, {"run": name, "student": str(info.checkpoint),
                                               "promoted": time.time()})
         return info.checkpoint
 

@@ -110,7 +110,7 @@ def render_result(data: ImageData, idx: int, p: AttackParams, models: dict, refs
     x = probe.as_float(data.x[idx:idx + 1])
     y = data.y[idx:idx + 1].numpy()
     label = int(y[0])
-    keys = {k: (k, refs[k].path, refs[k].mtime, refs[k].size) for k in models}
+    keys = {k: refs[k].key for k in models}
     t0 = time.perf_counter()
     try:
         with st.spinner("Attacking…"):
@@ -162,7 +162,7 @@ def render_eps_curve(data: ImageData, p: AttackParams, models: dict, refs: dict)
         from ..data import fixed_subset
         sub = fixed_subset(data, n, seed=0)
         x, y = probe.as_float(sub.x), sub.y.numpy()
-        keys = {k: (k, refs[k].path, refs[k].mtime, refs[k].size) for k in models}
+        keys = {k: refs[k].key for k in models}
         acc: dict[str, list[float]] = {probe.ROLES[k]: [] for k in models}
         bar = c2.progress(0.0, text="attacking…")
         total, done = len(EPS_GRID) * len(models), 0

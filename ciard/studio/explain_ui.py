@@ -17,16 +17,12 @@ from .text import md
 EPS = 8 / 255
 
 
-def _key(ref: probe.ModelRef) -> tuple:
-    return (ref.role, ref.path, ref.mtime, ref.size)
-
-
 def _no_push_student(active_student: str | None, dataset: str):
     """The student trained without the push loss, if the store or zoo has one: (label, model ref)."""
     cands = probe.student_candidates(active_student)
-    for label, spec in cands.items():
-        if "push 0)" in label:
-            ref = probe.model_ref("student", spec, dataset, label=label)
+    for label, cand in cands.items():
+        if cand.without_push:
+            ref = probe.model_ref("student", cand.spec, dataset, label=label)
             model, ref = probe.get_model(ref)
             if model is not None:
                 return label, ref
@@ -50,12 +46,12 @@ def render_saliency(data: ImageData, models: dict, refs: dict, active_student: s
     label = int(y[0])
     src = "student" if "student" in models else "robust_teacher"
     t0 = time.perf_counter()
-    x_adv = probe.attack_batch(_key(refs[src]), x, y, "pgd", EPS, 10, 2 / 255)
+    x_adv = probe.attack_batch(refs[src].key, x, y, "pgd", EPS, 10, 2 / 255)
     maps, lines = {}, []
-    rows = [(probe.ROLES[role], _key(refs[role])) for role in models]
+    rows = [(probe.ROLES[role], refs[role].key) for role in models]
     no_push = _no_push_student(active_student, dataset)
     if no_push is not None and "student" in models:   # the ablation beside the CIARD student
-        rows.append(("student without push", _key(no_push[1])))
+        rows.append(("student without push", no_push[1].key))
     for name, k in rows:
         pc, pa = probe.probs_of(k, x)[0], probe.probs_of(k, x_adv)[0]
         tc = label if target_mode == "true class" else int(pc.argmax())
@@ -77,9 +73,10 @@ def render_saliency(data: ImageData, models: dict, refs: dict, active_student: s
                f"({time.perf_counter() - t0:.2f} s; cached on repeat)")
 
 
-def _default_pair(cands: dict[str, str]) -> tuple[int, int]:
+def _default_pair(cands: dict[str, probe.Candidate]) -> tuple[int, int]:
+    """Indices of the default students A and B: one with the push loss, one without."""
     labels = list(cands)
-    no_push = [j for j, l in enumerate(labels) if "push 0)" in l]
+    no_push = [j for j, label in enumerate(labels) if cands[label].without_push]
     with_push = [j for j, l in enumerate(labels) if j not in no_push]
     a = with_push[0] if with_push else 0
     b = no_push[0] if no_push else (1 if len(labels) > 1 and a == 0 else 0)
@@ -111,10 +108,10 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
                          help="more images narrow the confidence intervals (and take longer to attack)")
     if len(labels) == 1:
         st.caption("Only one student is available: train one with `--push-weight 0` to compare.")
-    chosen = {la: cands[la]} if la == lb else {la: cands[la], lb: cands[lb]}
+    chosen = {la: cands[la].spec} if la == lb else {la: cands[la].spec, lb: cands[lb].spec}
     sub = fixed_subset(data, int(n), seed=1)
     x, y = probe.as_float(sub.x), sub.y.numpy()
-    kt = _key(refs["clean_teacher"])
+    kt = refs["clean_teacher"].key
     cols = st.columns(len(chosen))
     kls, follows = {}, {}
     for col, (label, spec) in zip(cols, chosen.items()):
@@ -124,7 +121,7 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
             if m is None:
                 st.error(f"{md(label)}: {md(ref.error)}", icon=":material/error:")
                 continue
-            k = _key(ref)
+            k = ref.key
             with st.spinner(f"Attacking {label}…"):
                 xa = probe.attack_batch(k, x, y, "pgd", EPS, 10, 2 / 255)
             t_adv = probe.probs_of(kt, xa)

@@ -11,12 +11,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from .. import checkpoints
-from ..cli import FLAG_HELP
-from ..config import (FIELD_INDEX, LR_SCHEDULES, METHODS, PRECISIONS, PRESETS, Config,
-                      ConfigError, TEACHERS_NEEDED, preset, validate)
+from ..config import FIELD_INDEX, PRESETS, Config, field_choices, field_help, preset, validate
 from ..data import SOURCES
 from ..models import MODEL_NAMES
+from ..teachers import check_teachers
 
 DEFAULT_PRESET = "demo"
 #: the ``key=`` of each form widget is this prefix + the field name (browser tests use them)
@@ -38,15 +36,16 @@ class FieldSpec:
 
 
 def _help(name: str, text: str) -> str:
-    """The CLI's help text where it has one (same words everywhere), else ours."""
-    cli = FLAG_HELP.get(name)
+    """The config field's help text (the CLI flag's too) where it has one, then the form's own."""
+    cli = field_help(name)
     return f"{cli}. {text}" if cli and text else (cli or text)
 
 
 #: sections of the form, each a list of fields, in display order
 SECTIONS: dict[str, list[FieldSpec]] = {
     "Method and models": [
-        FieldSpec("method", "Method", "select", _help("method", "ciard: two teachers, push loss, ITT."), METHODS),
+        FieldSpec("method", "Method", "select", _help("method", "ciard: two teachers, push loss, ITT."),
+                  field_choices("method")),
         FieldSpec("student", "Student architecture", "select", _help("student", "Type another name (e.g. wrn-16-8) to use it."),
                   tuple(MODEL_NAMES), new_options=True),
         FieldSpec("clean_teacher", "Clean teacher", "text", _help("clean_teacher", "auto: the shipped one, else a quick one trained once.")),
@@ -60,8 +59,10 @@ SECTIONS: dict[str, list[FieldSpec]] = {
         FieldSpec("batch_size", "Batch size", "int", "images per SGD step"),
         FieldSpec("lr", "Learning rate", "text", "student SGD learning rate (e.g. 0.1)"),
         FieldSpec("lr_schedule", "LR schedule", "select",
-                  "ciard: the paper's step decay scaled to the run length; cosine; constant; triangle (warm-up, linear decay)", LR_SCHEDULES),
-        FieldSpec("precision", "Precision", "select", _help("precision", "evaluation is always fp32"), PRECISIONS),
+                  "ciard: the paper's step decay scaled to the run length; cosine; constant; triangle (warm-up, linear decay)",
+                  field_choices("lr_schedule")),
+        FieldSpec("precision", "Precision", "select", _help("precision", "evaluation is always fp32"),
+                  field_choices("precision")),
         FieldSpec("seed", "Seed", "int", "same seed and config give the same run"),
     ],
     "Training attack (PGD)": [
@@ -144,21 +145,8 @@ def build_config(preset_name: str, values: dict[str, Any], *, device: str = "aut
             overrides[k] = v.strip()
     overrides["device"] = device
     cfg = validate(preset(preset_name).override(**overrides))
-    check_teachers(cfg)
+    check_teachers(cfg)   # as the CLI does (ciard.cli.config_from_args)
     return cfg
-
-
-def check_teachers(cfg: Config) -> None:
-    """Open each explicit teacher checkpoint the method needs, so a truncated or foreign file
-    is refused here with one line instead of failing in the trainer process."""
-    for role in TEACHERS_NEEDED.get(cfg.method.method, ()):
-        spec = getattr(cfg.model, f"{role}_teacher")
-        if not spec or spec == "auto":
-            continue
-        try:
-            checkpoints.load(checkpoints.resolve_teacher_spec(spec))
-        except checkpoints.CheckpointError as exc:
-            raise ConfigError(f"{role}_teacher: {exc}") from None
 
 
 def preset_names() -> list[str]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ..config import TEACHERS_NEEDED
+from ..runlog import tail_lines
 from . import charts
 from .metrics import Follower, format_duration, needs_teacher_training, seconds_left, teacher_runs_in_progress
 from .store import get_store
@@ -61,11 +63,8 @@ def _live_body(name: str, was_active: bool) -> None:
     label = "stopping…" if stop_requested else info.state
     colour, icon = STATE_BADGES.get(info.state, ("gray", "help"))
     model = info.config.get("model", {})
-    teachers = ""
-    if info.method in ("ciard", "mtard", "rslad", "ard"):
-        teachers = f" · robust teacher {md(model.get('robust_teacher'))}"
-        if info.method in ("ciard", "mtard"):
-            teachers += f" · clean teacher {md(model.get('clean_teacher'))}"
+    teachers = "".join(f" · {role} teacher {md(model.get(f'{role}_teacher'))}"
+                       for role in sorted(TEACHERS_NEEDED.get(info.method, ()), reverse=True))
     st.markdown(f"**{md(name)}** &nbsp; :{colour}-badge[:material/{icon}: {label}] &nbsp; "
                 f"{md(info.method)} · student {md(info.student)}{teachers}")
     c1, c2, c3, c4 = st.columns(4)
@@ -116,7 +115,7 @@ def _live_body(name: str, was_active: bool) -> None:
                 st.progress(min(1.0, frac), text=f"teacher {t['name']}: step {t['step']} / {t['total_steps']}")
         else:
             st.info("Starting… loading data and models.")
-        tail = _train_log_tail(info.path, 8)
+        tail = tail_lines(info.path / "train.log", 8)
         if tail:
             st.code(tail, language=None)
     elif info.state == "finished" and f.final:
@@ -151,13 +150,3 @@ def _final_line(final: dict) -> None:
                    f"PGD-20 {100 * final['test_pgd20']:.2f}%  ·  {final.get('test_attack', '')}")
     else:
         st.success("Finished (no final test: test size 0).")
-
-
-def _train_log_tail(path, lines: int) -> str:
-    f = path / "train.log"
-    try:
-        text = f.read_bytes()[-16 * 1024:].decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-

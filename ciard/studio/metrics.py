@@ -2,21 +2,24 @@
 
 No Streamlit here: a :class:`Follower` lives in ``st.session_state`` and is advanced on each
 refresh, so a page reads only the bytes appended since its last look
-(:meth:`ciard.runs.RunStore.read_metrics`); a browser refresh starts a new session and
-therefore a new follower that reads from offset 0.
+(:func:`ciard.runlog.read_new_records`); a browser refresh starts a new session and
+therefore a new follower that reads from offset 0. Every file of a run is read through
+:mod:`ciard.runlog` / :mod:`ciard.runs`.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
-from ..runs import RunInfo, RunStore, read_json
+from ..config import TEACHERS_NEEDED
+from ..runlog import read_json, read_new_records
+from ..runs import RunInfo, RunStore
 
 #: per-epoch accuracy keys, in display order: (key, model, attack)
 ACCURACY_KEYS = (
@@ -51,23 +54,11 @@ class Follower:
         A resume rewrites metrics.jsonl (records after the checkpoint are dropped, then
         recomputed): the file's inode changes, and reading starts again from the top.
         """
-        path = store.root / self.name / "metrics.jsonl"
-        try:
-            inode = os.stat(path).st_ino
-        except OSError:
-            inode = None
-        if inode != self.inode:
-            if self.inode is not None or self.offset:
-                self.reset()
-            self.inode = inode
-        if inode is None:
-            return False
-        records, offset = store.read_metrics(self.name, self.offset)
-        if offset < self.offset:          # truncated in place: start over
+        records, offset, inode, restarted = read_new_records(
+            store.root / self.name / "metrics.jsonl", self.offset, self.inode)
+        if restarted:
             self.reset()
-            self.inode = inode
-            records, offset = store.read_metrics(self.name, 0)
-        self.offset = offset
+        self.offset, self.inode = offset, inode
         if not records:
             return False
         for r in records:
@@ -124,7 +115,6 @@ def format_duration(seconds: float | None) -> str:
 
 def needs_teacher_training(info: RunInfo) -> bool:
     """Whether this run may first train quick teachers (a distillation method with ``auto``)."""
-    from ..config import TEACHERS_NEEDED
     model = info.config.get("model", {})
     roles = TEACHERS_NEEDED.get(info.method, ())
     return any(model.get(f"{role}_teacher") == "auto" for role in roles)
@@ -146,44 +136,28 @@ def teacher_runs_in_progress(store: RunStore) -> list[dict[str, Any]]:
 
 
 # -- run summaries (Runs page) ----------------------------------------------------------------
-_SUMMARY_CACHE: dict[str, tuple[int, int, list[dict[str, Any]], dict[str, Any]]] = {}
-
-
 def epoch_and_final(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The per-epoch records and the final record of a run, without parsing its step lines.
 
     Step lines are most of the file and all start with ``{"kind":"step"``; they are skipped by
-    prefix. What was read is remembered (inode, byte offset), so a growing run costs only its
-    new bytes on the next call; a rewritten file (a resume) is read again from the top.
+    prefix. Cached per file version (inode, size, mtime) in a bounded LRU cache, so an unchanged
+    run costs nothing on the next look and a grown or rewritten one is read again.
     """
     f = path / "metrics.jsonl"
     try:
         st = f.stat()
     except OSError:
         return [], {}
-    inode, offset, epochs, final = _SUMMARY_CACHE.get(str(f), (st.st_ino, 0, [], {}))
-    if inode != st.st_ino or st.st_size < offset:
-        inode, offset, epochs, final = st.st_ino, 0, [], {}
-    if st.st_size > offset:
-        epochs, final = list(epochs), dict(final)
-        with open(f, "rb") as fh:
-            fh.seek(offset)
-            chunk = fh.read()
-        end = chunk.rfind(b"\n") + 1           # whole lines only; a line being written waits
-        for line in chunk[:end].splitlines():
-            if line.startswith(b'{"kind":"step"'):
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if r.get("kind") == "epoch":
-                epochs.append(r)
-            elif r.get("kind") == "final":
-                final = r
-        offset += end
-    _SUMMARY_CACHE[str(f)] = (inode, offset, epochs, final)
-    return epochs, final
+    epochs, final = _epoch_and_final(str(f), st.st_ino, st.st_size, st.st_mtime_ns)
+    return list(epochs), dict(final)
+
+
+@functools.lru_cache(maxsize=256)
+def _epoch_and_final(path: str, inode: int, size: int, mtime_ns: int) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
+    records, *_ = read_new_records(Path(path), skip_prefix=b'{"kind":"step"')
+    epochs = tuple(r for r in records if r.get("kind") == "epoch")
+    finals = [r for r in records if r.get("kind") == "final"]
+    return epochs, (finals[-1] if finals else {})
 
 
 def best_epoch(epochs: list[dict[str, Any]]) -> dict[str, Any]:

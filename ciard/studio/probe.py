@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
 
-from .. import cancel, checkpoints, explain
+from .. import cancel, checkpoints, explain, specs, teachers, zoo
 from ..data import DataError, ImageData, load_dataset, to_float
-from .sidebar import Choices, auto_teacher, choices
+from .sidebar import Choices, choices
 from .store import get_store
 from .text import md
 
@@ -40,6 +39,11 @@ class ModelRef:
     def ok(self) -> bool:
         return self.error is None and self.path is not None
 
+    @property
+    def key(self) -> tuple:
+        """What the cached computations are keyed on: the role and the file's identity."""
+        return (self.role, self.path, self.mtime, self.size)
+
 
 def model_ref(role: str, spec: str | None, dataset: str = "default", label: str | None = None) -> ModelRef:
     """Resolve a sidebar spec (``auto``, ``zoo:NAME`` or a path) to a :class:`ModelRef`."""
@@ -49,16 +53,11 @@ def model_ref(role: str, spec: str | None, dataset: str = "default", label: str 
                                            "on the Runs page (or pick a zoo student in the sidebar)")
     try:
         if spec == "auto":
-            kind = role.split("_")[0]
-            shipped = checkpoints.zoo_default(role, dataset)
-            if shipped is None:
-                path, line = auto_teacher(kind, dataset, get_store().root)
-                if path is None:
-                    return ModelRef(role, label, error=f"no {label} for this dataset: {line}")
-                shipped = Path(path)
-            p = Path(shipped)
+            p, line = teachers.find_auto(role.split("_")[0], dataset, get_store().root)
+            if p is None:
+                return ModelRef(role, label, error=f"no {label} for this dataset: {line}")
         else:
-            p = Path(checkpoints.resolve_teacher_spec(spec))
+            p = specs.resolve(spec)
         st_ = p.stat()
     except checkpoints.CheckpointError as exc:
         return ModelRef(role, label, error=str(exc))
@@ -129,12 +128,22 @@ def get_test_split(ch: Choices) -> tuple[ImageData | None, str | None]:
 
 
 def refs_key(refs: dict[str, ModelRef]) -> tuple:
-    return tuple((k, r.path, r.mtime, r.size) for k, r in refs.items() if r.ok)
+    """One key for a set of models (e.g. an accuracy-vs-eps curve over all of them)."""
+    return tuple(r.key for r in refs.values() if r.ok)
 
 
-# -- cached computations (arguments are hashable references, models come from _load) -----------
+def class_names(ch: Choices, num_classes: int) -> list[str]:
+    """The class names of the sidebar's dataset when it has ``num_classes`` classes, else numbers."""
+    data, _ = get_test_split(ch)
+    if data is not None and len(data.classes) == num_classes:
+        return list(data.classes)
+    return [str(i) for i in range(num_classes)]
+
+
+# -- cached computations (arguments are ModelRef.key tuples, models come from _load) -----------
 def _model(key: tuple) -> torch.nn.Module:
-    return _load(key[1], key[2], key[3])
+    _, path, mtime, size = key
+    return _load(path, mtime, size)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -166,28 +175,52 @@ def as_float(x_uint8: torch.Tensor) -> np.ndarray:
 
 
 # -- students to compare (the push-loss view) ------------------------------------------------------
-def student_candidates(active_student: str | None) -> dict[str, str]:
-    """label -> checkpoint spec: the active student, the zoo's students, every run's best.pt."""
-    out: dict[str, str] = {}
-    if active_student:
-        out[f"active: {active_student.split('/')[-2] if '/' in active_student else active_student}"] = active_student
+@dataclass(frozen=True)
+class Candidate:
+    """A student the push-loss view can compare: where it is, and how it was trained."""
+    label: str
+    spec: str                   # checkpoint path or zoo:NAME
+    method: str | None = None
+    push_weight: float | None = None
+
+    @property
+    def without_push(self) -> bool:
+        """A CIARD student trained with the push loss off (the ablation)."""
+        return self.method == "ciard" and self.push_weight == 0
+
+
+def _push_weight_of(command: str) -> float | None:
+    """The ``--push-weight`` of a zoo entry's training command (its config default: None)."""
+    m = re.search(r"--push-weight[ =]([0-9.eE+-]+)", command)
     try:
-        for e in checkpoints.zoo_entries():
-            if e.get("role") == "student" and e.get("name") and f"zoo:{e['name']}" != active_student:
-                cmd = e.get("command") or ""
-                push = re.search(r"--push-weight[ =]([0-9.eE+-]+)", cmd)
-                tag = (f" ({e.get('method', '?')}, push {float(push.group(1)):g})" if push and e.get("method") == "ciard"
-                       else f" ({e['method']})" if e.get("method") else "")
-                out[f"zoo: {e['name']}{tag}"] = f"zoo:{e['name']}"
-    except Exception:
-        pass
+        return float(m.group(1)) if m else None
+    except ValueError:
+        return None
+
+
+def student_candidates(active_student: str | None) -> dict[str, Candidate]:
+    """label -> candidate: the active student, the zoo's students, every run's best.pt."""
+    out: list[Candidate] = []
+    if active_student:
+        name = active_student.split("/")[-2] if "/" in active_student else active_student
+        out.append(Candidate(f"active: {name}", active_student))
+    try:
+        listed = zoo.entries()
+    except (OSError, ValueError):   # a malformed manifest: no zoo students
+        listed = []
+    for e in listed:
+        if e.get("role") == "student" and e.get("name") and f"zoo:{e['name']}" != active_student:
+            method = e.get("method")
+            push = _push_weight_of(e.get("command") or "") if method == "ciard" else None
+            tag = (f" ({method}, push {push:g})" if push is not None
+                   else f" ({method})" if method else "")
+            out.append(Candidate(f"zoo: {e['name']}{tag}", f"zoo:{e['name']}", method, push))
     for r in get_store().list():
         if r.checkpoint is not None and str(r.checkpoint) != active_student:
-            m = r.config.get("method", {})
-            push = m.get("push_weight")
-            tag = f"{r.method}" + (f", push {push:g}" if r.method == "ciard" and push is not None else "")
-            out[f"run: {r.name} ({tag})"] = str(r.checkpoint)
-    return out
+            push = r.config.get("method", {}).get("push_weight") if r.method == "ciard" else None
+            tag = f"{r.method}" + (f", push {push:g}" if push is not None else "")
+            out.append(Candidate(f"run: {r.name} ({tag})", str(r.checkpoint), r.method, push))
+    return {c.label: c for c in out}
 
 
 def model_messages(refs: dict[str, ModelRef]) -> None:

@@ -6,18 +6,20 @@ with :func:`choices`; they never read the widgets' keys directly.
 """
 from __future__ import annotations
 
-import json
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
+import torch
 
-from .. import checkpoints
+from .. import checkpoints, specs, teachers, zoo
 from ..archives import archive_kind
 from ..data import ARCHIVE_ENV
 from ..paths import path_problem, shorten
+from ..runtime import mps_available
 from .store import get_store
 from .text import md
 
@@ -93,69 +95,52 @@ def _check_data_path(dataset: str, path: str | None) -> str | None:
     return f"unknown dataset '{dataset}'"
 
 
-_SUMMARY: dict[tuple[str, float, int], str] = {}
-
-
 def checkpoint_summary(path: str | Path) -> tuple[bool, str]:
     """(usable, one line): architecture and classes, or why the file cannot be read.
 
     Safe loading (``weights_only``) through :mod:`ciard.checkpoints`; cached by mtime and size.
     """
     try:
-        p = checkpoints.resolve_teacher_spec(str(path)) if str(path).startswith("zoo:") else Path(path)
-        st_ = Path(p).stat()
+        p = specs.resolve(str(path))
+        st_ = p.stat()
     except (OSError, checkpoints.CheckpointError) as exc:
         return False, str(exc) if isinstance(exc, checkpoints.CheckpointError) else f"checkpoint not found: {path}"
-    key = (str(p), st_.st_mtime, st_.st_size)
-    if key not in _SUMMARY:
-        try:
-            obj = checkpoints.load(p)
-            meta = obj["model"]
-            _SUMMARY[key] = f"{meta.get('arch', '?')}, {meta.get('num_classes', '?')} classes"
-        except checkpoints.CheckpointError as exc:
-            return False, str(exc)
-    return True, _SUMMARY[key]
+    return _summary(str(p), st_.st_mtime, st_.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _summary(path: str, mtime: float, size: int) -> tuple[bool, str]:
+    try:
+        meta = checkpoints.load(path)["model"]
+    except checkpoints.CheckpointError as exc:
+        return False, str(exc)
+    return True, f"{meta.get('arch', '?')}, {meta.get('num_classes', '?')} classes"
 
 
 def auto_teacher(role: str, dataset: str, runs_root: Path) -> tuple[str | None, str]:
     """What ``auto`` resolves to for a role: (checkpoint or None, one line saying which)."""
-    try:
-        shipped = checkpoints.zoo_default(f"{role}_teacher", dataset)
-    except Exception:  # a malformed manifest must not break the sidebar
-        shipped = None
-    if shipped is not None:
-        return str(shipped), f"shipped: {shipped.name}"
-    quick = runs_root / "teachers" / f"{role}-{dataset}"
-    state = _status_state(quick)
-    if (quick / "best.pt").is_file() and state == "finished":
-        return str(quick / "best.pt"), f"quick teacher trained earlier: teachers/{quick.name}"
-    if state == "running":
-        return None, "a quick teacher is being trained now"
-    return None, "none yet: a quick one is trained on first use (a few minutes on a CPU)"
+    path, line = teachers.find_auto(role, dataset, runs_root)
+    return (str(path) if path is not None else None), line
 
 
-def _status_state(run: Path) -> str | None:
+def _zoo_entries() -> list[dict[str, Any]]:
     try:
-        return json.loads((run / "status.json").read_text()).get("state")
-    except (OSError, ValueError):
-        return None
+        return zoo.entries()
+    except (OSError, ValueError):   # a malformed manifest must not break the sidebar
+        return []
 
 
 def teacher_options(role: str, runs_root: Path) -> dict[str, str]:
     """spec -> label for a teacher select: auto, the zoo's entries of the role, cached teachers."""
     opts = {"auto": "auto"}
-    try:
-        entries = checkpoints.zoo_entries()
-    except Exception:
-        entries = []
-    for e in entries:
+    for e in _zoo_entries():
         if e.get("role") == f"{role}_teacher" and e.get("name"):
             opts[f"zoo:{e['name']}"] = f"zoo: {e['name']} ({e.get('arch', '?')}, {e.get('dataset', '?')})"
-    tdir = runs_root / "teachers"
+    tdir = runs_root / teachers.QUICK_DIR
     if tdir.is_dir():
         for d in sorted(tdir.glob(f"{role}-*")):
             if (d / "best.pt").is_file():
-                opts[str(d / "best.pt")] = f"quick teacher: teachers/{d.name}"
+                opts[str(d / "best.pt")] = f"quick teacher: {teachers.QUICK_DIR}/{d.name}"
     return opts
 
 
@@ -164,11 +149,7 @@ def student_options(active: dict[str, Any]) -> dict[str, str]:
     opts: dict[str, str] = {}
     if active.get("student"):
         opts[active["student"]] = f"promoted: {active.get('run', '?')}"
-    try:
-        entries = checkpoints.zoo_entries()
-    except Exception:
-        entries = []
-    for e in entries:
+    for e in _zoo_entries():
         if e.get("role") == "student" and e.get("name"):
             opts[f"zoo:{e['name']}"] = f"zoo: {e['name']} ({e.get('arch', '?')})"
     opts[NO_STUDENT] = "none"
@@ -176,12 +157,10 @@ def student_options(active: dict[str, Any]) -> dict[str, str]:
 
 
 def device_options() -> list[str]:
-    import torch
     opts = ["auto", "cpu"]
     if torch.cuda.is_available():
         opts.append("cuda")
         opts += [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.device_count() > 1 else []
-    from ..runtime import mps_available
     if mps_available():
         opts.append("mps")
     return opts

@@ -1,18 +1,20 @@
-"""The run store the app works on: ``runs/`` under the repository, or ``$CIARD_RUNS_DIR``."""
+"""The run store the app works on: ``$CIARD_RUNS_DIR``, else ``runs/`` of the checkout (of the
+working directory for an installed package)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from ..runs import ROOT, RunStore
+from ..resources import default_runs_dir
+from ..runs import RunStore
 
 RUNS_ENV = "CIARD_RUNS_DIR"
 
 
 def runs_root() -> Path:
-    """Where runs live: ``$CIARD_RUNS_DIR`` if set (tests use it), else ``<repo>/runs``."""
+    """Where runs live: ``$CIARD_RUNS_DIR`` if set (tests use it), else the default run store."""
     env = os.environ.get(RUNS_ENV)
-    return Path(env).expanduser().resolve() if env else ROOT / "runs"
+    return Path(env).expanduser().resolve() if env else default_runs_dir()
 
 
 def get_store() -> RunStore:

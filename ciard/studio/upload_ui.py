@@ -10,7 +10,6 @@ from . import probe
 from .probe_charts import attribution_grid, topk_figure
 from .text import md
 
-CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 TYPES = ["png", "jpg", "jpeg", "webp", "bmp"]
 
 
@@ -25,7 +24,8 @@ def decode_upload(data: bytes) -> tuple[np.ndarray | None, str | None]:
     return x.numpy().astype(np.float32), None
 
 
-def render_upload(models: dict, refs: dict) -> None:
+def render_upload(models: dict, refs: dict, classes: list[str]) -> None:
+    """``classes``: the models' class names (:func:`ciard.studio.probe.class_names`)."""
     up = st.file_uploader("Image", type=TYPES, key="up_file",
                           help="any size, colour or grayscale, with or without transparency")
     if up is None:
@@ -35,9 +35,7 @@ def render_upload(models: dict, refs: dict) -> None:
     if x is None:
         st.error(f"**{md(up.name)}**: {md(err)}. Try another file.", icon=":material/broken_image:")
         return
-    any_model = next(iter(models.values()))
-    classes = CIFAR10 if getattr(any_model, "num_classes", 10) == 10 else [str(i) for i in range(any_model.num_classes)]
-    keys = {k: (k, refs[k].path, refs[k].mtime, refs[k].size) for k in models}
+    keys = {k: refs[k].key for k in models}
     src = "student" if "student" in models else "robust_teacher" if "robust_teacher" in models else next(iter(models))
     st.session_state.setdefault("up_eps", 8)
     st.session_state.setdefault("up_steps", 10)
@@ -65,7 +63,7 @@ def render_upload(models: dict, refs: dict) -> None:
             (st.success if holds[role] else st.warning)(
                 f"{'holds' if holds[role] else 'flips'}: {classes[int(pc.argmax())]} → {classes[int(pa.argmax())]}")
     st.caption("There is no true label for your image, so the attack tries to change each model's own answer; "
-               "'holds' means the prediction survived. The CIFAR-10 classes are all the models know.")
+               "'holds' means the prediction survived. These classes are all the models know.")
     with st.expander("Where the student looks (Saliency)", icon=":material/visibility:"):
         k = keys[src]
         t = int(y[0])
