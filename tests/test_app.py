@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +35,13 @@ def _app(page: str | None = None) -> AppTest:
         at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def _ended_pid() -> int:
+    """The pid of a process that has ended and been reaped: no process has it now."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 def _write_run(root: Path, name: str, *, state: str = "finished", pid: int | None = None,
@@ -217,7 +226,7 @@ def test_train_form_launches_a_run_and_follows_it(runs_dir):
 
 
 def test_train_page_shows_a_failed_run_with_its_log(runs_dir):
-    d = _write_run(runs_dir, "crashed", state="running", pid=2 ** 22 - 7)  # no such process
+    d = _write_run(runs_dir, "crashed", state="running", pid=_ended_pid())
     (d / "console.log").write_text("Traceback (most recent call last):\nRuntimeError: boom\n")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.run()

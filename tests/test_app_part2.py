@@ -8,7 +8,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from ciard import checkpoints
+from ciard import zoo
 from ciard.models import build_model
 from ciard.runs import RunStore
 from ciard.studio.upload_ui import decode_upload
@@ -75,7 +75,7 @@ def test_adversarial_page_without_student_shows_teachers(runs_dir):
 def test_truncated_teacher_is_one_message(runs_dir):
     bad = runs_dir / "teachers" / "robust-bad" / "best.pt"
     bad.parent.mkdir(parents=True)
-    bad.write_bytes(checkpoints.ZOO_DIR.joinpath("demo-robust-resnet20.pt").read_bytes()[:5000])
+    bad.write_bytes(zoo.ZOO_DIR.joinpath("demo-robust-resnet20.pt").read_bytes()[:5000])
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     at.selectbox(key="sb_robust_teacher").set_value(str(bad)).run()
     at.switch_page("app_pages/adversarial.py").run()

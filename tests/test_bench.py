@@ -76,7 +76,28 @@ def test_bench_json(capsys):
     assert code == 0
     for key in ("img_per_s", "reference_img_per_s", "speedup", "eval_img_per_s", "torchattacks_img_per_s"):
         assert out[key] > 0, key
-    assert out["speedup"] == pytest.approx(out["img_per_s"] / out["reference_img_per_s"])
+
+
+def test_bench_times_the_trainers_own_step_as_often_as_asked(monkeypatch, capsys):
+    """What the benchmark times is ciard.trainer.train_step: warm-up steps, then steps x rounds
+    (plus the one pass that counts FLOPs), each on the asked batch; --no-reference skips the
+    reference step."""
+    import ciard.bench
+    calls = []
+    real = ciard.bench.train_step
+
+    def counted(method, optim, x, y, *args, **kw):
+        calls.append(len(y))
+        return real(method, optim, x, y, *args, **kw)
+
+    monkeypatch.setattr(ciard.bench, "train_step", counted)
+    code = main(["bench", "--student", "smallcnn", "--clean-teacher", "smallcnn", "--robust-teacher",
+                 "smallcnn", "--batch-size", "8", "--pgd-steps", "1", "--steps", "2", "--rounds", "3",
+                 "--warmup", "1", "--no-compile", "--no-reference", "--precision", "fp32", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert len(calls) == 1 + 2 * 3 + 1 and set(calls) == {8}
+    assert "reference_img_per_s" not in out and "speedup" not in out
 
 
 def test_bench_reports_the_roofline(capsys):

@@ -26,6 +26,7 @@ import pytest
 
 from browser_support import ROOT, SHOTS, browser_page, require_browser, streamlit_server
 from browser_support import wait as _wait_slow
+from proc_support import descendants
 from store_support import write_finished_run
 
 require_browser()
@@ -36,8 +37,8 @@ def _wait(cond, timeout: float, what: str, poll: float = 0.05):
 
 
 def _zoo_student() -> str | None:
-    from ciard import checkpoints
-    names = [e.get("name") for e in checkpoints.zoo_entries() if e.get("role") == "student"]
+    from ciard import zoo
+    names = [e.get("name") for e in zoo.entries() if e.get("role") == "student"]
     return names[0] if names else None   # what the sidebar picks: the manifest's first student
 
 
@@ -63,18 +64,8 @@ def _student_run(root: Path, name: str, **overrides) -> None:
 
 def _tree_rss_kb(pid: int) -> int:
     """VmRSS of a process and all its descendants, from /proc (kB)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int(re.search(r"^PPid:\s+(\d+)", (entry / "status").read_text(), re.M).group(1))
-            except (OSError, AttributeError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        todo.extend(children.get(p, []))
+    total = 0
+    for p in [pid, *descendants(pid)]:
         try:
             m = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{p}/status").read_text(), re.M)
         except OSError:

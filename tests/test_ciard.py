@@ -37,10 +37,13 @@ def test_push_mask_counts_only_fooled_samples():
     mask = torch.tensor([True, False, True, False, False, False])
     per = (p * (torch.log(p + 1e-5) - torch.log_softmax(s, 1))).sum(1) / 10
     assert torch.allclose(kd_reference(p, s, mask), per[mask].mean())
-    # changing an unmasked sample's logits does not change the loss
-    s2 = s.clone()
-    s2[1] += 5.0
-    assert torch.allclose(kd_reference(p, s2, mask), kd_reference(p, s, mask))
+    # moving one logit of an unmasked sample leaves the loss alone; of a masked one, changes it
+    # (one logit, not the whole row: a constant added to a row leaves its softmax unchanged)
+    unmasked, masked = s.clone(), s.clone()
+    unmasked[1, 3] += 5.0
+    masked[2, 3] += 5.0
+    assert torch.allclose(kd_reference(p, unmasked, mask), kd_reference(p, s, mask))
+    assert not torch.allclose(kd_reference(p, masked, mask), kd_reference(p, s, mask))
     # no fooled sample -> exactly zero, and the scale factor is zero too
     empty = torch.zeros(6, dtype=torch.bool)
     zero = kd_reference(p, s, empty)

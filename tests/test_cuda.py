@@ -27,6 +27,7 @@ from ciard.fold import fold
 from ciard.methods import build_method
 from ciard.models import build_model
 from ciard.runtime import autocast_factory, prepare_model
+from ciard.teachers import resolve_teachers
 from ciard.trainer import Trainer, train_step
 
 try:
@@ -122,7 +123,7 @@ def test_one_epoch_run():
                                 train_subset=512, epochs=1, batch_size=64, pgd_steps=2, eval_size=100,
                                 eval_pgd_steps=2, test_size=100, device=DEVICE, precision="auto",
                                 out_dir=tmp, progress=False, checkpoint_every=0)
-        result = Trainer(cfg).fit()
+        result = Trainer(cfg, teachers=resolve_teachers).fit()
         assert result.status == "finished" and result.epoch == 1 and result.step == 8
         assert 0.0 <= result.final["test_pgd20"] <= result.final["test_clean"] <= 1.0
         status = (Path(result.run_dir) / "status.json").read_text()

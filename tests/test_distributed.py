@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from proc_support import descendants
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,15 +76,15 @@ def test_two_processes_follow_the_one_process_trajectory(tmp_path):
     assert (tmp_path / "two" / "best.pt").is_file() and (tmp_path / "two" / "robust_teacher.pt").is_file()
 
 
-def _rank_pid(name: str, rank: int) -> int | None:
-    for pid in subprocess.run(["pgrep", "-f", f"ciard train.*--name {name}"], capture_output=True,
-                              text=True).stdout.split():
+def _rank_pid(launcher: subprocess.Popen, rank: int) -> int | None:
+    """The worker of ``rank`` that torchrun (``launcher``) started: found by its RANK variable."""
+    for pid in descendants(launcher.pid):
         try:
             env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
         if f"RANK={rank}".encode() in env:
-            return int(pid)
+            return pid
     return None
 
 
@@ -103,7 +104,7 @@ def test_a_killed_rank_fails_the_job_instead_of_hanging(tmp_path):
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         _wait_for_steps(tmp_path / "killed", 3, proc)
-        pid = _rank_pid("killed", 1)
+        pid = _rank_pid(proc, 1)
         assert pid, "rank 1 not found"
         os.kill(pid, signal.SIGKILL)
         t0 = time.time()

@@ -40,3 +40,12 @@ def test_method_decreases_its_loss_on_a_fixed_batch(name, batch, trained_cnn):
         method.after_step(out, y, 0.0)
     after = loss_now()
     assert after < before, f"{name}: loss {before:.4f} -> {after:.4f}"
+
+
+def test_teachers_needed_matches_each_methods_declared_teachers():
+    """config.TEACHERS_NEEDED (what validation and the resolver use) says what each method declares."""
+    from ciard.config import METHODS, TEACHERS_NEEDED
+    from ciard.methods import METHOD_CLASSES
+    assert set(METHOD_CLASSES) == set(METHODS)
+    for name, cls in METHOD_CLASSES.items():
+        assert tuple(TEACHERS_NEEDED.get(name, ())) == tuple(cls.teachers), name

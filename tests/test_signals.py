@@ -14,11 +14,19 @@ import time
 from test_distributed import COMMON, ROOT, _wait_for_steps, records
 
 
-def _start(tmp_path, name, epochs=20):
+def _start(tmp_path, name, epochs=20, stderr=subprocess.PIPE):
     cmd = [sys.executable, "-m", "ciard", "train", *COMMON, "--train-subset", "2048", "--epochs", str(epochs),
            "--checkpoint-every", "4", "--out-dir", str(tmp_path), "--name", name]
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _wait_until(ready, what: str, timeout: float = 60) -> None:
+    """Poll ``ready()`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.05)
 
 
 def _status(run_dir):
@@ -45,18 +53,21 @@ def test_one_signal_stops_cleanly_with_a_checkpoint(tmp_path):
 
 def test_a_second_signal_interrupts_at_once_and_the_run_resumes(tmp_path):
     run_dir = tmp_path / "twice"
-    proc = _start(tmp_path, "twice", epochs=2)
+    log = tmp_path / "twice.stderr"
+    with open(log, "w") as stderr:
+        proc = _start(tmp_path, "twice", epochs=2, stderr=stderr)
     try:
         _wait_for_steps(run_dir, 6, proc)   # a checkpoint at step 4 exists
-        while not (run_dir / "last.pt").is_file():
-            time.sleep(0.1)
+        _wait_until((run_dir / "last.pt").is_file, "checkpoint")
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.1)   # two signals at once are delivered as one; a step takes ~0.4 s here
+        # the second signal once the first one is taken (two at once are delivered as one)
+        _wait_until(lambda: "stop requested" in log.read_text(), "'stop requested' on stderr")
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
+    err = log.read_text()
     status = _status(run_dir)
     assert proc.returncode == 130, err[-2000:]
     assert err.rstrip().endswith("interrupted"), err[-500:]

@@ -8,6 +8,7 @@ import ciard
 from ciard import checkpoints
 from ciard.config import Config
 from ciard.runlog import RunDir
+from ciard.teachers import resolve_teachers
 from ciard.trainer import Trainer
 from store_support import StopAfter
 
@@ -25,12 +26,12 @@ def _cfg(tmp_path, teacher_ckpts, **kw):
 
 def test_resume_mid_epoch_equals_uninterrupted_run(tmp_path, teacher_ckpts):
     cfg = _cfg(tmp_path, teacher_ckpts)
-    full = Trainer(cfg, RunDir(tmp_path / "full")).fit()
+    full = Trainer(cfg, RunDir(tmp_path / "full"), teachers=resolve_teachers).fit()
     assert full.status == "finished" and full.step == 8
 
-    stopped = Trainer(cfg, StopAfter(tmp_path / "split", 3)).fit()
+    stopped = Trainer(cfg, StopAfter(tmp_path / "split", 3), teachers=resolve_teachers).fit()
     assert stopped.status == "stopped" and stopped.step == 3
-    resumed = Trainer(cfg, RunDir(tmp_path / "split")).fit(resume=True)
+    resumed = Trainer(cfg, RunDir(tmp_path / "split"), teachers=resolve_teachers).fit(resume=True)
     assert resumed.status == "finished" and resumed.step == 8
 
     a = checkpoints.load(tmp_path / "full" / "last.pt")
@@ -49,7 +50,7 @@ def test_resume_mid_epoch_equals_uninterrupted_run(tmp_path, teacher_ckpts):
 
 def test_end_to_end_distillation_logs_everything(tmp_path, teacher_ckpts):
     cfg = _cfg(tmp_path, teacher_ckpts, epochs=1, train_subset=320, test_size=100)
-    res = Trainer(cfg, RunDir(tmp_path / "e2e")).fit()
+    res = Trainer(cfg, RunDir(tmp_path / "e2e"), teachers=resolve_teachers).fit()
     run = RunDir(tmp_path / "e2e")
     records = run.read_metrics()
     steps = [r for r in records if r["kind"] == "step"]
@@ -112,13 +113,13 @@ def test_student_init_starts_from_the_checkpoint_and_refuses_a_mismatch(tmp_path
     # lr 0: the student's weights can only be what it started from (BatchNorm statistics may move)
     cfg = _cfg(tmp_path, teacher_ckpts, student=init.arch, student_init=clean, lr=0.0,
                weight_decay=0.0, epochs=1, name="init")
-    res = Trainer(cfg).fit()
+    res = Trainer(cfg, teachers=resolve_teachers).fit()
     trained = checkpoints.load(res.run_dir + "/last.pt")["state_dict"]
     params = dict(init.named_parameters())
     assert params and all(torch.equal(trained[k], v) for k, v in params.items())
     assert json.loads((tmp_path / "init" / "config.json").read_text())["model"]["student_init"] == clean
     # without it, the same config starts from a random initialisation
-    fresh = Trainer(cfg.override(student_init=None, name="fresh")).fit()
+    fresh = Trainer(cfg.override(student_init=None, name="fresh"), teachers=resolve_teachers).fit()
     other = checkpoints.load(fresh.run_dir + "/last.pt")["state_dict"]
     assert not all(torch.equal(other[k], v) for k, v in params.items())
     # a mismatch or a missing file is refused before any work, with one line naming it
@@ -158,14 +159,14 @@ def test_frozen_wrn_teachers_are_unchanged_by_a_run(tmp_path, monkeypatch, metho
     probe = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         outputs = {r: m(probe) for r, m in teachers.items()}
-    monkeypatch.setattr("ciard.trainer.load_teachers", lambda cfg, data, device: dict(teachers))
     cfg = Config().override(method=method, student="smallcnn", clean_teacher="auto",
                             robust_teacher="auto", itt=False, train_subset=128, epochs=2,
                             batch_size=64, pgd_steps=1, pgd_step_size=4 / 255, eval_size=20,
                             eval_pgd_steps=1, test_size=0, precision="fp32", device="cpu",
                             channels_last=False, out_dir=str(tmp_path), progress=False,
                             checkpoint_every=0)
-    assert Trainer(cfg, RunDir(tmp_path / method)).fit().status == "finished"
+    # in-memory teachers, given to the trainer directly
+    assert Trainer(cfg, RunDir(tmp_path / method), teachers=dict(teachers)).fit().status == "finished"
     for role, model in teachers.items():
         assert not any(m.training for m in model.modules()), role
         for k, v in model.state_dict().items():
