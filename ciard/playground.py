@@ -384,7 +384,10 @@ def repeat_seeds(s: PlaygroundSettings, n: int = 10, first_seed: int | None = No
 # -- the benchmark -----------------------------------------------------------------------------
 def bench_playground(s: PlaygroundSettings | None = None, rounds: int = 3) -> dict[str, Any]:
     """Seconds of a default Playground run (four models), training only and as the page runs it."""
+    import os
     s = s or PlaygroundSettings()
+    run_playground(replace(s, steps=10), snapshots=1)   # untimed: first-call costs (lazy inits)
+    load_before = os.getloadavg()[0]
     train_only, with_snaps = [], []
     for _ in range(rounds):
         r = run_playground(s, snapshots=0)
@@ -393,7 +396,8 @@ def bench_playground(s: PlaygroundSettings | None = None, rounds: int = 3) -> di
         with_snaps.append(r.seconds)
     best = min(train_only, key=lambda x: x["train"])
     page = min(with_snaps, key=lambda x: x["total"])
-    return {"settings": asdict(s), "threads": torch.get_num_threads(), "rounds": rounds,
+    return {"settings": asdict(s), "threads": 1, "cpus": os.cpu_count(), "rounds": rounds,
+            "load_average": [load_before, os.getloadavg()[0]],
             "train_seconds": best["train"], "per_model": {r: best[r] for r in ROLES},
             "eval_seconds": best["eval"], "run_seconds": best["total"],
             "page_run_seconds": page["total"],
@@ -408,7 +412,8 @@ def format_bench_playground(b: dict[str, Any]) -> str:
     return "\n".join([
         f"Playground run: {s['dataset']}, {s['classes']} classes, {s['steps']} steps per model, "
         f"student {s['student']}, teachers {s['teacher']}, PGD-{s['pgd_steps']} training attack, "
-        f"{b['threads']} torch threads, best of {b['rounds']}",
+        f"{b['threads']} torch thread, fp32 on {b['cpus']} CPUs, best of {b['rounds']} rounds; 1-minute load "
+        f"average {b['load_average'][0]:.1f} before, {b['load_average'][1]:.1f} after (other work on the machine)",
         f"  training, four models: {b['train_seconds']:.2f} s ({per})",
         f"  + test accuracy (clean, PGD-20, four models): {b['eval_seconds']:.2f} s",
         f"  = run: {b['run_seconds']:.2f} s, {ok} the {b['budget_seconds']:.0f} s budget",
