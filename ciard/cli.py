@@ -319,10 +319,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result) if args.json else format_bench_playground(result))
         return 0
     from .bench import format_bench, run_bench
-    from .models import MODEL_NAMES, is_valid_model_name
+    from .models import MODEL_NAMES, is_point_model, is_valid_model_name
     for flag in ("student", "clean_teacher", "robust_teacher"):
-        if not is_valid_model_name(getattr(args, flag)):
-            raise ConfigError(f"unknown model '{getattr(args, flag)}'; choose one of: {', '.join(MODEL_NAMES)}")
+        if not is_valid_model_name(getattr(args, flag)) or is_point_model(getattr(args, flag)):
+            raise ConfigError(f"unknown model '{getattr(args, flag)}'; choose one of: {', '.join(MODEL_NAMES)}"
+                              + (" (mlp-WxD models take 2-D points: use --playground)"
+                                 if is_point_model(getattr(args, flag)) else ""))
     for flag in ("batch_size", "pgd_steps", "steps", "rounds"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"{flag} = {getattr(args, flag)} must be at least 1")

@@ -358,7 +358,7 @@ def _check_teacher_path(flag: str, spec: str) -> None:
 def validate(cfg: Config) -> Config:
     """Check every value that can be checked without doing work; return cfg."""
     from .data import SOURCES
-    from .models import check_buildable
+    from .models import check_buildable, is_point_model
     from .names import check_run_name
     from .paths import user_path
 
@@ -379,6 +379,8 @@ def validate(cfg: Config) -> Config:
     problem = check_buildable(m.student)
     if problem:
         raise ConfigError(problem)
+    if is_point_model(m.student):
+        raise ConfigError(f"student {m.student} takes 2-D points (the Playground), not images; choose an image model")
     needed = TEACHERS_NEEDED.get(me.method, ())
     if m.paper_setup is not None:
         if m.paper_setup not in PAPER_TEACHERS:

@@ -23,7 +23,7 @@ from ciard.methods import build_method
 from ciard.methods.ciard import CIARD
 from ciard.methods.natural import Natural
 from ciard.methods.pgd_at import PGDAT
-from ciard.models import build_model, check_buildable
+from ciard.models import build_model, check_buildable, is_point_model
 from ciard.stats import mean_interval, paired_mean_difference
 
 TINY = pg.PlaygroundSettings(steps=6, n_train=60, n_test=60, batch_size=20)
@@ -73,6 +73,14 @@ def test_mlp_in_the_registry():
     assert sum(isinstance(x, torch.nn.Linear) for x in m.modules()) == 3   # 2 hidden + head
     assert check_buildable("mlp-0x2") and check_buildable("mlp-16x99") and check_buildable("mlp-16")
     assert check_buildable("resnet20") is None        # the image models are untouched
+    assert is_point_model("mlp-16x2") and not is_point_model("resnet20") and not is_point_model("nope")
+
+
+def test_the_image_trainer_refuses_point_models():
+    from ciard.config import Config, ConfigError, validate
+    with pytest.raises(ConfigError, match="takes 2-D points"):
+        validate(Config().override(student="mlp-16x2", clean_teacher=None, robust_teacher=None,
+                                   method="natural"))
     assert build_model("resnet20")(torch.rand(2, 3, 32, 32)).shape == (2, 10)
 
 

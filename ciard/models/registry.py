@@ -38,7 +38,6 @@ MODEL_NAMES: list[str] = [
     "mobilenetv2-ciard",
     "smallcnn",
     "airbench94",
-    "mlp-64x3",
 ]
 
 _CIFAR_RESNET_DEPTHS = (20, 32, 56)
@@ -148,6 +147,14 @@ def resolve_model_name(
         return f"mlp-{width}x{depth}", lambda: MLP(width, depth)
 
     raise _unknown(name)
+
+
+def is_point_model(name: str) -> bool:
+    """True for ``mlp-WxD``: a model of 2-D points (the Playground), not of images."""
+    try:
+        return resolve_model_name(name)[0].startswith("mlp-")
+    except ValueError:
+        return False
 
 
 def check_buildable(name: str) -> str | None:

@@ -77,9 +77,10 @@ def regions_figure(result: PlaygroundResult, frame: int, selected: int | None = 
     x0, x1, y0, y1 = result.data.bounds()
     fig.update_xaxes(range=[x0, x1], showgrid=False, zeroline=False, constrain="domain")
     fig.update_yaxes(range=[y0, y1], showgrid=False, zeroline=False, scaleanchor="x", scaleratio=1)
-    fig.update_layout(height=HEIGHT, margin=dict(l=10, r=10, t=40, b=10), clickmode="event+select",
+    fig.update_layout(height=HEIGHT + 20, margin=dict(l=10, r=10, t=64, b=10), clickmode="event+select",
                       legend=dict(orientation="h", yanchor="top", y=-0.04, x=0.0),
-                      title=dict(text=f"Decision regions at {result.frames[frame]}", x=0.01, font=dict(size=14)))
+                      title=dict(text=f"Decision regions at {result.frames[frame]}", x=0.01, y=0.98, yanchor="top",
+                                 font=dict(size=14)))
     return fig
 
 

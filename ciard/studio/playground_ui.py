@@ -161,9 +161,7 @@ def render_result(result: PlaygroundResult) -> None:
                         f"**{', '.join(labels[r] for r in fooled) if fooled else 'none of the four'}**.")
         st.caption("Black rings on the student panels: the push loss's mask, the training points where the "
                    "student's own training attack fools the clean teacher; the push loss acts on exactly these.")
-    st.dataframe(_accuracy_table(result), hide_index=True, column_config={
-        "clean %": st.column_config.NumberColumn(format="%.1f"),
-        "PGD-20 %": st.column_config.NumberColumn(format="%.1f")})
+    st.table(_accuracy_table(result).set_index("model").map(lambda v: f"{v:.1f}"))
     labels = s.role_labels()
     cols = st.columns(2)
     for col, role in zip(cols, ("student", "twin")):
@@ -196,7 +194,7 @@ def render_repeat(s: PlaygroundSettings) -> None:
             iv = summ["roles"][role][m]
             row[f"{name} % (mean [95 % CI])"] = f"{100 * iv.mean:.1f} [{100 * iv.low:.1f}, {100 * iv.high:.1f}]"
         rows.append(row)
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.table(pd.DataFrame(rows).set_index("model"))
     verdicts = []
     for m, name in (("clean", "clean"), ("pgd", "PGD-20")):
         d = summ["difference"][m]
@@ -226,7 +224,7 @@ def render_findings() -> None:
                          **{f"on − off, {lab} (points, 95 % CI)":
                             f"{100 * d[m]['mean']:+.1f} [{100 * d[m]['low']:+.1f}, {100 * d[m]['high']:+.1f}]"
                             for m, lab in (("clean", "clean"), ("pgd", "PGD-20"))}})
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        st.table(pd.DataFrame(rows).set_index("setting"))
         found = measurable(sweep)
         if not found:
             st.markdown("In none of these settings does push on vs off differ measurably: every interval "
