@@ -26,6 +26,7 @@ pages = [
     st.Page("app_pages/explain.py", title="Saliency and push loss", icon=":material/visibility:", url_path="explain"),
     st.Page("app_pages/upload.py", title="Your own image", icon=":material/upload:", url_path="upload"),
     st.Page("app_pages/method.py", title="Method explained", icon=":material/school:", url_path="method"),
+    st.Page("app_pages/playground.py", title="Playground (2-D)", icon=":material/scatter_plot:", url_path="playground"),
 ]
 nav = st.navigation(pages)
 render_sidebar()

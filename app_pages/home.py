@@ -47,6 +47,9 @@ LINKS = [
      ("app_pages/method.py", "Method explained", ":material/school:",
       "The two teachers, the push loss, iterative teacher training and the schedules, in "
       "plain words and formulas.")],
+    [("app_pages/playground.py", "Playground: see it in 2-D", ":material/scatter_plot:",
+      "CIARD and its baselines on points in the plane: four models trained in seconds, their "
+      "decision boundaries, an attack's eps-box, the push loss's mask, push on vs off over 10 seeds.")],
 ]
 for row in LINKS:
     for col, (page, label, icon, caption) in zip(st.columns(len(row)), row):

@@ -43,6 +43,8 @@ $\lambda = 1$ (`--push-weight`; 0 turns it off), and $s$ is a power of ten that 
 the scale of the KD terms. $\mathcal{L}_{push} = 0$ when $M$ is empty.
 """)
 st.page_link("app_pages/explain.py", label="Measure the push loss's effect on the Saliency page", icon=":material/visibility:")
+st.page_link("app_pages/playground.py", label="See it in 2-D: the push loss's mask and every decision boundary in the Playground",
+             icon=":material/scatter_plot:")
 st.markdown(r"""
 **Iterative teacher training (ITT).** After each student step, the robust teacher takes one SGD step on
 the *student's* adversarial examples, $\mathcal{L}_{CE}(R(x'), y)$, so it keeps teaching what the student

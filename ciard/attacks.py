@@ -55,9 +55,15 @@ def attack_mode(model: nn.Module, train: bool = False) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Clip to the L-inf ball of radius eps around x and to the image range [0, 1]."""
-    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
+#: the valid input range of images; ``bounds=None`` means inputs are unbounded (2-D toy points)
+IMAGE_BOUNDS: tuple[float, float] = (0.0, 1.0)
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float,
+            bounds: tuple[float, float] | None = IMAGE_BOUNDS) -> torch.Tensor:
+    """Clip to the L-inf ball of radius eps around x and to ``bounds`` (the image range [0, 1])."""
+    x_adv = torch.min(torch.max(x_adv, x - eps), x + eps)
+    return x_adv.clamp_(*bounds) if bounds is not None else x_adv
 
 
 def cw_margin(logits: torch.Tensor, y: torch.Tensor, kappa: float = 50.0) -> torch.Tensor:
@@ -82,16 +88,18 @@ class Attack:
     #: run the model in train mode during the attack (see the module docstring)
     train_mode = False
 
-    def __init__(self, eps: float) -> None:
+    def __init__(self, eps: float, bounds: tuple[float, float] | None = IMAGE_BOUNDS) -> None:
         if not 0.0 <= eps <= 1.0:
             raise ValueError(f"eps = {eps} must be in [0, 1]")
         self.eps = float(eps)
+        #: the valid input range every iterate is clamped to; None: no clamp (2-D toy points)
+        self.bounds = tuple(bounds) if bounds is not None else None
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kw) -> torch.Tensor:
         x = x.detach()
         with attack_mode(model, self.train_mode), torch.enable_grad():
             x_adv = self.perturb(model, x, y, **kw)
-        return project(x_adv.detach(), x, self.eps)
+        return project(x_adv.detach(), x, self.eps, self.bounds)
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kw) -> torch.Tensor:
         raise NotImplementedError
@@ -121,7 +129,10 @@ class PGD(Attack):
             code and PGD-AT / FGSM-AT do; the official TRADES, RSLAD, ARD, MTARD and CIARD
             training attacks take their first gradient at the unclamped start (every later
             iterate is projected to the ball and to [0, 1] either way).
-    Shapes: x N x C x H x W in [0, 1], y N (int64); returns N x C x H x W.
+        bounds: the valid input range (default the image range [0, 1]); ``None`` clamps to the
+            eps-ball alone (points in the plane, ``ciard.playground``).
+    Shapes: x N x C x H x W in [0, 1] (or N x D points with ``bounds=None``), y N (int64);
+    returns the shape of x.
     """
 
     name = "pgd"
@@ -130,8 +141,9 @@ class PGD(Attack):
                  loss: str = "ce", start: str = "uniform", kappa: float = 50.0,
                  generator: torch.Generator | None = None,
                  autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
-                 train_mode: bool = False, clamp_start: bool = True) -> None:
-        super().__init__(eps)
+                 train_mode: bool = False, clamp_start: bool = True,
+                 bounds: tuple[float, float] | None = IMAGE_BOUNDS) -> None:
+        super().__init__(eps, bounds)
         if loss not in ("ce", "kl", "cw"):
             raise ValueError(f"unknown PGD loss '{loss}'")
         if start not in ("uniform", "normal", "none"):
@@ -151,7 +163,7 @@ class PGD(Attack):
             x0 = x + noise.uniform_(-self.eps, self.eps, generator=g)
         else:
             x0 = x + 0.001 * noise.normal_(generator=g)
-        return x0.clamp(0.0, 1.0) if self.clamp_start else x0
+        return x0.clamp(*self.bounds) if self.clamp_start and self.bounds is not None else x0
 
     def objective(self, logits: torch.Tensor, y: torch.Tensor,
                   target_probs: torch.Tensor | None) -> torch.Tensor:
@@ -173,7 +185,7 @@ class PGD(Attack):
                 logits = model(x_adv)
             loss = self.objective(logits, y, target_probs)
             (grad,) = torch.autograd.grad(loss, x_adv)
-            x_adv = project(x_adv.detach() + self.step_size * grad.sign(), x, self.eps)
+            x_adv = project(x_adv.detach() + self.step_size * grad.sign(), x, self.eps, self.bounds)
         return x_adv
 
 

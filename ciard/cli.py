@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--peak-size", type=int, default=0,
                    help="side of the square matmul timed as the machine's peak (0: 2048 on the CPU, 8192 on CUDA)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument("--playground", action="store_true",
+                   help="instead: seconds of a default Playground run (2-D, four MLPs; budget 5 s), best of --rounds")
 
     z = sub.add_parser("zoo", help="list the shipped models, or register one")
     z.add_argument("action", nargs="?", default="list", choices=("list", "add", "merge-eval"),
@@ -289,11 +291,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
+    if args.playground:
+        from .playground import bench_playground, format_bench_playground
+        if args.rounds < 1:
+            raise ConfigError(f"rounds = {args.rounds} must be at least 1")
+        result = bench_playground(rounds=args.rounds)
+        print(json.dumps(result) if args.json else format_bench_playground(result))
+        return 0
     from .bench import format_bench, run_bench
-    from .models import MODEL_NAMES, is_valid_model_name
+    from .models import MODEL_NAMES, is_point_model, is_valid_model_name
     for flag in ("student", "clean_teacher", "robust_teacher"):   # architectures here, not checkpoints
-        if not is_valid_model_name(getattr(args, flag)):
-            raise ConfigError(f"unknown model '{getattr(args, flag)}'; choose one of: {', '.join(MODEL_NAMES)}")
+        if not is_valid_model_name(getattr(args, flag)) or is_point_model(getattr(args, flag)):
+            raise ConfigError(f"unknown model '{getattr(args, flag)}'; choose one of: {', '.join(MODEL_NAMES)}"
+                              + (" (mlp-WxD models take 2-D points: use --playground)"
+                                 if is_point_model(getattr(args, flag)) else ""))
     # the settings bench shares with train, checked by train's rules
     validate(Config().override(method=args.method, student=args.student, batch_size=args.batch_size,
                                pgd_steps=args.pgd_steps, precision=args.precision, device=args.device,

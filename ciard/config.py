@@ -406,11 +406,13 @@ def check_data(cfg: Config) -> None:
 
 def check_models(cfg: Config) -> None:
     """The student's architecture, the teacher specs the method needs, the student's start."""
-    from .models import check_buildable   # torch-heavy: config stays light
+    from .models import check_buildable, is_point_model   # torch-heavy: config stays light
     m, me = cfg.model, cfg.method
     problem = check_buildable(m.student)
     if problem:
         raise ConfigError(problem)
+    if is_point_model(m.student):
+        raise ConfigError(f"student {m.student} takes 2-D points (the Playground), not images; choose an image model")
     needed = TEACHERS_NEEDED.get(me.method, ())
     if m.paper_setup is not None:
         if m.paper_setup not in PAPER_TEACHERS:

@@ -116,3 +116,47 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
 def _z(level: float) -> float:
     from scipy.stats import norm
     return float(norm.ppf(0.5 + level / 2))
+
+
+# -- over repeated runs (seeds) ---------------------------------------------------------------
+@dataclass(frozen=True)
+class MeanInterval:
+    n: int
+    mean: float
+    low: float               # Student-t interval of the mean
+    high: float
+    level: float
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def mean_interval(values, level: float = 0.95) -> MeanInterval:
+    """Mean of ``values`` (one per run, e.g. per seed) with its two-sided Student-t interval.
+
+    With one value, or values that are all equal, the interval is the point itself."""
+    v = np.asarray(values, dtype=float).reshape(-1)
+    if v.size == 0:
+        raise ValueError("no values")
+    mean = float(v.mean())
+    if v.size < 2:
+        return MeanInterval(1, mean, mean, mean, level)
+    from scipy.stats import t
+    half = float(t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return MeanInterval(int(v.size), mean, mean - half, mean + half, level)
+
+
+def paired_mean_difference(a, b, level: float = 0.95) -> MeanInterval:
+    """Mean of a - b paired by run (seed i of ``a`` with seed i of ``b``), with its t interval.
+
+    Runs that share a seed share data, initialisation and noise, so the per-seed differences
+    vary less than either arm: the paired interval is the one that answers "does it differ"."""
+    a = np.asarray(a, dtype=float).reshape(-1)
+    b = np.asarray(b, dtype=float).reshape(-1)
+    if a.shape != b.shape:
+        raise ValueError(f"paired runs differ in number: {a.size} vs {b.size}")
+    return mean_interval(a - b, level)

@@ -15,11 +15,13 @@ METHOD_CLASSES: dict[str, type[Method]] = {
 }
 
 
-def build_method(cfg, student, teachers, autocast=None, compile_attack: bool = False) -> Method:
+def build_method(cfg, student, teachers, autocast=None, compile_attack: bool = False,
+                 **kw) -> Method:
+    """``kw``: further Method options, e.g. ``bounds=None`` for unbounded 2-D inputs."""
     import contextlib
     cls = METHOD_CLASSES[cfg.method.method]
     return cls(cfg, student, teachers, autocast=autocast or contextlib.nullcontext,
-               compile_attack=compile_attack)
+               compile_attack=compile_attack, **kw)
 
 
 __all__ = ["Method", "StepOutput", "freeze", "build_method", "METHOD_CLASSES"]

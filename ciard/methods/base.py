@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from .. import distributed
-from ..attacks import PGD
+from ..attacks import IMAGE_BOUNDS, PGD
 from ..config import Config
 from ..fold import fold
 
@@ -63,8 +63,11 @@ class Method:
         return False
 
     def __init__(self, cfg: Config, student: nn.Module, teachers: dict[str, nn.Module],
-                 autocast: Autocast = contextlib.nullcontext, compile_attack: bool = False) -> None:
+                 autocast: Autocast = contextlib.nullcontext, compile_attack: bool = False,
+                 bounds: tuple[float, float] | None = IMAGE_BOUNDS) -> None:
         self.cfg = cfg
+        #: the inputs' valid range, which training attacks clamp to (None: 2-D points, unbounded)
+        self.bounds = bounds
         self.student = student
         self.teacher_models = teachers
         self.autocast = autocast
@@ -131,7 +134,7 @@ class Method:
         a = self.cfg.attack
         return PGD(eps=a.eps, steps=a.pgd_steps, step_size=a.pgd_step_size, loss=loss,
                    start=start, autocast=self.autocast, train_mode=train_mode,
-                   clamp_start=clamp_start)
+                   clamp_start=clamp_start, bounds=self.bounds)
 
     def adversarial(self, x: torch.Tensor, y: torch.Tensor, **kw) -> torch.Tensor:
         """x' from the method's training attack ``self.attack``.

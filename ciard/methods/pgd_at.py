@@ -44,4 +44,4 @@ class FGSMAT(PGDAT):
     def make_attack(self) -> PGD:
         eps = self.cfg.attack.eps
         return PGD(eps=eps, steps=1, step_size=self.cfg.method.fgsm_alpha * eps, loss="ce",
-                   start="uniform", autocast=self.autocast, train_mode=True)
+                   start="uniform", autocast=self.autocast, train_mode=True, bounds=self.bounds)

@@ -7,6 +7,7 @@ from .registry import (
     build_model,
     canonical_model_name,
     check_buildable,
+    is_point_model,
     is_valid_model_name,
     resolve_model_name,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "build_model",
     "canonical_model_name",
     "check_buildable",
+    "is_point_model",
     "is_valid_model_name",
     "resolve_model_name",
 ]

@@ -31,15 +31,17 @@ class Normalize(nn.Module):
         self,
         mean: Sequence[float] = CIFAR10_MEAN,
         std: Sequence[float] = CIFAR10_STD,
+        points: bool = False,
     ) -> None:
         super().__init__()
         if len(mean) != len(std):
             raise ValueError(f"mean has {len(mean)} channels but std has {len(std)}")
         if any(s <= 0 for s in std):
             raise ValueError(f"std must be positive, got {tuple(std)}")
-        # Shape 1 x C x 1 x 1 so it broadcasts over N x C x H x W.
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        # Shape 1 x C x 1 x 1 so it broadcasts over N x C x H x W (1 x D over N x D ``points``).
+        shape = (1, -1) if points else (1, -1, 1, 1)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(*shape))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(*shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std

@@ -14,8 +14,9 @@ from typing import Callable, Sequence
 from torch import nn
 
 from .airbench import AirbenchNet
-from .common import CIFAR10_MEAN, CIFAR10_STD, Classifier
+from .common import CIFAR10_MEAN, CIFAR10_STD, Classifier, Normalize
 from .mobilenetv2 import MobileNetV2
+from .mlp import MLP, MLP_INPUTS
 from .mobilenetv2_ciard import MobileNetV2CIARD
 from .resnet18 import ResNet18
 from .resnet_cifar import CifarResNet
@@ -57,6 +58,10 @@ _MOBILENET_CIARD_RE = re.compile(rf"mobilenet{_SEP}v2{_SEP}ciard")
 _SMALLCNN_RE = re.compile(rf"small{_SEP}cnn")
 #: airbench-style nets by their conv-group widths; airbench94 is 64/256/256
 _AIRBENCH_WIDTHS = {"airbench94": (64, 256, 256), "airbench-half": (32, 128, 128)}
+#: mlp-WxD: D hidden layers of W units on 2-D points (the Playground); bounded like the others
+_MLP_RE = re.compile(r"mlp[-_ ]?(\d+)x(\d+)")
+MAX_MLP_WIDTH = 4096
+MAX_MLP_DEPTH = 32
 
 BackboneFactory = Callable[[], nn.Module]
 
@@ -64,8 +69,8 @@ BackboneFactory = Callable[[], nn.Module]
 def _unknown(name: str) -> ValueError:
     return ValueError(
         f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)} "
-        "(also any wrn-D-K with (D-4) % 6 == 0, and mobilenetv2_xW for width multiplier W; "
-        "mobilenetv2-ciard is the CIARD authors' variant)"
+        "(also any wrn-D-K with (D-4) % 6 == 0, mobilenetv2_xW for width multiplier W, and "
+        "mlp-WxD on 2-D points; mobilenetv2-ciard is the CIARD authors' variant)"
     )
 
 
@@ -134,7 +139,22 @@ def resolve_model_name(
         widths = _AIRBENCH_WIDTHS[key]
         return key, lambda: AirbenchNet(widths)
 
+    if m := _MLP_RE.fullmatch(key):
+        width, depth = int(m.group(1)), int(m.group(2))
+        if not (1 <= width <= MAX_MLP_WIDTH and 1 <= depth <= MAX_MLP_DEPTH):
+            raise ValueError(f"invalid model {name!r}: mlp-WxD needs 1 <= W <= {MAX_MLP_WIDTH} "
+                             f"and 1 <= D <= {MAX_MLP_DEPTH}")
+        return f"mlp-{width}x{depth}", lambda: MLP(width, depth)
+
     raise _unknown(name)
+
+
+def is_point_model(name: str) -> bool:
+    """True for ``mlp-WxD``: a model of 2-D points (the Playground), not of images."""
+    try:
+        return resolve_model_name(name)[0].startswith("mlp-")
+    except ValueError:
+        return False
 
 
 def check_buildable(name: str) -> str | None:
@@ -173,4 +193,10 @@ def build_model(
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CLASSES:
         raise ValueError(f"num_classes must be an int from 1 to {MAX_CLASSES}, got {num_classes!r}")
     arch, factory = resolve_model_name(name, width_mult)
+    if arch.startswith("mlp-"):   # N x 2 points in the plane, not images
+        if mean is CIFAR10_MEAN and std is CIFAR10_STD:   # no per-channel image statistics
+            mean, std = (0.0,) * MLP_INPUTS, (1.0,) * MLP_INPUTS
+        model = Classifier(factory(), num_classes=num_classes, arch=arch, mean=mean, std=std)
+        model.normalize = Normalize(mean, std, points=True)
+        return model
     return Classifier(factory(), num_classes=num_classes, arch=arch, mean=mean, std=std)
