@@ -28,7 +28,7 @@ FLAG_HELP = {
     "clean_teacher": "clean teacher: checkpoint, run directory, zoo:NAME or auto",
     "robust_teacher": "robust teacher: checkpoint, run directory, zoo:NAME or auto",
     "eps": "L-inf radius, e.g. 8/255",
-    "method": "ciard, mtard, rslad, ard, pgd_at, trades, natural, fgsm_at",
+    "method": "ciard, mtard, rslad, ard, pgd_at, trades, natural, fgsm_at, dgad, adaad, kdiga, peeraid",
     "push_weight": "lambda of the push loss (0 turns it off)",
     "push_temp": "T_push, the student's temperature inside the push loss",
     "itt": "iterative training of the robust teacher",
