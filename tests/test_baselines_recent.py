@@ -324,3 +324,19 @@ def test_peeraid_resumes_its_peer(batch):
     for a, b in zip(method.peer.state_dict().values(), other.peer.state_dict().values()):
         assert torch.equal(a, b)
     assert other.peer_optim.state_dict()["state"].keys() == method.peer_optim.state_dict()["state"].keys()
+
+
+# -- settings -----------------------------------------------------------------------------
+@pytest.mark.parametrize("flag,value,message", [
+    ("adaad_alpha", "1.5", "adaad_alpha = 1.5 must be in [0, 1]"),
+    ("kdiga_alpha", "-0.1", "kdiga_alpha = -0.1 must be in [0, 1]"),
+    ("kdiga_temp", "0", "kdiga_temp = 0 must be positive"),
+    ("peeraid_temp", "-1", "peeraid_temp = -1 must be positive"),
+    ("dgad_beta", "-1", "dgad_beta = -1 must not be negative"),
+    ("peeraid_gamma2", "nan", "peeraid_gamma2 = nan is not a finite number"),
+])
+def test_new_settings_are_checked_with_one_line(flag, value, message, capsys):
+    from ciard.cli import main
+    assert main(["train", "--method", flag.split("_")[0], f"--{flag.replace('_', '-')}", value,
+                 "--epochs", "1"]) == 2
+    assert message in capsys.readouterr().err

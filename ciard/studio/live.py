@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ..config import TEACHERS_NEEDED
 from . import charts
 from .metrics import Follower, format_duration, needs_teacher_training, seconds_left, teacher_runs_in_progress
 from .store import get_store
@@ -61,11 +62,9 @@ def _live_body(name: str, was_active: bool) -> None:
     label = "stopping…" if stop_requested else info.state
     colour, icon = STATE_BADGES.get(info.state, ("gray", "help"))
     model = info.config.get("model", {})
-    teachers = ""
-    if info.method in ("ciard", "mtard", "rslad", "ard"):
-        teachers = f" · robust teacher {md(model.get('robust_teacher'))}"
-        if info.method in ("ciard", "mtard"):
-            teachers += f" · clean teacher {md(model.get('clean_teacher'))}"
+    roles = TEACHERS_NEEDED.get(info.method, ())
+    teachers = "".join(f" · {role} teacher {md(model.get(f'{role}_teacher'))}"
+                       for role in ("robust", "clean") if role in roles)
     st.markdown(f"**{md(name)}** &nbsp; :{colour}-badge[:material/{icon}: {label}] &nbsp; "
                 f"{md(info.method)} · student {md(info.student)}{teachers}")
     c1, c2, c3, c4 = st.columns(4)
