@@ -41,16 +41,24 @@ class AdaAD(Method):
         # the official script's CIFAR-100 branch sums over classes; CIFAR-10's averages over them
         self.kl = kd_batchmean if self.cfg.data.dataset == "cifar100" else kd_mean
 
-    def compute(self, x, y, progress):
-        alpha = self.cfg.method.adaad_alpha
+    def passes(self, x: torch.Tensor, y: torch.Tensor, teacher_on_clean: bool = True):
+        """x' by the adaptive attack, then S(x), S(x') in train mode and the teacher on x', x.
+
+        Returns (S(x), S(x'), T(x) or None, T(x')); DGAD makes the same passes.
+        """
         x_adv = self.adversarial(x, y)
         self.student.train()
         with self.autocast():
-            logits_nat = self.student(x)
-            logits_adv = self.student(x_adv)
+            s_nat = self.student(x)
+            s_adv = self.student(x_adv)
             with torch.no_grad():
-                t_adv = self.teacher(x_adv)
-                t_nat = self.teacher(x) if alpha < 1.0 else None
+                t_adv = self.teacher(x_adv).float()
+                t_nat = self.teacher(x).float() if teacher_on_clean else None
+        return s_nat, s_adv, t_nat, t_adv
+
+    def compute(self, x, y, progress):
+        alpha = self.cfg.method.adaad_alpha
+        logits_nat, logits_adv, t_nat, t_adv = self.passes(x, y, teacher_on_clean=alpha < 1.0)
         kl_adv = self.kl(soft(t_adv), logits_adv)
         loss = alpha * kl_adv
         metrics = {"loss_kd_adv": kl_adv.detach()}

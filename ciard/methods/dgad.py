@@ -36,9 +36,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..attacks import TeacherKLPGD
 from ..losses import kl_per_sample
-from .base import Method, StepOutput
+from .adaad import AdaAD
+from .base import StepOutput
 
 
 def swap_true_and_top(logits: torch.Tensor, y: torch.Tensor, rows: torch.Tensor,
@@ -51,27 +51,13 @@ def swap_true_and_top(logits: torch.Tensor, y: torch.Tensor, rows: torch.Tensor,
     return torch.where(at_true, top_value[:, None], swapped)
 
 
-class DGAD(Method):
-    name = "dgad"
-    teachers = ("robust",)
+class DGAD(AdaAD):
+    """AdaAD's attack and passes (:meth:`AdaAD.passes`), DGAD's loss."""
 
-    def __init__(self, *args, **kw) -> None:
-        super().__init__(*args, **kw)
-        self.teacher = self.frozen["robust"]
-        a = self.cfg.attack
-        self.attack = TeacherKLPGD(self.teacher, eps=a.eps, steps=a.pgd_steps,
-                                   step_size=a.pgd_step_size, autocast=self.autocast)
+    name = "dgad"
 
     def compute(self, x, y, progress):
-        x_adv = self.adversarial(x, y)
-        self.student.train()
-        with self.autocast():
-            s_nat = self.student(x)
-            s_adv = self.student(x_adv)
-            with torch.no_grad():
-                t_nat = self.teacher(x).float()
-                t_adv = self.teacher(x_adv).float()
-
+        s_nat, s_adv, t_nat, t_adv = self.passes(x, y)
         # partition: the teacher's clean mistakes are distilled clean, the rest adversarially
         t_max, t_top = t_nat.max(dim=1)
         wrong = t_top != y
