@@ -340,3 +340,12 @@ def test_new_settings_are_checked_with_one_line(flag, value, message, capsys):
     assert main(["train", "--method", flag.split("_")[0], f"--{flag.replace('_', '-')}", value,
                  "--epochs", "1"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_train_form_offers_and_accepts_them():
+    """The app's Train form lists the methods and builds their configs with the CLI's rules."""
+    from ciard.studio.forms import FIELDS, build_config, preset_values
+    for method in ("dgad", "adaad", "kdiga", "peeraid"):
+        assert method in FIELDS["method"].options
+        cfg = build_config("demo", {**preset_values("demo"), "method": method}, device="cpu")
+        assert cfg.method.method == method
