@@ -176,17 +176,47 @@ class PGD(Attack):
             raise ValueError("PGD with loss='kl' needs target_probs")
         return kl_to_target(logits, target_probs).sum()
 
+    def step_loss(self, model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor,
+                  target_probs: torch.Tensor | None) -> torch.Tensor:
+        """The objective at the current iterate (the model's forward pass included)."""
+        with (self._autocast or contextlib.nullcontext)():
+            logits = model(x_adv)
+        return self.objective(logits, y, target_probs)
+
     def perturb(self, model, x, y, target_probs: torch.Tensor | None = None):
-        ctx = self._autocast or contextlib.nullcontext
         x_adv = self._random_start(x)
         for _ in range(self.steps):
             x_adv.requires_grad_(True)
-            with ctx():
-                logits = model(x_adv)
-            loss = self.objective(logits, y, target_probs)
+            loss = self.step_loss(model, x_adv, y, target_probs)
             (grad,) = torch.autograd.grad(loss, x_adv)
             x_adv = project(x_adv.detach() + self.step_size * grad.sign(), x, self.eps, self.bounds)
         return x_adv
+
+
+class TeacherKLPGD(PGD):
+    """PGD maximising KL(T(x') || S(x')): the teacher's prediction *at the iterate* is the target.
+
+    AdaAD's inner maximisation (Huang et al., CVPR 2023; ``boyellow/AdaAD``, ``AT_helper.py``,
+    ``adaad_inner_loss``), which DGAD reuses (``kunsaram01/DGAD``, same function): the sum over
+    the batch of ``KLDivLoss(log_softmax(S(x')), softmax(T(x')))``, differentiated through
+    *both* networks (the official code does not detach the teacher's output, so the teacher's
+    input gradient is part of the attack). The teacher is a frozen eval-mode model given at
+    construction; the student is the attacked model. Start x + 0.001 N(0, 1), unclamped.
+    """
+
+    name = "pgd_teacher_kl"
+
+    def __init__(self, teacher: nn.Module, **kw) -> None:
+        kw.setdefault("start", "normal")
+        kw.setdefault("clamp_start", False)
+        super().__init__(loss="kl", **kw)
+        self._teacher = teacher
+
+    def step_loss(self, model, x_adv, y, target_probs):
+        with (self._autocast or contextlib.nullcontext)():
+            s_logits, t_logits = model(x_adv), self._teacher(x_adv)
+        return F.kl_div(F.log_softmax(s_logits.float(), dim=1), F.softmax(t_logits.float(), dim=1),
+                        reduction="sum")
 
 
 class FGSM(PGD):

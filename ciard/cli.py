@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "e.g. postgresql://user:pw@host/db for many workers)")
     sw.add_argument("--trials", type=int, default=10, help="trials this worker runs")
     sw.add_argument("--space", help="JSON search space, e.g. {\"push_weight\": {\"low\": 0.1, \"high\": 4, "
-                                    "\"log\": true}} (default: push_weight, push_temp, itt_lr, eps_warmup)")
+                                    "\"log\": true}} (default: push_weight, push_temp, itt_lr, eps_warmup; for dgad, "
+                                    "adaad, kdiga and peeraid their own weights, see ciard/sweep.py)")
     sw.add_argument("--clean-weight", type=float, default=0.5, help="w in the objective (default 0.5)")
     sw.add_argument("--pruner", default="median", choices=("median", "none"))
     sw.add_argument("--runs-dir", default="runs", help="run store the trials go to")
@@ -391,7 +392,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.trials < 1:
         raise ConfigError(f"trials = {args.trials} must be at least 1")
     base = config_from_args(args)
-    sweep = Sweep(base, args.study, storage=args.storage, space=load_space(args.space),
+    sweep = Sweep(base, args.study, storage=args.storage, space=load_space(args.space, base.method.method),
                   clean_weight=args.clean_weight, pruner=args.pruner, runs_dir=args.runs_dir,
                   seed=args.sampler_seed)
     print(f"study {args.study} in {sweep.storage}; trials go to {args.runs_dir}/", flush=True)

@@ -32,13 +32,18 @@ def parse_number(value: Any) -> float:
     return float(text)
 
 
-METHODS = ("ciard", "mtard", "rslad", "ard", "pgd_at", "trades", "natural", "fgsm_at")
+METHODS = ("ciard", "mtard", "rslad", "ard", "pgd_at", "trades", "natural", "fgsm_at",
+           "dgad", "adaad", "kdiga", "peeraid")
 #: methods that distil from teachers, and which teachers each needs
 TEACHERS_NEEDED = {
     "ciard": ("clean", "robust"),
     "mtard": ("clean", "robust"),
     "rslad": ("robust",),
     "ard": ("robust",),
+    "dgad": ("robust",),
+    "adaad": ("robust",),
+    "kdiga": ("robust",),
+    # peeraid trains its own peer (the student's architecture, from random weights): no teacher
 }
 PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_MODES = ("auto", "on", "off")
@@ -124,6 +129,19 @@ class MethodConfig:
     ard_alpha: float = 1.0
     fgsm_alpha: float = 1.25          # FGSM-RS step, in units of eps
     label_smoothing: float = 0.0      # natural training's CE target smoothing (the clean teacher)
+    # newer distillation baselines (defaults: the official CIFAR-10 commands; see each method)
+    dgad_beta: float = 1.0            # DGAD: weight of the predictive-consistency (ALP) term
+    adaad_alpha: float = 1.0          # AdaAD: weight of KL(T(x')||S(x')); 1 - it on KL(T(x)||S(x))
+    kdiga_alpha: float = 0.5          # KDIGA: KD weight (1 - it on the CE); not from the paper
+    kdiga_temp: float = 1.0           # KDIGA: KD temperature; not from the paper
+    kdiga_gamma: float = 1.0          # KDIGA: input-gradient alignment weight; not from the paper
+    peeraid_temp: float = 5.0         # PeerAiD: T of the student's KD terms
+    peeraid_lambda1: float = 0.0      # PeerAiD: student's CE(S(x'), y)
+    peeraid_lambda2: float = 1.0      # PeerAiD: student's KL(P(x') || S(x'))
+    peeraid_lambda3: float = 1.0      # PeerAiD: student's KL(S(x) || S(x'))
+    peeraid_gamma1: float = 1.0       # PeerAiD: peer's CE(P(x'), y)
+    peeraid_gamma2: float = 0.1       # PeerAiD: peer's KL(S(x') || P(x'))
+    peeraid_peer_temp: float = 1.0    # PeerAiD: temperature of the peer's KL term
 
 
 @dataclass(frozen=True)
@@ -452,12 +470,17 @@ def check_method(cfg: Config) -> None:
     if me.method not in METHODS:
         raise ConfigError(f"unknown method '{me.method}'; choose one of: {', '.join(METHODS)}")
     for name in ("push_weight", "itt_lr", "itt_momentum", "itt_weight_decay", "temp_lr",
-                 "weight_lr", "trades_beta", "ard_alpha"):
+                 "weight_lr", "trades_beta", "ard_alpha", "dgad_beta", "kdiga_gamma",
+                 "peeraid_lambda1", "peeraid_lambda2", "peeraid_lambda3", "peeraid_gamma1",
+                 "peeraid_gamma2"):
         if getattr(me, name) < 0:
             raise ConfigError(f"{name} = {getattr(me, name):g} must not be negative")
     if not 0.0 <= me.label_smoothing < 1.0:
         raise ConfigError(f"label_smoothing = {me.label_smoothing:g} must be in [0, 1)")
-    for name in ("push_temp", "ard_temp", "fgsm_alpha"):
+    for name in ("adaad_alpha", "kdiga_alpha"):
+        if not 0.0 <= getattr(me, name) <= 1.0:
+            raise ConfigError(f"{name} = {getattr(me, name):g} must be in [0, 1]")
+    for name in ("push_temp", "ard_temp", "fgsm_alpha", "kdiga_temp", "peeraid_temp", "peeraid_peer_temp"):
         if getattr(me, name) <= 0:
             raise ConfigError(f"{name} = {getattr(me, name):g} must be positive")
     if not 0.0 <= me.itt_warmup <= 1.0:

@@ -56,6 +56,16 @@ def kd_batchmean(teacher_probs: torch.Tensor, student_logits: torch.Tensor) -> t
     return F.kl_div(log_q, p, reduction="batchmean")
 
 
+def kl_per_sample(teacher_probs: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of each sample (summed over classes; shape N), exact ``log p``.
+
+    ``nn.KLDivLoss(reduction='none')(...).sum(dim=1)``: DGAD masks and re-normalises these.
+    The gradient also flows into ``teacher_probs`` when it carries one.
+    """
+    log_q = F.log_softmax(student_logits.float(), dim=1)
+    return F.kl_div(log_q, teacher_probs.float(), reduction="none").sum(dim=1)
+
+
 def soft(logits: torch.Tensor, temperature: torch.Tensor | float = 1.0) -> torch.Tensor:
     """Softmax of logits / temperature, in fp32, detached (teacher targets carry no gradient)."""
     return F.softmax(logits.detach().float() / temperature, dim=1)

@@ -56,6 +56,23 @@ DEFAULT_SPACE: tuple[Param, ...] = (
 )
 
 
+#: the default space of a sweep whose base config uses another method: that method's own knobs
+#: (CIARD's push and ITT settings do nothing there), plus the eps warm-up where it attacks
+METHOD_SPACES: dict[str, tuple[Param, ...]] = {
+    "dgad": (Param("dgad_beta", 0.1, 10.0, log=True), Param("eps_warmup", 0.0, 0.5)),
+    "adaad": (Param("adaad_alpha", 0.5, 1.0), Param("eps_warmup", 0.0, 0.5)),
+    "kdiga": (Param("kdiga_gamma", 0.1, 100.0, log=True), Param("kdiga_alpha", 0.0, 1.0),
+              Param("kdiga_temp", 1.0, 10.0)),
+    "peeraid": (Param("peeraid_temp", 1.0, 10.0), Param("peeraid_gamma2", 0.01, 1.0, log=True),
+                Param("peeraid_lambda3", 0.1, 10.0, log=True), Param("eps_warmup", 0.0, 0.5)),
+}
+
+
+def default_space(method: str) -> tuple[Param, ...]:
+    """The space a sweep of ``method`` explores when no ``--space`` is given."""
+    return METHOD_SPACES.get(method, DEFAULT_SPACE)
+
+
 def parse_space(spec: dict[str, Any]) -> tuple[Param, ...]:
     """A space from JSON: {"push_weight": {"low": 0.1, "high": 4, "log": true},
     "method": {"choices": ["ciard", "mtard"]}, "pgd_steps": {"low": 2, "high": 10, "int": true}}."""
@@ -82,9 +99,9 @@ def parse_space(spec: dict[str, Any]) -> tuple[Param, ...]:
     return tuple(params)
 
 
-def load_space(path: str | None) -> tuple[Param, ...]:
+def load_space(path: str | None, method: str = "ciard") -> tuple[Param, ...]:
     if not path:
-        return DEFAULT_SPACE
+        return default_space(method)
     try:
         return parse_space(json.loads(Path(path).read_text()))
     except FileNotFoundError:

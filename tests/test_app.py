@@ -319,3 +319,13 @@ def test_metrics_csv_has_every_record_of_the_selected_runs(runs_dir):
     assert list(df.columns[:5]) == ["run", "kind", "step", "epoch", "time"]
     assert (df["run"] == "a").sum() == 6 + 2 + 1 and (df["run"] == "b").sum() == 3 + 1
     assert set(df["kind"]) == {"step", "epoch", "final"}
+
+
+@pytest.mark.parametrize("method,robust", [("dgad", True), ("peeraid", False), ("ciard", True)])
+def test_train_page_names_the_teachers_the_method_uses(runs_dir, method, robust):
+    _write_run(runs_dir, f"run-{method}", method=method)
+    at = _app("app_pages/train.py")
+    header = [t for t in _texts(at.markdown) if f"{method} · student" in t]
+    assert header, _texts(at.markdown)
+    assert ("robust teacher" in header[0]) == robust
+    assert ("clean teacher" in header[0]) == (method == "ciard")

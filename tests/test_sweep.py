@@ -5,7 +5,7 @@ import optuna
 import pytest
 
 from ciard.cli import main
-from ciard.config import ConfigError
+from ciard.config import Config, ConfigError
 from ciard.runs import RunStore
 from ciard.sweep import DEFAULT_SPACE, objective_value, parse_space
 
@@ -72,3 +72,17 @@ def test_search_space_errors_are_one_clear_line(tmp_path):
     bad.write_text("{not json")
     assert main(["sweep", "--study", "x", "--space", str(bad), "--runs-dir", str(tmp_path)]) == 2
     assert main(["sweep", "--study", "x", "--trials", "0", "--runs-dir", str(tmp_path)]) == 2
+
+
+def test_each_new_method_sweeps_its_own_knobs():
+    """A sweep of dgad, adaad, kdiga or peeraid explores that method's weights (not CIARD's push
+    and ITT, which it ignores); both ends of every range make a valid config."""
+    from ciard.config import validate
+    from ciard.sweep import default_space
+    assert default_space("ciard") == DEFAULT_SPACE and default_space("mtard") == DEFAULT_SPACE
+    for method in ("dgad", "adaad", "kdiga", "peeraid"):
+        space = default_space(method)
+        assert any(p.name.startswith(method + "_") for p in space), method
+        assert not {"push_weight", "push_temp", "itt_lr"} & {p.name for p in space}
+        for end in ("low", "high"):
+            validate(Config().override(method=method, **{p.name: getattr(p, end) for p in space}))

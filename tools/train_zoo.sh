@@ -12,6 +12,9 @@
 #   ciard nopush noitt mtard rslad ard pgdat
 #                                    students: ResNet-20, identical data (the train split less the
 #                                    1,000 held-out validation images), budget, lr rule and selection
+#   dgad adaad kdiga peeraid         the newer baselines, the same data, budget, lr rule and
+#                                    selection (after every step above in the chain, so that adding
+#                                    them changed nothing for the steps before them)
 #   aa-NAME (e.g. aa-ciard-resnet20) AutoAttack + transfer attacks on 1,000 test images for
 #                                    an entry already registered
 # Each training step trains runs/zoo/NAME, evaluates the best checkpoint on the full 10,000-image
@@ -155,7 +158,8 @@ aa() {
 }
 
 CHAIN="clean robust lr ciard nopush noitt mtard rslad ard pgdat aa-robust-airbench94 aa-clean-airbench94 \
-aa-ciard-resnet20 aa-nopush-resnet20 aa-noitt-resnet20 aa-mtard-resnet20 aa-rslad-resnet20 aa-ard-resnet20 aa-pgdat-resnet20"
+aa-ciard-resnet20 aa-nopush-resnet20 aa-noitt-resnet20 aa-mtard-resnet20 aa-rslad-resnet20 aa-ard-resnet20 aa-pgdat-resnet20 \
+dgad adaad kdiga peeraid aa-dgad-resnet20 aa-adaad-resnet20 aa-kdiga-resnet20 aa-peeraid-resnet20"
 
 steps=("$@")
 [[ ${steps[*]} == park ]] && { park; exit 0; }
@@ -179,6 +183,10 @@ for step in "${steps[@]}"; do
         rslad)  train rslad-resnet20 student "RSLAD: robust teacher's soft labels." --method rslad --lr "$(student_lr)" $STUDENT ;;
         ard)    train ard-resnet20 student "ARD: KD from the robust teacher (T 30)." --method ard --lr "$(student_lr)" $STUDENT ;;
         pgdat)  train pgdat-resnet20 student "PGD-AT (Madry), no teacher: same data, epochs and attack; its standard lr 0.1." --method pgd_at --lr 0.1 $STUDENT ;;
+        dgad)   train dgad-resnet20 student "DGAD: robust teacher, clean/adversarial partition by the teacher's mistakes, label swapping, consistency term (beta 1); attack through student and teacher." --method dgad --lr "$(student_lr)" $STUDENT ;;
+        adaad)  train adaad-resnet20 student "AdaAD: KL(T(x')||S(x')) with x' maximising it through both networks (alpha 1)." --method adaad --lr "$(student_lr)" $STUDENT ;;
+        kdiga)  train kdiga-resnet20 student "KDIGA: KD on clean inputs with input-gradient alignment (alpha 0.5, T 1, gamma 1: project defaults; no official code); no attack in training." --method kdiga --lr "$(student_lr)" $STUDENT ;;
+        peeraid) train peeraid-resnet20 student "PeerAiD: a ResNet-20 peer trained jointly from random weights on the student's adversarial examples, no pretrained teacher; no SWA." --method peeraid --lr "$(student_lr)" $STUDENT ;;
         aa-robust-airbench94) aa robust-airbench94 $CLEAN ;;   # its own transfer would be white-box
         aa-*)   aa "${step#aa-}" $ROBUST ;;
         *) echo "unknown step '$step'" >&2; exit 2 ;;

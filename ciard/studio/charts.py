@@ -21,6 +21,9 @@ LABELS = {
     "loss": "total", "loss_adv": "adversarial KD", "loss_nat": "natural KD", "loss_push": "push",
     "loss_teacher": "teacher (ITT)", "loss_ce": "cross-entropy", "tau_adv": "τ adv", "tau_nat": "τ nat",
     "w_adv": "w adv", "w_nat": "w nat", "lr": "student lr", "teacher_lr": "teacher lr (ITT)",
+    "loss_kd": "KD", "loss_kd_adv": "adversarial KD", "loss_kd_nat": "natural KD",
+    "loss_pcr": "consistency (DGAD)", "loss_align": "input-gradient alignment (KDIGA)",
+    "loss_student": "student (PeerAiD)", "loss_peer": "peer (PeerAiD)", "loss_kd_peer": "KD from the peer",
 }
 
 

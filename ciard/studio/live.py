@@ -63,8 +63,9 @@ def _live_body(name: str, was_active: bool) -> None:
     label = "stopping…" if stop_requested else info.state
     colour, icon = STATE_BADGES.get(info.state, ("gray", "help"))
     model = info.config.get("model", {})
+    roles = TEACHERS_NEEDED.get(info.method, ())
     teachers = "".join(f" · {role} teacher {md(model.get(f'{role}_teacher'))}"
-                       for role in sorted(TEACHERS_NEEDED.get(info.method, ()), reverse=True))
+                       for role in ("robust", "clean") if role in roles)
     st.markdown(f"**{md(name)}** &nbsp; :{colour}-badge[:material/{icon}: {label}] &nbsp; "
                 f"{md(info.method)} · student {md(info.student)}{teachers}")
     c1, c2, c3, c4 = st.columns(4)
