@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,16 @@ def pid_alive(pid: int | None) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def _reap_when_done(proc: subprocess.Popen) -> None:
+    """Collect the trainer's exit status as soon as it ends, so it never lingers ``<defunct>``.
+
+    A daemon thread per trainer blocks in ``wait()``; it costs nothing while the trainer runs and
+    does not keep the app (or a test) from exiting. Without it a finished trainer stays a zombie
+    under the Streamlit server until someone happens to look at that run.
+    """
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
 
 
 @dataclass
@@ -221,6 +232,7 @@ class RunStore:
                                 cwd=ROOT, stdout=console, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         console.close()
+        _reap_when_done(proc)
         first = read_json(run.path / PROCESS_FILE).get("first_launched", time.time())
         write_json(run.path / PROCESS_FILE, {"pid": proc.pid, "launched": time.time(),
                                               "first_launched": first, "argv": args})
