@@ -7,11 +7,13 @@ run ends, one full rerun switches polling off.
 """
 from __future__ import annotations
 
+import html
+
 import streamlit as st
 
 from ..config import TEACHERS_NEEDED
 from ..runlog import tail_lines
-from . import charts
+from . import charts, forms
 from .metrics import Follower, format_duration, needs_teacher_training, seconds_left, teacher_runs_in_progress
 from .store import get_store
 from .text import md
@@ -67,8 +69,12 @@ def _live_body(name: str, was_active: bool) -> None:
                        for role in sorted(TEACHERS_NEEDED.get(info.method, ()), reverse=True))
     st.markdown(f"**{md(name)}** &nbsp; :{colour}-badge[:material/{icon}: {label}] &nbsp; "
                 f"{md(info.method)} · student {md(info.student)}{teachers}")
+    st.markdown(tuned_line(info.config))
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("State", label)
+    # the state as text, not a metric: a metric's value is cut to its column ("runni…")
+    c1.markdown(f"<div style='font-size:0.875rem'>State</div>"
+                f"<div style='font-size:1.6rem;line-height:1.3;white-space:normal'>{html.escape(label)}</div>",
+                unsafe_allow_html=True)
     last_step = int(steps["step"].iloc[-1]) if not steps.empty else info.step
     total = info.total_steps or 0
     c2.metric(f"Step (of {total:,})" if total else "Step", f"{last_step:,}")
@@ -142,6 +148,17 @@ def _live_body(name: str, was_active: bool) -> None:
     missing = [t for k, t in (("live_tau", "temperatures"), ("live_w", "KD weights")) if k not in dict(shown)]
     if missing:
         st.caption(f"No {' or '.join(missing)} for method '{md(info.method)}'.")
+
+
+def tuned_line(config: dict) -> str:
+    """The hyperparameters this run changed from its preset, by the form's labels (markdown)."""
+    flat = forms.flat_config(config)
+    base = forms.closest_preset(flat)
+    diff = forms.preset_differences(flat, base)
+    if not diff:
+        return f"Hyperparameters: preset **{md(base)}** unchanged"
+    shown = " · ".join(f"{md(forms.label_of(k))} = **{md(forms.show_value(v))}**" for k, v in diff.items())
+    return f"Changed from preset **{md(base)}**: {shown}"
 
 
 def _final_line(final: dict) -> None:
