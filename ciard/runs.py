@@ -39,6 +39,7 @@ from .runlog import RunDir, read_json, read_new_records, tail_lines, write_json
 ROOT = PACKAGE_PARENT
 ACTIVE_FILE = "active.json"
 PROCESS_FILE = "process.json"
+GROUP_FILE = "group.json"
 STATES = ("starting", "running", "stopped", "finished", "failed")
 
 
@@ -106,6 +107,11 @@ class RunInfo:
     @property
     def student(self) -> str:
         return self.config.get("model", {}).get("student", "?")
+
+    @property
+    def group(self) -> str | None:
+        """The group a run was launched in (a seed repeat), else None."""
+        return read_json(self.path / GROUP_FILE).get("group")
 
     @property
     def checkpoint(self) -> Path | None:

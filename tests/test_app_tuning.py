@@ -50,3 +50,78 @@ def test_live_header_shows_what_differs_from_the_preset_and_the_whole_state(runs
     text = " ".join(_texts(at.markdown))
     assert "Changed from preset demo: Epochs = 2 · Push weight λ = 2.5 · T_push = 7" in text.replace("*", ""), text
     assert "finished</div>" in text     # the state in full, not a truncated metric
+
+
+# -- the Runs table ----------------------------------------------------------------------------
+def _frame(at, pick):
+    frames = [d.value for d in at.dataframe]
+    frames = [f.data if hasattr(f, "data") else f for f in frames]
+    return next(f for f in frames if pick(f))
+
+
+def _scored_run(runs_dir, name, pgd, **overrides):
+    d = _write_run(runs_dir, name, **overrides)
+    lines = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+    for r in lines:
+        if r["kind"] == "final":
+            r["test_pgd20"] = pgd
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+
+def test_runs_table_has_varying_hyperparameters_sorts_and_marks_the_best(runs_dir):
+    _scored_run(runs_dir, "low", 0.10, push_weight=0.5)
+    _scored_run(runs_dir, "high", 0.30, push_weight=2.0)
+    _scored_run(runs_dir, "mid", 0.20, push_weight=1.0)
+    at = _app("app_pages/runs.py")
+    at.selectbox(key="runs_best_by").set_value("test PGD-20 %").run()
+    at.selectbox(key="runs_sort").set_value("test PGD-20 %").run()
+    table = _frame(at, lambda df: "name" in df.columns)
+    assert list(table["name"]) == ["high", "mid", "low"]           # sorted, descending
+    assert list(table["Push weight λ"]) == [2.0, 1.0, 0.5]          # the one setting that differs
+    assert "T_push" not in table.columns                           # the same in every run: no column
+    assert list(table["best"]) == ["★", "", ""]
+    at.toggle(key="runs_sort_desc").set_value(False).run()
+    assert list(_frame(at, lambda df: "name" in df.columns)["name"]) == ["low", "mid", "high"]
+    assert any("Best by test PGD-20 %: high (30.00)" in c.replace("*", "") for c in _texts(at.caption))
+
+
+def test_a_run_is_cloned_into_the_form_exported_and_given_as_a_command(runs_dir):
+    _write_run(runs_dir, "tuned", push_weight=2.5, eps=4 / 255, seed=7)
+    at = _app("app_pages/runs.py")
+    at.selectbox(key="runs_action_run").set_value("tuned").run()
+    command = [c.value for c in at.code if "ciard train" in c.value]
+    assert command == ["python -m ciard train --preset demo --epochs 2 --seed 7 --eps 4/255 --push-weight 2.5 "
+                       "--name tuned"], command
+    # the command gives this run's config again
+    import shlex
+
+    from ciard.cli import build_parser, config_from_args
+    rebuilt = config_from_args(build_parser().parse_args(shlex.split(command[0])[3:])).flat()
+    stored = forms.flat_config(RunStore(runs_dir).get("tuned").config)
+    assert {k: v for k, v in rebuilt.items() if k not in ("out_dir", "progress")} == \
+        {k: v for k, v in stored.items() if k not in ("out_dir", "progress")}
+    exported = [b for b in at.get("download_button") if "config JSON" in str(b.proto.label)]
+    assert exported, "an export button"
+    at.button(key="runs_clone").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_input(key="tf_push_weight").value == "2.5"
+    assert at.text_input(key="tf_eps").value == "4/255"
+    assert at.number_input(key="tf_seed").value == 7
+    assert at.selectbox(key="train_preset").value == "demo"
+
+
+def test_csv_exports_carry_the_hyperparameters(runs_dir):
+    import io
+
+    import pandas as pd
+
+    from ciard.studio.metrics import metrics_csv, runs_table
+    _write_run(runs_dir, "a", push_weight=0.5)
+    _write_run(runs_dir, "b", push_weight=2.0)
+    store = RunStore(runs_dir)
+    df = pd.read_csv(io.BytesIO(metrics_csv(store, ["a", "b"])))
+    assert set(df.loc[df["run"] == "a", "hp.push_weight"]) == {0.5}
+    assert set(df.loc[df["run"] == "b", "hp.push_weight"]) == {2.0}
+    assert "hp.push_temp" in df and "hp.name" not in df
+    table = runs_table(store.list(), hyper="all")
+    assert {"Push weight λ", "T_push", "Learning rate"} <= set(table.columns)

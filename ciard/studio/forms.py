@@ -233,9 +233,16 @@ def flat_config(config: dict[str, Any]) -> dict[str, Any]:
 def preset_differences(flat: dict[str, Any], preset_name: str) -> dict[str, Any]:
     """The hyperparameters of ``flat`` that are not as in the preset."""
     base = preset(preset_name).flat()
-    order = {name: i for i, name in enumerate(dict.fromkeys([*FIELDS, *FIELD_INDEX]))}  # the form's first
-    return {k: flat[k] for k in sorted(flat, key=order.get)
+    return {k: flat[k] for k in in_form_order(flat)
             if k not in NOT_HYPERPARAMETERS and k in base and flat[k] != base[k]}
+
+
+_ORDER = {name: i for i, name in enumerate(dict.fromkeys([*FIELDS, *FIELD_INDEX]))}
+
+
+def in_form_order(names) -> list[str]:
+    """Config field names sorted as the form shows them (then the config's order)."""
+    return sorted(names, key=lambda n: _ORDER.get(n, len(_ORDER)))
 
 
 def closest_preset(flat: dict[str, Any]) -> str:
@@ -270,7 +277,8 @@ def cli_command(config: dict[str, Any]) -> str:
     name = closest_preset(flat)
     base = preset(name).flat()
     words = ["python", "-m", "ciard", "train", "--preset", name]
-    for key, value in flat.items():
+    for key in in_form_order(flat):
+        value = flat[key]
         if key in ("out_dir", "progress") or value == base.get(key):
             continue
         flag = "--" + key.replace("_", "-")

@@ -1,11 +1,15 @@
 """The Runs page's pieces: the table of runs, the comparison, and the run actions."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
 from . import charts
-from .metrics import config_differences, curve, final_metrics_table, metric_names, metrics_csv, runs_table
+from . import forms
+from .metrics import (SCORE_COLUMNS, best_run, config_differences, curve, final_metrics_table, metric_names,
+                      metrics_csv, runs_table)
 from .store import get_store
 from .text import md
 
@@ -30,10 +34,35 @@ def render_table() -> None:
 
 
 def _table_body() -> None:
-    df = runs_table(get_store().list())
+    ss = st.session_state
+    infos = get_store().list()
+    df = runs_table(infos)
+    hyper = [c for c in df.columns[list(df.columns).index("group") + 1:]]
+    sortable = [*SCORE_COLUMNS, "created", *hyper]
+    if ss.get("runs_sort") not in sortable:
+        ss["runs_sort"] = "created"
+    if ss.get("runs_best_by") not in SCORE_COLUMNS:
+        ss["runs_best_by"] = "best val PGD %"
+    c1, c2, c3, c4 = st.columns([2, 1, 2, 2], vertical_alignment="bottom")
+    sort = c1.selectbox("Sort by", sortable, key="runs_sort",
+                        help="any score, the start time or a hyperparameter column (headers sort too)")
+    ss.setdefault("runs_sort_desc", True)
+    descending = c2.toggle("Descending", key="runs_sort_desc")
+    best_by = c3.selectbox("Best by", SCORE_COLUMNS, key="runs_best_by",
+                           help="the run marked ★ has the highest value of this score")
+    df = df.sort_values(sort, ascending=not descending, na_position="last", kind="stable")
+    best = best_run(df, best_by)
+    df.insert(0, "best", ["★" if n == best else "" for n in df["name"]])
+    c4.download_button("Download table (CSV)", data=lambda: runs_table(infos, hyper="all").to_csv(index=False),
+                       file_name="ciard-runs.csv", mime="text/csv", key="runs_table_csv", width="stretch",
+                       help="one row per run: state, scores and every hyperparameter")
+    if best:
+        st.caption(f"Best by {md(best_by)}: **{md(best)}** ({df.loc[df['name'] == best, best_by].iloc[0]:.2f})"
+                   + (". Hyperparameter columns: the settings that differ across these runs." if hyper else ""))
     st.dataframe(
         df, hide_index=True, key="runs_table", width="stretch",
         column_config={
+            "best": st.column_config.TextColumn("", width="small"),
             "progress": st.column_config.ProgressColumn("progress", format="%.0f%%", min_value=0, max_value=100),
             "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),
         })
@@ -124,6 +153,7 @@ def render_actions(names: list[str], selected: list[str]) -> None:
             st.rerun()
     if c3.button("Delete run", key="runs_delete", width="stretch", help="remove the run's directory (asks first)"):
         ss[PENDING_DELETE] = name
+    _render_reuse(name)
     pending = ss.get(PENDING_DELETE)
     if pending:
         st.warning(f"Delete run **{md(pending)}** and all its files (checkpoints, metrics, logs)? "
@@ -142,3 +172,21 @@ def render_actions(names: list[str], selected: list[str]) -> None:
         if d2.button("Cancel", key="runs_delete_cancel"):
             ss.pop(PENDING_DELETE)
             st.rerun()
+
+
+def _render_reuse(name: str) -> None:
+    """Clone a run into the Train form, export its config, copy the command that trains it again."""
+    from .sidebar import choices
+    from .train_ui import load_into_form
+    info = get_store().get(name)
+    c1, c2, _ = st.columns([1, 1, 3])
+    if c1.button("Clone into the form", key="runs_clone", width="stretch", icon=":material/content_copy:",
+                 help="open the Train page with this run's settings (change some, then Start)"):
+        load_into_form(info.config, choices())
+        st.switch_page("app_pages/train.py")
+    c2.download_button("Export config JSON", data=json.dumps(info.config, indent=2, sort_keys=True),
+                       file_name=f"{name}.config.json", mime="application/json", key="runs_export",
+                       width="stretch", icon=":material/download:",
+                       help="python -m ciard train --config FILE trains it again")
+    st.caption("CLI command that trains this run again (copy button at the right):")
+    st.code(forms.cli_command(info.config), language="bash")

@@ -31,9 +31,29 @@ def apply_preset(name: str | None = None) -> None:
         st.session_state[forms.KEY_PREFIX + field] = value
 
 
+def load_into_form(config: dict[str, Any], choices: Choices) -> str:
+    """Fill the form with a run's settings (its closest preset, then its values); returns the preset.
+
+    The sidebar's current dataset and teachers count as already copied in, so the run's own
+    dataset and teachers stay in the form.
+    """
+    ss = st.session_state
+    name = forms.closest_preset(forms.flat_config(config))
+    ss["train_preset"] = name
+    for field, value in forms.form_values(config).items():
+        ss[forms.KEY_PREFIX + field] = value
+    ss[SYNCED] = _sidebar_key(choices)
+    ss.pop(ERRORS, None)
+    return name
+
+
+def _sidebar_key(choices: Choices) -> tuple:
+    return (choices.dataset, choices.data_path or "", choices.clean_teacher, choices.robust_teacher)
+
+
 def _sync_sidebar(choices: Choices) -> None:
     ss = st.session_state
-    current = (choices.dataset, choices.data_path or "", choices.clean_teacher, choices.robust_teacher)
+    current = _sidebar_key(choices)
     if ss.get(SYNCED) == current:
         return
     ss[SYNCED] = current
