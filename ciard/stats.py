@@ -5,6 +5,7 @@ accuracy difference is a *paired* quantity: only the images on which they disagr
 information about it. This module gives
 
 * ``accuracy_interval`` - a Wilson score interval for one accuracy;
+* ``mean_interval`` - the mean of independent repeats (seeds) with its Student-t interval;
 * ``paired_difference`` - the difference of two accuracies (or of any two per-image rates),
   with the exact McNemar test and its interval: given the m images on which the two models
   disagree, the number where A is the one right is Binomial(m, pi); a Clopper-Pearson
@@ -116,3 +117,30 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
 def _z(level: float) -> float:
     from scipy.stats import norm
     return float(norm.ppf(0.5 + level / 2))
+
+
+@dataclass(frozen=True)
+class MeanInterval:
+    """The mean of independent repeats (e.g. one config trained with n seeds) and its t interval."""
+    n: int
+    mean: float
+    low: float
+    high: float
+    level: float
+
+    def overlaps(self, other: "MeanInterval") -> bool:
+        return self.low <= other.high and other.low <= self.high
+
+
+def mean_interval(values, level: float = 0.95) -> MeanInterval:
+    """Student-t interval for the mean of ``values`` (n >= 2; one value has no interval: nan)."""
+    x = np.asarray([v for v in values if v == v], dtype=float).reshape(-1)
+    n = x.size
+    if n == 0:
+        raise ValueError("no values to average")
+    mean = float(x.mean())
+    if n < 2:
+        return MeanInterval(n, mean, float("nan"), float("nan"), level)
+    from scipy.stats import t
+    half = float(t.ppf(0.5 + level / 2, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+    return MeanInterval(n, mean, mean - half, mean + half, level)

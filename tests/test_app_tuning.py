@@ -3,6 +3,7 @@ hyperparameters, the Runs table a researcher sorts and clones from, seed groups,
 from __future__ import annotations
 
 import json
+import time
 
 from ciard.runs import RunStore
 from ciard.studio import forms
@@ -125,3 +126,62 @@ def test_csv_exports_carry_the_hyperparameters(runs_dir):
     assert "hp.push_temp" in df and "hp.name" not in df
     table = runs_table(store.list(), hyper="all")
     assert {"Push weight λ", "T_push", "Learning rate"} <= set(table.columns)
+
+
+# -- seed groups, the queue ---------------------------------------------------------------------
+def test_mean_interval_is_the_student_t_interval():
+    from ciard.stats import mean_interval
+    m = mean_interval([10.0, 12.0, 14.0])
+    assert m.n == 3 and m.mean == 12.0
+    assert abs((m.high - m.mean) - 4.302653 * 2.0 / 3 ** 0.5) < 1e-4    # t(0.975, 2) * s / sqrt(n)
+    assert mean_interval([5.0]).low != mean_interval([5.0]).low       # one value: no interval (nan)
+
+
+def test_seed_groups_show_means_and_say_not_established_when_intervals_overlap(runs_dir):
+    for i, pgd in enumerate((0.10, 0.30, 0.20)):       # wide spread: overlaps group b
+        _scored_run(runs_dir, f"a-s{i}", pgd)
+        (runs_dir / f"a-s{i}" / "group.json").write_text('{"group": "a-seeds"}')
+    for i, pgd in enumerate((0.21, 0.22, 0.23)):
+        _scored_run(runs_dir, f"b-s{i}", pgd, push_weight=2.0)
+        (runs_dir / f"b-s{i}" / "group.json").write_text('{"group": "b-seeds"}')
+    for i, pgd in enumerate((0.50, 0.51, 0.52)):
+        _scored_run(runs_dir, f"c-s{i}", pgd, push_weight=3.0)
+        (runs_dir / f"c-s{i}" / "group.json").write_text('{"group": "c-seeds"}')
+    at = _app("app_pages/runs.py")
+    at.selectbox(key="runs_group_score").set_value("test PGD-20 %").run()
+    groups = _frame(at, lambda df: "group" in df.columns and "95 % interval" in df.columns)
+    assert list(groups["group"]) == ["a-seeds", "b-seeds", "c-seeds"]
+    assert list(groups["mean test PGD-20 %"]) == [20.0, 22.0, 51.0]
+    info = _texts(at.info)
+    assert any(t.startswith("a-seeds vs b-seeds") and "not established" in t for t in info), info
+    assert any(t.startswith("b-seeds vs c-seeds") and "c-seeds is higher" in t for t in _texts(at.success))
+
+
+def test_repeat_with_seeds_queues_a_group_that_runs_one_at_a_time(runs_dir):
+    from ciard import runqueue
+    from store_support import tiny_config, wait_for
+    store = RunStore(runs_dir)
+    store.launch(tiny_config(epochs=1, train_subset=128, name="base"), "base")
+    wait_for(store, "base", lambda i: i.state == "finished", timeout=120)
+    at = _app("app_pages/runs.py")
+    assert at.number_input(key="runs_queue_n").value == 1          # visible, one at a time by default
+    at.selectbox(key="runs_action_run").set_value("base")
+    at.number_input(key="runs_repeat_n").set_value(3)
+    at.button(key="runs_repeat").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    names = ["base-s1", "base-s2", "base-s3"]
+    assert any("Queued 3 runs as group base-seeds" in s.replace("*", "") for s in _texts(at.success))
+    assert all(store.get(n).group == "base-seeds" for n in names)
+    assert [store.get(n).config["run"]["seed"] for n in names] == [1, 2, 3]
+    most_active = 0
+    deadline = time.time() + 240
+    while time.time() < deadline and any(store.get(n).state != "finished" for n in names):
+        most_active = max(most_active, sum(store.get(n).state in ("starting", "running") for n in names))
+        time.sleep(0.2)
+    assert [store.get(n).state for n in names] == ["finished"] * 3, [store.log_tail(n) for n in names]
+    assert most_active == 1                    # the queue started them one at a time
+    at.run()
+    assert "base-seeds" in list(_frame(at, lambda df: "95 % interval" in df.columns)["group"])
+    # the concurrency is changeable from the page, and the file follows
+    at.number_input(key="runs_queue_n").set_value(2).run()
+    assert runqueue.concurrency(store) == 2

@@ -154,6 +154,7 @@ def render_actions(names: list[str], selected: list[str]) -> None:
     if c3.button("Delete run", key="runs_delete", width="stretch", help="remove the run's directory (asks first)"):
         ss[PENDING_DELETE] = name
     _render_reuse(name)
+    _render_repeat(name)
     pending = ss.get(PENDING_DELETE)
     if pending:
         st.warning(f"Delete run **{md(pending)}** and all its files (checkpoints, metrics, logs)? "
@@ -190,3 +191,59 @@ def _render_reuse(name: str) -> None:
                        help="python -m ciard train --config FILE trains it again")
     st.caption("CLI command that trains this run again (copy button at the right):")
     st.code(forms.cli_command(info.config), language="bash")
+
+
+def _render_repeat(name: str) -> None:
+    """Queue N runs of this run's config with other seeds, as a group."""
+    from ..config import Config
+    from ..runqueue import repeat_with_seeds
+    store = get_store()
+    c1, c2, _ = st.columns([1, 1, 3], vertical_alignment="bottom")
+    n = c1.number_input("Seeds", min_value=1, max_value=50, value=3, step=1, key="runs_repeat_n",
+                        help="how many runs of this config, with seeds seed+1 ... seed+N")
+    if c2.button(f"Repeat with {n} seeds", key="runs_repeat", width="stretch", icon=":material/repeat:",
+                 help="queue them as a group; the queue starts them one at a time (see 'Runs at once')"):
+        try:
+            cfg = Config.from_dict(store.get(name).config)
+            names = repeat_with_seeds(store, cfg, int(n), name)
+        except (ValueError, KeyError, OSError) as exc:
+            st.error(md(exc))
+        else:
+            st.session_state[FLASH] = ("success", f"Queued {len(names)} runs as group **{md(name)}-seeds**: "
+                                                  f"{md(', '.join(names))}.")
+            st.rerun()
+
+
+def render_queue_setting(key: str) -> int:
+    """The store's queue concurrency, shown and changeable (queued runs wait for a place)."""
+    from ..runqueue import concurrency, queued, set_concurrency
+    store = get_store()
+    st.session_state[key] = concurrency(store)       # the file is the truth (another tab, the CLI)
+    value = st.number_input("Runs at once (queue)", min_value=1, max_value=8, step=1, key=key,
+                            on_change=lambda: set_concurrency(store, int(st.session_state[key])),
+                            help="queued runs (sweep trials, seed repeats) start while fewer than this many "
+                                 "runs are running; 1 keeps a 2-core machine responsive")
+    waiting = queued(store)
+    shown = ", ".join(waiting[:6]) + ("…" if len(waiting) > 6 else "")
+    st.caption(f"{len(waiting)} run{'s' * (len(waiting) != 1)} queued" + (f": {md(shown)}" if waiting else "."))
+    return int(value)
+
+
+def render_groups() -> None:
+    """Each seed group's mean score with a 95 % interval, and what can be said between groups."""
+    from .groups import group_intervals, intervals_frame, verdicts
+    table = runs_table(get_store().list(), hyper="none")
+    if not (table["group"] != "").any():
+        st.caption("No seed groups yet: pick a run under Manage and press **Repeat with N seeds**.")
+        return
+    ss = st.session_state
+    if ss.get("runs_group_score") not in SCORE_COLUMNS:
+        ss["runs_group_score"] = "best val PGD %"
+    score = st.selectbox("Score", SCORE_COLUMNS, key="runs_group_score")
+    intervals = group_intervals(table, score)
+    if not intervals:
+        st.caption(f"No run of a group has a {md(score)} yet.")
+        return
+    st.dataframe(intervals_frame(intervals, score), hide_index=True, key="runs_groups", width="stretch")
+    for line in verdicts(intervals, score):
+        (st.info if "not established" in line else st.success)(md(line))
