@@ -185,3 +185,61 @@ def test_repeat_with_seeds_queues_a_group_that_runs_one_at_a_time(runs_dir):
     # the concurrency is changeable from the page, and the file follows
     at.number_input(key="runs_queue_n").set_value(2).run()
     assert runqueue.concurrency(store) == 2
+
+
+# -- sweeps -------------------------------------------------------------------------------------
+def _tiny_form(at):
+    """The Train form holding a seconds-long natural SmallCNN run (as "Clone into the form" leaves it)."""
+    tiny = dict(method="natural", student="smallcnn", student_init="", epochs=1, train_subset=128, eval_size=32,
+                eval_pgd_steps=1, test_size=0)
+    for field, value in tiny.items():
+        at.session_state[forms.KEY_PREFIX + field] = value
+    at.switch_page("app_pages/sweep.py").run()
+
+
+def test_sweep_space_editor_is_prefilled_and_a_bad_space_is_one_line(runs_dir):
+    from ciard.studio.sweeps import default_space_rows, space_from_rows
+    from ciard.sweep import DEFAULT_SPACE
+    at = _app("app_pages/sweep.py")
+    assert at.number_input(key="sweep_queue_n").value == 1
+    assert any("No sweeps yet" in i for i in _texts(at.info))
+    assert [r["setting"] for r in default_space_rows()] == [p.name for p in DEFAULT_SPACE]
+    assert space_from_rows(default_space_rows())["push_weight"] == {"low": 0.1, "high": 4.0, "log": True, "int": False}
+    import pytest
+
+    from ciard.config import ConfigError
+    with pytest.raises(ConfigError, match="'no_such' is not a config field"):
+        space_from_rows([{"setting": "no_such", "low": 1, "high": 2}])
+    with pytest.raises(ConfigError, match="needs low < high"):
+        space_from_rows([{"setting": "lr", "low": 2, "high": 1}])
+
+
+def test_a_two_trial_sweep_from_the_page_lists_trials_draws_figures_promotes(runs_dir):
+    from ciard.studio.sweeps import sweep_running
+    at = _app()
+    _tiny_form(at)
+    at.text_input(key="sweep_study").set_value("apptest")
+    at.selectbox(key="sweep_base").set_value("Train form (as last started or cloned)")
+    at.number_input(key="sweep_trials").set_value(2)
+    at.button(key="sweep_start").click().run()
+    assert not at.exception and not at.error, (_texts(at.error), [e.value for e in at.exception])
+    store = RunStore(runs_dir)
+    deadline = time.time() + 240
+    while sweep_running(store, "apptest") and time.time() < deadline:
+        time.sleep(1)
+    assert not sweep_running(store, "apptest"), (runs_dir / "sweeps" / "apptest.log").read_text()
+    at.run()
+    trials = _frame(at, lambda df: "trial" in df.columns)
+    assert list(trials["trial"]) == [0, 1] and list(trials["state"]) == ["complete", "complete"], trials
+    assert set(trials["run"]) == {"apptest-t000", "apptest-t001"} and set(trials["run state"]) == {"finished"}
+    assert {"push_weight", "push_temp", "itt_lr", "eps_warmup"} <= set(trials.columns)
+    cfg = store.get("apptest-t000").config
+    assert cfg["method"]["method"] == "natural" and cfg["data"]["train_subset"] == 128
+    at.toggle(key="sweep_figures").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.label for t in at.tabs] == ["Optimisation history", "Parallel coordinates",
+                                          "Parameter importances", "Slices"]
+    assert len(at.get("plotly_chart")) >= 3
+    best = max(trials.itertuples(), key=lambda t: t.objective).run
+    at.button(key="sweep_promote").click().run()
+    assert store.active()["run"] == best
