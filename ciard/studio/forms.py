@@ -261,7 +261,7 @@ def show_value(value: Any) -> str:
         return "on" if value else "off"
     if isinstance(value, float):
         return format_float(value)
-    return "—" if value is None else str(value)
+    return "none" if value is None else str(value)
 
 
 def form_values(config: dict[str, Any]) -> dict[str, Any]:

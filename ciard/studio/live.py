@@ -72,7 +72,7 @@ def _live_body(name: str, was_active: bool) -> None:
     st.markdown(tuned_line(info.config))
     c1, c2, c3, c4 = st.columns(4)
     # the state as text, not a metric: a metric's value is cut to its column ("runni…")
-    c1.markdown(f"<div style='font-size:0.875rem'>State</div>"
+    c1.container(key="live_state").markdown(f"<div style='font-size:0.875rem'>State</div>"
                 f"<div style='font-size:1.6rem;line-height:1.3;white-space:normal'>{html.escape(label)}</div>",
                 unsafe_allow_html=True)
     last_step = int(steps["step"].iloc[-1]) if not steps.empty else info.step

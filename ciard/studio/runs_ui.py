@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -38,6 +39,9 @@ def _table_body() -> None:
     infos = get_store().list()
     df = runs_table(infos)
     hyper = [c for c in df.columns[list(df.columns).index("group") + 1:]]
+    # what a researcher reads first: name, state, scores, the settings that differ; then the rest
+    df = df[["name", "state", *SCORE_COLUMNS, *hyper,
+             *[c for c in df.columns if c not in ("name", "state", *SCORE_COLUMNS, *hyper)]]]
     sortable = [*SCORE_COLUMNS, "created", *hyper]
     if ss.get("runs_sort") not in sortable:
         ss["runs_sort"] = "created"
@@ -132,6 +136,17 @@ def _highlight(diff: pd.DataFrame):
     return diff.style.apply(colour, axis=1)
 
 
+def promote_student(name: str) -> Path | None:
+    """Promote a run's best student and hand it to the sidebar; None (after an error shown) if not."""
+    try:
+        path = get_store().promote(name)
+    except (ValueError, KeyError) as exc:
+        st.error(md(exc))
+        return None
+    st.session_state["sb_student_next"] = str(path)
+    return path
+
+
 def render_actions(names: list[str], selected: list[str]) -> None:
     """Promote, delete (with a confirmation) one run."""
     store = get_store()
@@ -142,12 +157,8 @@ def render_actions(names: list[str], selected: list[str]) -> None:
     name = c1.selectbox("Run", names, key="runs_action_run")
     if c2.button("Promote student", key="runs_promote", width="stretch",
                  help="make this run's best student the active one on every page"):
-        try:
-            path = store.promote(name)
-        except (ValueError, KeyError) as exc:
-            st.error(md(exc))
-        else:
-            ss["sb_student_next"] = str(path)
+        path = promote_student(name)
+        if path:
             ss[FLASH] = ("success", f"Promoted the student of **{md(name)}**: the sidebar's active student is "
                                     f"now {md(path)}.")
             st.rerun()

@@ -9,7 +9,7 @@ import streamlit as st
 
 from ..config import ConfigError, preset
 from . import forms
-from .runs_ui import render_queue_setting
+from .runs_ui import promote_student, render_queue_setting
 from .sidebar import choices
 from .store import get_store
 from .sweeps import (best_trial_run, default_space_rows, figures, launch_sweep, load_study, studies,
@@ -115,12 +115,8 @@ def _study_body(name: str, was_running: bool) -> None:
         c1.markdown(f"Best trial: run **{md(best)}**, objective {study.best_value:.4f}")
         if c2.button("Promote best trial", key="sweep_promote", type="primary", width="stretch",
                      help="make the best trial's student the active one on every page"):
-            try:
-                path = store.promote(best)
-            except (ValueError, KeyError) as exc:
-                st.error(md(exc))
-            else:
-                st.session_state["sb_student_next"] = str(path)
+            path = promote_student(best)
+            if path:
                 st.session_state[FLASH] = f"Promoted the best trial's student (**{md(best)}**): {md(path)}."
                 st.rerun(scope="app")
     if done and st.toggle("Show Optuna's figures", key="sweep_figures",
