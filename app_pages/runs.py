@@ -19,4 +19,5 @@ st.subheader("Seed groups", help="runs of one config with other seeds: mean with
 render_groups()
 st.subheader("Manage")
 render_actions(names, selected)
-render_queue_setting("runs_queue_n")
+with st.columns([1, 3])[0]:
+    render_queue_setting("runs_queue_n")

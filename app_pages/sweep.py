@@ -6,7 +6,8 @@ from ciard.studio.sweep_ui import render_launcher, render_queue, render_study
 st.title("Sweep")
 st.caption("Each trial is a run in the store (the Runs page lists it too). Trials wait in the run queue and "
            "train **Runs at once** at a time: 1 keeps a 2-core machine responsive.")
-render_queue()
+with st.columns([1, 3])[0]:
+    render_queue()
 render_launcher()
 st.subheader("Studies")
 render_study()

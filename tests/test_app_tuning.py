@@ -243,3 +243,16 @@ def test_a_two_trial_sweep_from_the_page_lists_trials_draws_figures_promotes(run
     best = max(trials.itertuples(), key=lambda t: t.objective).run
     at.button(key="sweep_promote").click().run()
     assert store.active()["run"] == best
+
+
+def test_a_sweep_that_has_not_created_its_study_is_listed_and_said_so(runs_dir):
+    from ciard.studio.sweeps import load_study, studies
+    (runs_dir / "sweeps").mkdir()
+    (runs_dir / "sweeps" / "early.json").write_text('{"pid": null, "started": 1}')
+    (runs_dir / "sweeps" / "early.log").write_text("error: something one line\n")
+    store = RunStore(runs_dir)
+    assert studies(store) == ["early"] and load_study(store, "early") is None
+    at = _app("app_pages/sweep.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("ended before it created its study" in e for e in _texts(at.error)), _texts(at.error)
+    assert any("something one line" in c.value for c in at.code)

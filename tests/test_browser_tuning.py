@@ -79,7 +79,7 @@ def test_form_runs_table_and_a_two_trial_sweep_in_a_browser(tmp_path):
 
         # Runs: the differing hyperparameters as columns, best by a score, clone into the form
         page.goto(url + "/runs")
-        page.locator("[data-testid=stDataFrame]").first.wait_for()
+        page.locator("[data-testid=stDataFrame]").first.wait_for(timeout=180_000)
         _idle(page)
         _shot(page, "t16-runs-table.png")
         # the run acted on defaults to the newest, tiny-push2
@@ -92,8 +92,9 @@ def test_form_runs_table_and_a_two_trial_sweep_in_a_browser(tmp_path):
         _shot(page, "t16-train-form-cloned.png")
 
         # Sweep: 2 trials on the cloned tiny config, one at a time
-        page.goto(url + "/sweep")
-        page.locator(".st-key-sweep_study input").wait_for()
+        # through the sidebar, in the same session: a page load would start a fresh form
+        page.get_by_role("link", name="Sweep").click()
+        page.locator(".st-key-sweep_study input").wait_for(timeout=180_000)
         assert page.locator(".st-key-sweep_queue_n input").input_value() == "1"
         _fill(page, "sweep_study", "browser")
         _select(page, "sweep_base", "Train form (as last started or cloned)")

@@ -96,6 +96,13 @@ def _study_body(name: str, was_running: bool) -> None:
     if was_running and not running:
         st.rerun()
     study = load_study(store, name)
+    if study is None:
+        if running:
+            st.caption(f"Sweep **{md(name)}** is starting…")
+        else:
+            st.error(f"Sweep **{md(name)}** ended before it created its study.")
+            st.code(sweep_log(store, name, 12) or "(no output)", language=None)
+        return
     rows = trials_rows(study, store)
     done = sum(r["state"] == "complete" for r in rows)
     st.markdown(f"**{md(name)}** · {'running' if running else 'not running'} · {len(rows)} trial"

@@ -106,21 +106,28 @@ def sweep_log(store: RunStore, study: str, lines: int = 20) -> str:
 
 
 def studies(store: RunStore) -> list[str]:
-    """The studies in the store's Optuna storage, newest launch first."""
-    db = store.root / "sweeps.db"
-    if not db.is_file():
-        return []
-    import optuna
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    names = [s.study_name for s in optuna.get_all_study_summaries(default_storage(store.root))]
+    """The studies in the store's Optuna storage and those launched from the app (a sweep that is
+    still creating its study is one), newest launch first."""
+    names = {p.name[:-len(".json")] for p in sweeps_dir(store).glob("*.json")
+             if not p.name.endswith((".config.json", ".space.json"))} if sweeps_dir(store).is_dir() else set()
+    if (store.root / "sweeps.db").is_file():
+        import optuna
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        names |= {s.study_name for s in optuna.get_all_study_summaries(default_storage(store.root))}
     started = {n: read_json(sweeps_dir(store) / f"{n}.json").get("started", 0) for n in names}
-    return sorted(names, key=lambda n: -started[n])
+    return sorted(names, key=lambda n: (-started[n], n))
 
 
 def load_study(store: RunStore, study: str):
+    """The Optuna study, or None while its sweep has not created it yet."""
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=study, storage=default_storage(store.root))
+    if not (store.root / "sweeps.db").is_file():
+        return None
+    try:
+        return optuna.load_study(study_name=study, storage=default_storage(store.root))
+    except KeyError:
+        return None
 
 
 def trials_rows(study, store: RunStore) -> list[dict[str, Any]]:
