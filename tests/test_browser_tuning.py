@@ -110,7 +110,7 @@ def test_form_runs_table_and_a_two_trial_sweep_in_a_browser(tmp_path):
             log = runs / "sweeps" / "browser.log"
             raise AssertionError(f"sweep log:\n{log.read_text() if log.is_file() else '(none)'}") from None
         elapsed = time.time() - t0
-        table = page.locator(".st-key-sweep_trials_table")
+        table = page.locator("[data-testid=stDataFrame]")
         for run in ("browser-t000", "browser-t001"):
             wait(lambda: table.get_by_text(run, exact=True).count() > 0, 30, f"trial {run} in the table")
         page.locator(".st-key-sweep_figures").get_by_text("Show Optuna's figures").click()
