@@ -21,7 +21,7 @@ from .text import md
 REFRESH_S = 1.5
 ACTIVE = ("starting", "running")
 #: state -> (badge colour, material icon)
-STATE_BADGES = {"starting": ("blue", "hourglass_top"), "running": ("green", "play_arrow"),
+STATE_BADGES = {"queued": ("gray", "schedule"), "starting": ("blue", "hourglass_top"), "running": ("green", "play_arrow"),
                 "stopped": ("orange", "pause"), "finished": ("violet", "check"), "failed": ("red", "close")}
 
 
@@ -41,7 +41,8 @@ def render_live(name: str) -> None:
         st.info(f"Run '{md(name)}' no longer exists.")
         return
     active = state in ACTIVE
-    st.fragment(run_every=REFRESH_S if active else None)(_live_body)(name, active)
+    # a queued run is polled too, so that its panel comes alive when the queue starts it
+    st.fragment(run_every=REFRESH_S if active or state == "queued" else None)(_live_body)(name, active)
 
 
 def _live_body(name: str, was_active: bool) -> None:

@@ -30,7 +30,7 @@ def flash() -> None:
 def render_table() -> None:
     """All runs; refreshed every few seconds while any of them is active."""
     store = get_store()
-    active = any(r.state in ACTIVE for r in store.list())
+    active = any(r.state in (*ACTIVE, "queued") for r in store.list())
     st.fragment(run_every=3.0 if active else None)(_table_body)()
 
 
