@@ -256,3 +256,12 @@ def test_a_sweep_that_has_not_created_its_study_is_listed_and_said_so(runs_dir):
     assert not at.exception, [e.value for e in at.exception]
     assert any("ended before it created its study" in e for e in _texts(at.error)), _texts(at.error)
     assert any("something one line" in c.value for c in at.code)
+
+
+def test_queue_command_sets_the_concurrency_or_says_why_not(tmp_path, capsys):
+    from ciard import runqueue
+    from ciard.cli import main
+    assert main(["queue", "--runs-dir", str(tmp_path), "--concurrency", "0"]) == 2
+    assert "concurrency = 0 must be a whole number of at least 1" in capsys.readouterr().err
+    runqueue.set_concurrency(RunStore(tmp_path), 3)
+    assert runqueue.concurrency(RunStore(tmp_path)) == 3
