@@ -21,6 +21,7 @@ pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/monitoring:", url_path="runs"),
+    st.Page("app_pages/sweep.py", title="Sweep", icon=":material/tune:", url_path="sweep"),
     st.Page("app_pages/adversarial.py", title="Clean vs adversarial", icon=":material/compare:",
             url_path="adversarial"),
     st.Page("app_pages/explain.py", title="Saliency and push loss", icon=":material/visibility:", url_path="explain"),

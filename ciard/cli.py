@@ -137,10 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--clean-weight", type=float, default=0.5, help="w in the objective (default 0.5)")
     sw.add_argument("--pruner", default="median", choices=("median", "none"))
     sw.add_argument("--runs-dir", default="runs", help="run store the trials go to")
+    sw.add_argument("--jobs", type=int, default=1,
+                    help="trials in flight at once (default 1); the run store's queue concurrency also bounds them")
     sw.add_argument("--sampler-seed", type=int, help="seed of the TPE sampler (reproducible suggestions)")
     sw.add_argument("--preset", choices=sorted(PRESETS), help="base configuration of every trial")
     sw.add_argument("--config", help="JSON config file for the base configuration")
     _add_config_flags(sw)
+
+    q = sub.add_parser("queue", help="start the run store's queued runs, concurrency at a time, until none is left",
+                       description="Runs launched as queued (sweep trials, seed repeats) wait in the run store; "
+                                   "this worker starts them while fewer than the store's concurrency "
+                                   "(queue.json, default 1) are running. One worker per store; the app starts it.")
+    q.add_argument("--runs-dir", default="runs", help="the run store")
+    q.add_argument("--concurrency", type=int, help="set the store's concurrency first")
 
     a = sub.add_parser("app", help="serve CIARD Studio in the browser (streamlit run app.py)")
     a.add_argument("--port", type=int, default=8501)
@@ -391,12 +400,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import Sweep, load_space, summary
     if args.trials < 1:
         raise ConfigError(f"trials = {args.trials} must be at least 1")
+    if args.jobs < 1:
+        raise ConfigError(f"jobs = {args.jobs} must be at least 1")
     base = config_from_args(args)
     sweep = Sweep(base, args.study, storage=args.storage, space=load_space(args.space, base.method.method),
                   clean_weight=args.clean_weight, pruner=args.pruner, runs_dir=args.runs_dir,
                   seed=args.sampler_seed)
     print(f"study {args.study} in {sweep.storage}; trials go to {args.runs_dir}/", flush=True)
-    study = sweep.run(args.trials)
+    study = sweep.run(args.trials, jobs=args.jobs)
     print(summary(study))
     return 0
 
@@ -410,6 +421,20 @@ def cmd_data(args: argparse.Namespace) -> int:
             "train": len(data.train), "val": len(data.val), "test": len(data.test),
             "image_size": list(data.image_size)}
     print(json.dumps(info) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    from .runqueue import run_worker, set_concurrency
+    from .runs import RunStore
+    store = RunStore(user_path(args.runs_dir, "--runs-dir"))
+    if args.concurrency is not None:
+        try:
+            set_concurrency(store, args.concurrency)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    if run_worker(store):
+        print(f"another queue worker serves {args.runs_dir}", flush=True)
     return 0
 
 
@@ -444,7 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .data import DataError
     from .trainer import TrainingDiverged
     commands: dict[str, Any] = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "zoo": cmd_zoo,
-                                "sweep": cmd_sweep, "data": cmd_data, "app": cmd_app}
+                                "sweep": cmd_sweep, "data": cmd_data, "app": cmd_app,
+                                "queue": cmd_queue}
     try:
         return commands[args.command](args)
     except (ConfigError, DataError, CheckpointError) as exc:

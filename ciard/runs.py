@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,8 @@ from .runlog import RunDir, read_json, read_new_records, tail_lines, write_json
 ROOT = PACKAGE_PARENT
 ACTIVE_FILE = "active.json"
 PROCESS_FILE = "process.json"
-STATES = ("starting", "running", "stopped", "finished", "failed")
+GROUP_FILE = "group.json"
+STATES = ("queued", "starting", "running", "stopped", "finished", "failed")
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -64,6 +66,16 @@ def pid_alive(pid: int | None) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def reap_when_done(proc: subprocess.Popen) -> None:
+    """Collect the trainer's exit status as soon as it ends, so it never lingers ``<defunct>``.
+
+    A daemon thread per trainer blocks in ``wait()``; it costs nothing while the trainer runs and
+    does not keep the app (or a test) from exiting. Without it a finished trainer stays a zombie
+    under the Streamlit server until someone happens to look at that run.
+    """
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
 
 
 @dataclass
@@ -95,6 +107,11 @@ class RunInfo:
     @property
     def student(self) -> str:
         return self.config.get("model", {}).get("student", "?")
+
+    @property
+    def group(self) -> str | None:
+        """The group a run was launched in (a seed repeat), else None."""
+        return read_json(self.path / GROUP_FILE).get("group")
 
     @property
     def checkpoint(self) -> Path | None:
@@ -185,14 +202,30 @@ class RunStore:
         return ""
 
     # -- acting -------------------------------------------------------------------------
-    def launch(self, cfg: Config, name: str | None = None) -> RunInfo:
-        """Validate, create the run directory and start ``python -m ciard train`` for it."""
+    def launch(self, cfg: Config, name: str | None = None, *, group: str | None = None,
+               queued: bool = False) -> RunInfo:
+        """Validate, create the run directory and start ``python -m ciard train`` for it.
+
+        ``queued``: only write it down as "queued"; :mod:`ciard.runqueue` starts it when fewer
+        runs are active than the store's concurrency. ``group``: the runs launched together (a
+        seed repeat) share it.
+        """
         cfg = validate(cfg.override(out_dir=str(self.root), progress=False))
         run = RunDir.new(self.root, name or cfg.run.name or f"{cfg.method.method}-{cfg.model.student}")
         cfg = cfg.override(name=run.path.name)
         run.write_config(cfg.to_json())
-        self._spawn(run, ["--config", str(run.path / "config.json"), "--run-dir", str(run.path)])
+        if group:
+            write_json(run.path / GROUP_FILE, {"group": group})
+        if queued:
+            write_json(run.status_path, {"state": "queued", "queued": time.time()})
+        else:
+            self.start(run.path.name)
         return self.get(run.path.name)
+
+    def start(self, name: str) -> None:
+        """Start the trainer of a new (or queued) run."""
+        run = RunDir(self.path(name))
+        self._spawn(run, ["--config", str(run.path / "config.json"), "--run-dir", str(run.path)])
 
     def resume(self, name: str) -> RunInfo:
         info = self.get(name)
@@ -200,6 +233,8 @@ class RunStore:
             raise ValueError(f"run '{name}' is already running")
         if info.state == "finished":
             raise ValueError(f"run '{name}' has finished; nothing to resume")
+        if info.state == "queued":
+            raise ValueError(f"run '{name}' is queued; it starts when a place is free")
         if not (info.path / "last.pt").is_file():
             raise ValueError(f"run '{name}' has no checkpoint to resume from")
         self._spawn(RunDir(info.path), ["--resume", str(info.path)])
@@ -221,13 +256,19 @@ class RunStore:
                                 cwd=ROOT, stdout=console, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         console.close()
+        reap_when_done(proc)
         first = read_json(run.path / PROCESS_FILE).get("first_launched", time.time())
         write_json(run.path / PROCESS_FILE, {"pid": proc.pid, "launched": time.time(),
                                               "first_launched": first, "argv": args})
 
     def stop(self, name: str) -> None:
-        """Ask the trainer to stop after its current step (it writes a checkpoint first)."""
-        RunDir(self.get(name).path).request_stop()
+        """Ask the trainer to stop after its current step (it writes a checkpoint first); a
+        queued run leaves the queue (stopped, never started)."""
+        info = self.get(name)
+        if info.state == "queued":
+            write_json(info.path / "status.json", {"state": "stopped", "error": "taken off the queue before it started"})
+            return
+        RunDir(info.path).request_stop()
 
     def kill(self, name: str) -> None:
         """End the process now (SIGKILL to its session): the last checkpoint is what remains."""

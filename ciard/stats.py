@@ -5,6 +5,7 @@ accuracy difference is a *paired* quantity: only the images on which they disagr
 information about it. This module gives
 
 * ``accuracy_interval`` - a Wilson score interval for one accuracy;
+* ``mean_interval`` - the mean of independent repeats (seeds) with its Student-t interval;
 * ``paired_difference`` - the difference of two accuracies (or of any two per-image rates),
   with the exact McNemar test and its interval: given the m images on which the two models
   disagree, the number where A is the one right is Binomial(m, pi); a Clopper-Pearson
@@ -121,9 +122,10 @@ def _z(level: float) -> float:
 # -- over repeated runs (seeds) ---------------------------------------------------------------
 @dataclass(frozen=True)
 class MeanInterval:
+    """The mean of independent repeats (one config trained with n seeds) and its Student-t interval."""
     n: int
     mean: float
-    low: float               # Student-t interval of the mean
+    low: float               # nan when n < 2: one value has no interval
     high: float
     level: float
 
@@ -131,23 +133,25 @@ class MeanInterval:
     def excludes_zero(self) -> bool:
         return self.low > 0 or self.high < 0
 
+    def overlaps(self, other: "MeanInterval") -> bool:
+        return self.low <= other.high and other.low <= self.high
+
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def mean_interval(values, level: float = 0.95) -> MeanInterval:
-    """Mean of ``values`` (one per run, e.g. per seed) with its two-sided Student-t interval.
-
-    With one value, or values that are all equal, the interval is the point itself."""
-    v = np.asarray(values, dtype=float).reshape(-1)
-    if v.size == 0:
-        raise ValueError("no values")
-    mean = float(v.mean())
-    if v.size < 2:
-        return MeanInterval(1, mean, mean, mean, level)
+    """Mean of ``values`` (nan values dropped) with its two-sided Student-t interval (n >= 2; else nan)."""
+    x = np.asarray([v for v in values if v == v], dtype=float).reshape(-1)
+    n = x.size
+    if n == 0:
+        raise ValueError("no values to average")
+    mean = float(x.mean())
+    if n < 2:
+        return MeanInterval(n, mean, float("nan"), float("nan"), level)
     from scipy.stats import t
-    half = float(t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return MeanInterval(int(v.size), mean, mean - half, mean + half, level)
+    half = float(t.ppf(0.5 + level / 2, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+    return MeanInterval(n, mean, mean - half, mean + half, level)
 
 
 def paired_mean_difference(a, b, level: float = 0.95) -> MeanInterval:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import FIELD_INDEX, Config, ConfigError, validate
+from .runqueue import start_queued
 from .runs import RunStore
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class Sweep:
         self.study = optuna.create_study(study_name=study, storage=self.storage, direction="maximize",
                                          load_if_exists=True, pruner=pruners[pruner](),
                                          sampler=optuna.samplers.TPESampler(seed=seed))
-        self._current: str | None = None
+        self._current: set[str] = set()          # trials in flight (n_jobs threads)
 
     # -- one trial ------------------------------------------------------------------
     def config_for(self, trial) -> Config:
@@ -159,14 +160,15 @@ class Sweep:
         import optuna
         cfg = self.config_for(trial)
         name = f"{self.study.study_name}-t{trial.number:03d}"
-        info = self.store.launch(cfg, name)
-        self._current = info.name
+        info = self.store.launch(cfg, name, queued=True)   # the store's queue bounds trials at once
+        self._current.add(info.name)
         trial.set_user_attr("run", info.name)
         trial.set_user_attr("run_dir", str(info.path.resolve()))
         log.info("trial %d: run %s with %s", trial.number, info.name,
                  ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()))
         best, offset, reported = float("-inf"), 0, set()
         while True:
+            start_queued(self.store)
             records, offset = self.store.read_metrics(info.name, offset)
             for r in records:
                 if r.get("kind") != "epoch" or r["epoch"] in reported:
@@ -180,6 +182,7 @@ class Sweep:
                 if trial.should_prune():
                     self.store.stop(info.name)
                     self._wait(info.name)
+                    self._current.discard(info.name)
                     log.info("trial %d pruned at epoch %d", trial.number, r["epoch"])
                     raise optuna.TrialPruned()
             state = self.store.get(info.name).state
@@ -190,7 +193,7 @@ class Sweep:
                     continue
                 break
             time.sleep(self.poll)
-        self._current = None
+        self._current.discard(info.name)
         if state != "finished":
             raise RuntimeError(f"run {info.name} {state}: {self.store.get(info.name).error or 'see its log'}")
         if not math.isfinite(best):
@@ -203,14 +206,15 @@ class Sweep:
             time.sleep(self.poll)
 
     # -- the sweep --------------------------------------------------------------------
-    def run(self, trials: int) -> Any:
+    def run(self, trials: int, jobs: int = 1) -> Any:
         try:
-            self.study.optimize(self.objective, n_trials=trials, catch=(RuntimeError,))
+            self.study.optimize(self.objective, n_trials=trials, n_jobs=jobs, catch=(RuntimeError,))
         except KeyboardInterrupt:
-            if self._current:
-                log.warning("interrupted: stopping run %s", self._current)
-                self.store.stop(self._current)
-                self._wait(self._current)
+            for name in sorted(self._current):
+                log.warning("interrupted: stopping run %s", name)
+                self.store.stop(name)
+            for name in sorted(self._current):
+                self._wait(name)
             raise
         return self.study
 

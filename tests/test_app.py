@@ -167,10 +167,10 @@ def test_sidebar_checks_typed_dataset_paths(runs_dir, tmp_path):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("eps", "2", "eps = 2 must be in (0, 1]"),
-    ("lr", "-0.1", "lr = -0.1 must not be negative"),
-    ("eps", "abc", "eps = 'abc' is not a valid float"),
-    ("robust_teacher", "/no/such/teacher.pt", "robust_teacher: checkpoint not found: /no/such/teacher.pt"),
+    ("eps", "2", "eps (L-inf) = 2 must be in (0, 1]"),
+    ("lr", "-0.1", "Learning rate = -0.1 must not be negative"),
+    ("eps", "abc", "eps (L-inf) = 'abc' is not a valid float"),
+    ("robust_teacher", "/no/such/teacher.pt", "Robust teacher: checkpoint not found: /no/such/teacher.pt"),
 ])
 def test_train_form_rejects_bad_values_with_the_cli_message(runs_dir, field, value, message):
     at = _app("app_pages/train.py")

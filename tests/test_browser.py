@@ -163,12 +163,12 @@ def test_train_watch_stop_and_compare_in_a_browser(server, teachers):
         other = browser.new_page(viewport={"width": 1200, "height": 900})
         other.goto(url + "/train")
         _wait(lambda: other.evaluate(POINTS_JS) > 0, 60, "the live run in a second tab")
-        assert other.locator("[data-testid=stMetricValue]", has_text="running").count() == 1
+        assert other.locator(".st-key-live_state", has_text="running").count() == 1
         other.close()
 
         # Stop: the trainer finishes its step, writes a checkpoint, says "stopped"
         _button(page, "train_stop_btn", "Stop").click()
-        page.locator("[data-testid=stMetricValue]", has_text="stopped").wait_for(timeout=60_000)
+        page.locator(".st-key-live_state", has_text="stopped").wait_for(timeout=60_000)
         assert (runs / "browser" / "last.pt").is_file()
         _button(page, "train_resume_btn", "Resume").wait_for()
         _shot(page, "4-train-stopped.png")

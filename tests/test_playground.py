@@ -250,7 +250,7 @@ def test_mean_interval_is_the_student_t_interval():
     iv = mean_interval([1.0, 2.0, 3.0, 4.0])
     half = 3.182446305284263 * np.std([1, 2, 3, 4], ddof=1) / 2    # t(0.975, 3)
     assert iv.mean == 2.5 and iv.low == pytest.approx(2.5 - half) and iv.high == pytest.approx(2.5 + half)
-    assert mean_interval([0.5]).low == 0.5
+    assert mean_interval([0.5]).mean == 0.5 and mean_interval([0.5]).low != mean_interval([0.5]).low  # no interval
     d = paired_mean_difference([0.9, 0.8, 0.7], [0.8, 0.7, 0.6])
     assert d.mean == pytest.approx(0.1) and d.low == pytest.approx(0.1) and d.excludes_zero
     assert not paired_mean_difference([0.9, 0.7], [0.8, 0.8]).excludes_zero

@@ -1,30 +1,11 @@
 """The run store with real trainer processes: launch, stop, resume, kill -9, delete, promote."""
 import os
 import signal
-import time
 
 import pytest
 
-from ciard.config import Config
 from ciard.runs import RunStore
-
-
-def _tiny(**kw):
-    base = dict(method="natural", student="smallcnn", train_subset=512, epochs=3, batch_size=32,
-                eval_size=32, eval_pgd_steps=1, test_size=0, precision="fp32", device="cpu",
-                checkpoint_every=4, threads=1)
-    base.update(kw)
-    return Config().override(**base)
-
-
-def _wait(store, name, cond, timeout=120):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        info = store.get(name)
-        if cond(info):
-            return info
-        time.sleep(0.3)
-    raise AssertionError(f"timed out; state {store.get(name).state}; log:\n{store.log_tail(name)}")
+from store_support import tiny_config as _tiny, wait_for as _wait
 
 
 def _steps(store, name):

@@ -7,11 +7,13 @@ as fractions (eps "8/255", lr "1e-4") are text boxes, parsed by the config's own
 """
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from ..config import FIELD_INDEX, PRESETS, Config, field_choices, field_help, preset, validate
+from ..config import FIELD_INDEX, PRESETS, Config, ConfigError, field_choices, field_help, preset, validate
 from ..data import SOURCES
 from ..models import MODEL_NAMES
 from ..teachers import check_teachers
@@ -151,3 +153,137 @@ def build_config(preset_name: str, values: dict[str, Any], *, device: str = "aut
 
 def preset_names() -> list[str]:
     return list(PRESETS)
+
+
+# -- every problem at once, by the form's labels ------------------------------------------------
+#: the key under which :func:`field_errors` files a problem that belongs to no single field
+GENERAL = ""
+
+
+def labelled(message: str) -> str:
+    """A config message with config names (``push_temp``, ``--push-temp``) as the form's labels."""
+    for name, spec in FIELDS.items():
+        message = re.sub(rf"(?<![\w-])(--{name.replace('_', '-')}|{name})(?![\w-])", spec.label, message)
+    return message
+
+
+def _field_of(message: str) -> str:
+    """The form field a config message is about (its name, or its flag, appears in it), else GENERAL."""
+    for name in sorted(FIELDS, key=len, reverse=True):
+        if re.search(rf"(?<![\w-])(--{name.replace('_', '-')}|{name})(?![\w-])", message):
+            return name
+    return GENERAL
+
+
+def field_errors(preset_name: str, values: dict[str, Any], *, device: str = "auto") -> dict[str, str]:
+    """Every problem of a submitted form at once: {field name (or GENERAL): message by labels}.
+
+    Each field is first checked alone (the preset with only that value changed), which finds
+    every bad value in one pass; the fields that pass are then checked together, which finds
+    the problems between fields (a student_init of another architecture, a folder dataset
+    without a path); each such problem is filed under the field it names and that field put
+    back to the preset's value, until the rest passes. Empty: the form is valid.
+    """
+    def check(vals: dict[str, Any]) -> str | None:
+        try:
+            build_config(preset_name, vals, device=device)
+        except (ConfigError, ValueError) as exc:
+            return str(exc)
+        return None
+
+    if check(values) is None:
+        return {}
+    base = preset_values(preset_name)
+    errors: dict[str, str] = {}
+    for name in FIELDS:
+        if name in values and values[name] != base.get(name):
+            problem = check({**base, name: values[name]})
+            if problem:
+                errors[name] = labelled(problem)
+    together = {k: v for k, v in values.items() if k not in errors}
+    for _ in range(len(FIELDS) + 1):
+        problem = check(together)
+        if problem is None:
+            break
+        name = _field_of(problem)
+        if name == GENERAL or name in errors or together.get(name) == base.get(name):
+            errors.setdefault(GENERAL, labelled(problem))
+            break
+        errors[name] = labelled(problem)
+        together[name] = base.get(name)
+    return errors
+
+
+# -- a run's settings: its preset, what differs, the form and the command that make it again -------
+#: settings that say where or how a run is shown, not what it learns
+NOT_HYPERPARAMETERS = ("name", "out_dir", "progress", "device", "log", "checkpoint_every", "threads")
+
+
+def flat_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's config.json (nested by section) as {field: value}, unknown keys dropped."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update({k: v for k, v in value.items() if k in FIELD_INDEX})
+        elif key in FIELD_INDEX:
+            flat[key] = value
+    return flat
+
+
+def preset_differences(flat: dict[str, Any], preset_name: str) -> dict[str, Any]:
+    """The hyperparameters of ``flat`` that are not as in the preset."""
+    base = preset(preset_name).flat()
+    return {k: flat[k] for k in in_form_order(flat)
+            if k not in NOT_HYPERPARAMETERS and k in base and flat[k] != base[k]}
+
+
+_ORDER = {name: i for i, name in enumerate(dict.fromkeys([*FIELDS, *FIELD_INDEX]))}
+
+
+def in_form_order(names) -> list[str]:
+    """Config field names sorted as the form shows them (then the config's order)."""
+    return sorted(names, key=lambda n: _ORDER.get(n, len(_ORDER)))
+
+
+def closest_preset(flat: dict[str, Any]) -> str:
+    """The preset from which a config differs in the fewest hyperparameters (first on a tie)."""
+    return min(PRESETS, key=lambda p: len(preset_differences(flat, p)))
+
+
+def label_of(name: str) -> str:
+    """The form's label of a config field, else its config name."""
+    return FIELDS[name].label if name in FIELDS else name
+
+
+def show_value(value: Any) -> str:
+    """A config value short and exact, as the form writes it (8/255, 1e-04, on/off)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return format_float(value)
+    return "none" if value is None else str(value)
+
+
+def form_values(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's config as the Train form's values, keyed by field name (clone into the form)."""
+    flat = flat_config(config)
+    base = Config().flat()
+    return {f.name: format_value(flat.get(f.name, base[f.name]), f.kind) for f in FIELDS.values()}
+
+
+def cli_command(config: dict[str, Any]) -> str:
+    """``python -m ciard train --preset P --flag V ...``: the command that trains this config again."""
+    flat = flat_config(config)
+    name = closest_preset(flat)
+    base = preset(name).flat()
+    words = ["python", "-m", "ciard", "train", "--preset", name]
+    for key in in_form_order(flat):
+        value = flat[key]
+        if key in ("out_dir", "progress") or value == base.get(key):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + flag[2:])
+        else:
+            words += [flag, "none" if value is None else show_value(value)]
+    return shlex.join(words)

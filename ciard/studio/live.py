@@ -7,11 +7,13 @@ run ends, one full rerun switches polling off.
 """
 from __future__ import annotations
 
+import html
+
 import streamlit as st
 
 from ..config import TEACHERS_NEEDED
 from ..runlog import tail_lines
-from . import charts
+from . import charts, forms
 from .metrics import Follower, format_duration, needs_teacher_training, seconds_left, teacher_runs_in_progress
 from .store import get_store
 from .text import md
@@ -19,7 +21,7 @@ from .text import md
 REFRESH_S = 1.5
 ACTIVE = ("starting", "running")
 #: state -> (badge colour, material icon)
-STATE_BADGES = {"starting": ("blue", "hourglass_top"), "running": ("green", "play_arrow"),
+STATE_BADGES = {"queued": ("gray", "schedule"), "starting": ("blue", "hourglass_top"), "running": ("green", "play_arrow"),
                 "stopped": ("orange", "pause"), "finished": ("violet", "check"), "failed": ("red", "close")}
 
 
@@ -39,7 +41,8 @@ def render_live(name: str) -> None:
         st.info(f"Run '{md(name)}' no longer exists.")
         return
     active = state in ACTIVE
-    st.fragment(run_every=REFRESH_S if active else None)(_live_body)(name, active)
+    # a queued run is polled too, so that its panel comes alive when the queue starts it
+    st.fragment(run_every=REFRESH_S if active or state == "queued" else None)(_live_body)(name, active)
 
 
 def _live_body(name: str, was_active: bool) -> None:
@@ -68,8 +71,12 @@ def _live_body(name: str, was_active: bool) -> None:
                        for role in ("robust", "clean") if role in roles)
     st.markdown(f"**{md(name)}** &nbsp; :{colour}-badge[:material/{icon}: {label}] &nbsp; "
                 f"{md(info.method)} · student {md(info.student)}{teachers}")
+    st.markdown(tuned_line(info.config))
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("State", label)
+    # the state as text, not a metric: a metric's value is cut to its column ("runni…")
+    c1.container(key="live_state").markdown(f"<div style='font-size:0.875rem'>State</div>"
+                f"<div style='font-size:1.6rem;line-height:1.3;white-space:normal'>{html.escape(label)}</div>",
+                unsafe_allow_html=True)
     last_step = int(steps["step"].iloc[-1]) if not steps.empty else info.step
     total = info.total_steps or 0
     c2.metric(f"Step (of {total:,})" if total else "Step", f"{last_step:,}")
@@ -143,6 +150,17 @@ def _live_body(name: str, was_active: bool) -> None:
     missing = [t for k, t in (("live_tau", "temperatures"), ("live_w", "KD weights")) if k not in dict(shown)]
     if missing:
         st.caption(f"No {' or '.join(missing)} for method '{md(info.method)}'.")
+
+
+def tuned_line(config: dict) -> str:
+    """The hyperparameters this run changed from its preset, by the form's labels (markdown)."""
+    flat = forms.flat_config(config)
+    base = forms.closest_preset(flat)
+    diff = forms.preset_differences(flat, base)
+    if not diff:
+        return f"Hyperparameters: preset **{md(base)}** unchanged"
+    shown = " · ".join(f"{md(forms.label_of(k))} = **{md(forms.show_value(v))}**" for k, v in diff.items())
+    return f"Changed from preset **{md(base)}**: {shown}"
 
 
 def _final_line(final: dict) -> None:

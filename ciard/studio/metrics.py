@@ -170,8 +170,34 @@ def _pct(x: Any) -> float | None:
     return None if not isinstance(x, (int, float)) or x != x else round(100.0 * x, 2)
 
 
-def runs_table(infos: Iterable[RunInfo]) -> pd.DataFrame:
-    """One row per run: what the Runs page lists."""
+def hyperparameters(info: RunInfo) -> dict[str, Any]:
+    """A run's hyperparameters by config name (where and how it is shown left out)."""
+    from .forms import NOT_HYPERPARAMETERS, flat_config
+    return {k: v for k, v in flat_config(info.config).items() if k not in NOT_HYPERPARAMETERS}
+
+
+def varying_hyperparameters(infos: Iterable[RunInfo]) -> list[str]:
+    """The hyperparameters (config names) whose values differ between the runs, in the form's order."""
+    from .forms import in_form_order
+    values = [hyperparameters(i) for i in infos]
+    return [k for k in in_form_order({k for v in values for k in v})
+            if len({json.dumps(v.get(k), default=str) for v in values}) > 1]
+
+
+#: the Runs table's score columns ("best by" and sorting choose among them)
+SCORE_COLUMNS = ("best val PGD %", "best val clean %", "test PGD-20 %", "test clean %")
+
+
+def runs_table(infos: Iterable[RunInfo], hyper: str = "varying") -> pd.DataFrame:
+    """One row per run: what the Runs page lists, then hyperparameter columns by the form's labels.
+
+    ``hyper``: "varying" adds the hyperparameters that differ across these runs, "all" every
+    one (the CSV), "none" none.
+    """
+    from .forms import label_of
+    infos = list(infos)
+    keys = {"varying": varying_hyperparameters(infos), "none": []}.get(hyper) \
+        or (list(hyperparameters(infos[0])) if hyper == "all" and infos else [])
     rows = []
     for info in infos:
         epochs, final = epoch_and_final(info.path)
@@ -187,10 +213,27 @@ def runs_table(infos: Iterable[RunInfo]) -> pd.DataFrame:
             "test clean %": _pct(final.get("test_clean")),
             "test PGD-20 %": _pct(final.get("test_pgd20")),
             "created": pd.Timestamp(info.created, unit="s", tz="UTC").tz_convert(None).floor("s"),
+            "group": info.group or "",
+            **{label_of(k): _hp_cell(hyperparameters(info).get(k)) for k in keys},
         })
     columns = ["name", "state", "method", "student", "epochs", "steps", "progress",
-               "best val clean %", "best val PGD %", "test clean %", "test PGD-20 %", "created"]
+               "best val clean %", "best val PGD %", "test clean %", "test PGD-20 %", "created", "group",
+               *[label_of(k) for k in keys]]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _hp_cell(v: Any) -> Any:
+    """Numbers stay numbers (the column sorts); anything else is text (one type per column)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return "—" if v is None else str(v)
+    return v
+
+
+def best_run(table: pd.DataFrame, score: str) -> str | None:
+    """The name of the run with the highest ``score`` in the Runs table (None if none has one)."""
+    if score not in table or table[score].isna().all():
+        return None
+    return str(table.loc[table[score].astype(float).idxmax(), "name"])
 
 
 def final_metrics_table(infos: Iterable[RunInfo]) -> pd.DataFrame:
@@ -247,13 +290,16 @@ def _show(v: Any) -> str:
 
 
 def metrics_csv(store: RunStore, names: Iterable[str]) -> bytes:
-    """Every metric record of the runs, one row each, with ``run`` and ``kind`` columns."""
+    """Every metric record of the runs, one row each, with ``run`` and ``kind`` columns and the
+    run's hyperparameters as ``hp.<config name>`` columns."""
     frames = []
     for name in names:
         records, _ = store.read_metrics(name, 0)
         if records:
             df = pd.DataFrame(records)
             df.insert(0, "run", name)
+            for k, v in hyperparameters(store.get(name)).items():   # each row says what it was trained with
+                df[f"hp.{k}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
             frames.append(df)
     if not frames:
         return b"run,kind\n"
