@@ -7,6 +7,7 @@ import streamlit as st
 from . import charts
 from .metrics import config_differences, curve, final_metrics_table, metric_names, metrics_csv, runs_table
 from .store import get_store
+from .sidebar import promote_in_session
 from .text import md
 
 FLASH = "runs_flash"
@@ -112,15 +113,14 @@ def render_actions(names: list[str], selected: list[str]) -> None:
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     name = c1.selectbox("Run", names, key="runs_action_run")
     if c2.button("Promote student", key="runs_promote", width="stretch",
-                 help="make this run's best student the active one on every page"):
+                 help="make this run's best student the active one on every page, for this browser session"):
         try:
-            path = store.promote(name)
+            path = promote_in_session(store, name)
         except (ValueError, KeyError) as exc:
             st.error(md(exc))
         else:
-            ss["sb_student_next"] = str(path)
-            ss[FLASH] = ("success", f"Promoted the student of **{md(name)}**: the sidebar's active student is "
-                                    f"now {md(path)}.")
+            ss[FLASH] = ("success", f"Promoted the student of **{md(name)}** for this session: the sidebar's "
+                                    f"active student is now {md(path)}. Other visitors keep the default.")
             st.rerun()
     if c3.button("Delete run", key="runs_delete", width="stretch", help="remove the run's directory (asks first)"):
         ss[PENDING_DELETE] = name

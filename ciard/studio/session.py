@@ -12,7 +12,7 @@ import streamlit as st
 #: key prefixes of widgets whose values outlive a page switch (buttons are never kept)
 KEPT_PREFIXES = ("tf_", "sb_data_path", "train_preset", "train_run", "live_x", "runs_select", "runs_metric", "runs_x",
                  "runs_action_run", "adv_idx", "adv_attack", "adv_eps", "adv_step", "adv_source", "adv_mode",
-                 "adv_class", "adv_seed", "adv_curve_n", "xp_", "up_eps", "up_steps")
+                 "adv_class", "adv_seed", "adv_curve_n", "xp_", "up_label")
 
 
 def keep(prefixes: tuple[str, ...] = KEPT_PREFIXES) -> None:

@@ -1,0 +1,208 @@
+"""Own data and own checkpoints (issue 15): a 3-class image folder, an uploaded or typed
+checkpoint for any role, and per-session promotion; through AppTest and the helpers."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from ciard import checkpoints
+from ciard.models import build_model
+from ciard.studio import own
+from store_support import write_finished_run
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 120
+CLASSES = ("cat", "dog", "fish")
+
+
+def _texts(elements) -> str:
+    return " ".join(re.sub(r"\\(.)", r"\1", str(e.value)) for e in elements)
+
+
+@pytest.fixture
+def folder3(tmp_path) -> Path:
+    """An image folder with 3 classes (4 train and 4 test images each, 32 x 32)."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in CLASSES:
+            d = tmp_path / "ds3" / split / c
+            d.mkdir(parents=True)
+            for i in range(4):
+                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    return tmp_path / "ds3"
+
+
+@pytest.fixture
+def ckpt3(tmp_path) -> Path:
+    """A 3-class smallcnn checkpoint with a training record (its provenance)."""
+    torch.manual_seed(0)
+    return checkpoints.save_model(build_model("smallcnn", 3), tmp_path / "three.pt",
+                                  config={"method": {"method": "natural"}, "data": {"dataset": "folder"}},
+                                  metrics={"epoch": 2, "student_clean": 0.5})
+
+
+def _app(folder: Path | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    if folder is not None:
+        at.selectbox(key="sb_dataset").set_value("folder").run()
+        at.text_input(key="sb_data_path").set_value(str(folder)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _bring(at: AppTest, role: str, *, upload: tuple[str, bytes] | None = None, path: str = "") -> AppTest:
+    at.radio(key="sb_own_role").set_value(role)
+    if upload is not None:
+        at.file_uploader(key="sb_own_file").set_value((upload[0], upload[1], "application/octet-stream"))
+    at.text_input(key="sb_own_path").set_value(path)
+    at.button(key="sb_own_use").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+# -- 1: a folder dataset whose class count is not the models' ------------------------------
+@pytest.mark.parametrize("page", ["app_pages/adversarial.py", "app_pages/explain.py"])
+def test_three_class_folder_is_one_clear_message(runs_dir, folder3, page):
+    at = _app(folder3)
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1, _texts(at.error)
+    said = _texts(at.error)
+    assert "different classes" in said and "has 3 (cat, dog, fish)" in said and "has 10" in said
+
+
+def test_upload_page_works_beside_a_three_class_folder(runs_dir, folder3):
+    at = _app(folder3)
+    at.switch_page("app_pages/upload.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, _texts(at.error)              # the shipped teachers stand in for "auto"
+    assert "airplane" in _texts(at.markdown) + _texts(at.caption)   # CIFAR-10 names, not numbers
+
+
+# -- 2: bring your own checkpoint ------------------------------------------------------------------
+def test_uploaded_three_class_student_is_used_on_the_three_class_folder(runs_dir, folder3, ckpt3):
+    at = _app(folder3)
+    _bring(at, "student", upload=("three.pt", ckpt3.read_bytes()))
+    spec = at.sidebar.selectbox(key="sb_student").value
+    assert spec.startswith(own.UPLOAD_PREFIX)
+    said = _texts(at.sidebar.caption)
+    assert "smallcnn, 3 classes" in said and "trained with natural on folder" in said and "epoch 2" in said
+    at.switch_page("app_pages/adversarial.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {c.key for c in at.get("plotly_chart")} == {"adv_top_student"}   # scored on cat/dog/fish
+    assert "different classes" not in _texts(at.error)
+
+
+def test_uploaded_checkpoint_serves_a_teacher_role(runs_dir, tmp_path):
+    torch.manual_seed(1)
+    ck = checkpoints.save_model(build_model("smallcnn"), tmp_path / "t10.pt")
+    at = _bring(_app(), "clean_teacher", upload=("t10.pt", ck.read_bytes()))
+    assert at.sidebar.selectbox(key="sb_clean_teacher").value.startswith(own.UPLOAD_PREFIX)
+    assert "provenance unknown" in _texts(at.sidebar.caption)
+    at.switch_page("app_pages/adversarial.py").run()
+    assert not at.exception and not at.error, _texts(at.error)
+    assert "adv_top_clean_teacher" in {c.key for c in at.get("plotly_chart")}
+
+
+def test_mismatched_upload_is_refused_with_one_line(runs_dir, ckpt3):
+    at = _bring(_app(), "student", upload=("three.pt", ckpt3.read_bytes()))
+    assert len(at.sidebar.error) == 1
+    assert "has 3 classes but the sidebar's dataset has 10: refused" in _texts(at.sidebar.error)
+    assert not at.sidebar.selectbox(key="sb_student").value.startswith(own.UPLOAD_PREFIX)
+
+
+def test_junk_upload_and_bad_path_are_one_line(runs_dir, tmp_path):
+    at = _bring(_app(), "student", upload=("junk.pt", b"not a checkpoint at all"))
+    assert "not a file torch.save wrote" in _texts(at.sidebar.error)
+    at.file_uploader(key="sb_own_file").set_value(None)
+    _bring(at, "robust_teacher", path=str(tmp_path / "nothing.pt"))
+    assert "checkpoint not found" in _texts(at.sidebar.error)
+
+
+def test_typed_path_is_checked_and_used(runs_dir, folder3, ckpt3):
+    at = _bring(_app(folder3), "robust_teacher", path=str(ckpt3))
+    assert at.sidebar.selectbox(key="sb_robust_teacher").value == str(ckpt3)
+    assert "smallcnn, 3 classes" in _texts(at.sidebar.caption)
+
+
+def test_upload_size_cap_and_safe_load(monkeypatch, ckpt3):
+    monkeypatch.setattr(own, "MAX_MB", 0)
+    ck, err = own.from_upload("big.pt", ckpt3.read_bytes(), None)
+    assert ck is None and "limited to 0 MB" in err
+    monkeypatch.setattr(own, "MAX_MB", 100)
+    # a pickle that would run code is refused by the weights-only reader
+    import io
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+    buf = io.BytesIO()
+    torch.save({"model": {"arch": "smallcnn", "num_classes": 3}, "state_dict": {}, "x": Evil()}, buf)
+    ck, err = own.from_upload("evil.pt", buf.getvalue(), None)
+    assert ck is None and "could run code" in err
+    ck, err = own.from_upload("three.pt", ckpt3.read_bytes(), 3)
+    assert err is None and own.bytes_of(ck.spec) == ckpt3.read_bytes()
+    assert pickle.dumps(ck.num_classes) and ck.arch == "smallcnn"
+
+
+# -- 8: promotion is per session --------------------------------------------------------------------
+def test_promotion_is_per_session(runs_dir):
+    torch.manual_seed(0)
+    write_finished_run(runs_dir, "weak", build_model("smallcnn"))
+    a, b = _app(), _app()
+    default = b.sidebar.selectbox(key="sb_student").value
+    a.switch_page("app_pages/runs.py").run()
+    a.selectbox(key="runs_action_run").set_value("weak")
+    a.button(key="runs_promote").click().run()
+    assert a.sidebar.selectbox(key="sb_student").value == str(runs_dir / "weak" / "best.pt")
+    assert "this browser session only" in _texts(a.sidebar.caption)
+    b.run()
+    assert b.sidebar.selectbox(key="sb_student").value == default     # the other visitor's demo holds
+    c = _app()                                                          # and a new visitor's default too
+    assert c.sidebar.selectbox(key="sb_student").value == default
+    a.sidebar.selectbox(key="sb_student").set_value(default).run()    # undo: pick the default again
+    assert a.sidebar.selectbox(key="sb_student").value == default
+
+
+# -- 3: the Your own image page ------------------------------------------------------------------------
+def _png(w: int, h: int) -> bytes:
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_crop_notes():
+    from ciard.studio.upload_ui import crop_notes
+    assert crop_notes(400, 300) == []
+    pano = crop_notes(4000, 300)
+    assert len(pano) == 1 and "centre 300 x 300 square" in pano[0] and "8% of its width" in pano[0]
+    tiny = crop_notes(8, 8)
+    assert len(tiny) == 1 and "Upscaled" in tiny[0]
+
+
+def test_upload_page_classes_label_crop_and_attack_choice(runs_dir):
+    at = _app()
+    at.switch_page("app_pages/upload.py").run()
+    assert "The models know 10 classes" in _texts(at.markdown) and "airplane" in _texts(at.markdown)
+    assert "out-of-distribution" in _texts(at.caption)
+    at.file_uploader(key="up_file").set_value(("pano.png", _png(4000, 300), "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Heavily cropped" in _texts(at.warning)
+    assert len([c for c in at.get("plotly_chart") if c.key.startswith("up_top_")]) == 3
+    # a true label: right/wrong instead of holds/flips; the attack and its source are the user's
+    at.selectbox(key="up_label").set_value(0)
+    at.selectbox(key="adv_attack").set_value("fgsm")
+    at.selectbox(key="adv_source").set_value("clean_teacher").run()
+    assert not at.exception, [e.value for e in at.exception]
+    verdicts = _texts(at.success) + _texts(at.error)
+    assert re.search(r"\b(right|wrong|flips to wrong)\b", verdicts) and "holds:" not in verdicts
+    caps = [c for i in at.get("image") for c in i.captions]
+    assert any("FGSM" in c and "clean teacher" in c for c in caps), caps
