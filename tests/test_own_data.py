@@ -206,3 +206,47 @@ def test_upload_page_classes_label_crop_and_attack_choice(runs_dir):
     assert re.search(r"\b(right|wrong|flips to wrong)\b", verdicts) and "holds:" not in verdicts
     caps = [c for i in at.get("image") for c in i.captions]
     assert any("FGSM" in c and "clean teacher" in c for c in caps), caps
+
+
+# -- 6: the teaching-example finder -------------------------------------------------------------------
+def test_finder_choose_rules():
+    from ciard.studio import finder
+    y = np.array([0, 1, 2])
+    eye = np.eye(3)
+    right = {"clean_teacher": eye, "robust_teacher": eye, "student": eye}
+    adv = {"clean_teacher": eye[[1, 2, 0]], "robust_teacher": eye[[0, 1, 0]], "student": eye}
+    idx = np.array([10, 11, 12])
+    # image 10 and 11: teacher fooled, robust and student hold; 12: the robust teacher flips too
+    assert finder.choose("teaching", idx, y, right, adv) == 10
+    assert finder.choose("teaching", idx, y, right, adv, skip=1) == 11
+    assert finder.choose("teaching", idx, y, right, {"clean_teacher": eye}) is None   # nobody fooled
+    assert finder.choose("hardest", idx, y, right, adv) == 12                          # two of three fooled
+    assert finder.choose("random", idx, y, {}, {}) in idx
+
+
+def _panels(at: AppTest) -> dict[str, tuple[str, str]]:
+    """role -> (clean subtitle, adversarial subtitle) of the top-5 charts."""
+    import json
+    out = {}
+    for c in at.get("plotly_chart"):
+        if c.key.startswith("adv_top_"):
+            ann = [a["text"] for a in json.loads(c.proto.spec)["layout"]["annotations"]]
+            out[c.key[len("adv_top_"):]] = (ann[0], ann[1])
+    return out
+
+
+def test_teaching_example_button_finds_the_story(runs_dir):
+    at = _app()
+    at.switch_page("app_pages/adversarial.py").run()
+    at.button(key="adv_find_teaching").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Teaching example #" in _texts(at.caption), _texts(at.caption)
+    panels = _panels(at)
+    assert set(panels) == {"clean_teacher", "robust_teacher", "student"}
+    assert all("right" in clean for clean, _ in panels.values()), panels
+    assert "wrong" in panels["clean_teacher"][1]
+    assert "right" in panels["robust_teacher"][1] and "right" in panels["student"][1], panels
+    first = at.number_input(key="adv_idx").value
+    at.button(key="adv_find_hardest").click().run()
+    assert "Hardest of 64 test images" in _texts(at.caption)
+    assert at.number_input(key="adv_idx").value != first

@@ -9,7 +9,7 @@ import torch
 
 from .. import explain
 from . import probe
-from .adversarial_ui import attack_controls
+from .adversarial_ui import attack_controls, attack_or_message
 from .probe_charts import attribution_grid, topk_figure
 from .text import md
 
@@ -91,11 +91,8 @@ def render_upload(models: dict, refs: dict, classes: list[str]) -> None:
     keys = {k: refs[k].key for k in models}
     p_clean = probe.probs_of(keys[p.source], x)[0]
     y = np.array([label if label is not None else int(p_clean.argmax())])
-    try:
-        with st.spinner("Attacking…"):
-            x_adv = probe.attack_batch(keys[p.source], x, y, p.attack, p.eps, p.steps, p.step_size)
-    except Exception as exc:
-        st.error(f"The attack failed: {md(type(exc).__name__)}: {md(exc)}", icon=":material/error:")
+    x_adv = attack_or_message(keys[p.source], x, y, p)
+    if x_adv is None:
         return
     shown, w, h = _original_with_box(raw)
     i0, i1, i2 = st.columns(3)
