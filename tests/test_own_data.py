@@ -250,3 +250,55 @@ def test_teaching_example_button_finds_the_story(runs_dir):
     at.button(key="adv_find_hardest").click().run()
     assert "Hardest of 64 test images" in _texts(at.caption)
     assert at.number_input(key="adv_idx").value != first
+
+
+# -- 4 and 5: maps that compare, charts that agree ---------------------------------------------------
+def test_attribution_maps_per_model_scale_overlay_and_no_axes():
+    from ciard.studio.probe_charts import attribution_grid, scaled_maps
+    strong, weak = np.full((32, 32), 1.7), np.full((32, 32), 0.01)
+    strong[0, 0] = weak[0, 0] = 0.0
+    maps = {"clean teacher": (strong, strong), "student": (weak, weak)}
+    per, top = scaled_maps(maps)
+    assert top == 1.0 and per["student"][0].max() == pytest.approx(1.0)   # the weak map is not black
+    shared, top = scaled_maps(maps, shared=True)
+    assert top == pytest.approx(1.7) and shared["student"][0].max() < 0.01 * top
+    img = np.zeros((32, 32, 3), np.uint8)
+    fig = attribution_grid(maps, images=(img, img), opacity=0.4)
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heat) == 4 and {t.opacity for t in heat} == {0.4} and sum(t.type == "image" for t in fig.data) == 4
+    for ax in [a for a in fig.layout if a.startswith(("xaxis", "yaxis"))]:
+        assert fig.layout[ax].visible is False, ax
+
+
+def test_charts_agree_on_percent_eps_markers_colours_and_true_class():
+    import pandas as pd
+    from ciard.attacks import eps_text
+    from ciard.studio import charts
+    from ciard.studio.metrics import _show
+    from ciard.studio.probe_charts import RIGHT, WRONG, accuracy_eps_figure, topk_figure
+    assert eps_text(8 / 255) == "8/255" and eps_text(0.1) == "0.1" and _show(None) == "—"
+    fig = accuracy_eps_figure([0, 8 / 255], {"student": [0.5, 0.2]}, "t")
+    assert list(fig.layout.xaxis.ticktext) == ["0/255", "8/255"] and tuple(fig.layout.yaxis.range) == (0, 100)
+    acc = charts.accuracy_figure(pd.DataFrame({"epoch": [1], "student_clean": [0.4]}))
+    assert tuple(acc.layout.yaxis.range) == (0, 100) and "markers" in acc.data[0].mode
+    one = charts.step_figure(pd.DataFrame({"step": [1], "loss": [2.0]}), ["loss"], "t", "loss")
+    assert "markers" in one.data[0].mode
+    assert not {c.lower() for c in charts.MODEL_COLORS.values()} & {RIGHT.lower(), WRONG.lower()}
+    lr = charts.lr_figure(pd.DataFrame({"step": [1, 2, 3], "lr": [0.1, 0.05, 0.0]}))
+    assert lr.layout.yaxis.range[0] == 0 and 0.1 < lr.layout.yaxis.range[1] < 0.12
+    # the true class at ~0 % is still a bar; the panel titles sit on two lines
+    p = np.array([0.9, 0.05, 0.03, 0.015, 0.004, 0.001])
+    top = topk_figure(p, p, [str(i) for i in range(6)], 5, "m")
+    assert "5" in top.data[0].y and "≈0%" in top.data[0].text
+    assert all("<br>" in a.text for a in top.layout.annotations)
+
+
+def test_saliency_page_scale_and_overlay_controls(runs_dir):
+    at = _app()
+    at.switch_page("app_pages/explain.py").run()
+    assert not at.exception and not at.error, _texts(at.error)
+    assert at.radio(key="xp_scale").value == "per model" and at.toggle(key="xp_overlay").value
+    assert "Each model on its own scale" in _texts(at.caption)
+    at.radio(key="xp_scale").set_value("shared")
+    at.toggle(key="xp_overlay").set_value(False).run()
+    assert not at.exception and "One colour scale for the whole grid" in _texts(at.caption)

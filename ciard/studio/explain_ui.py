@@ -60,6 +60,16 @@ def render_saliency(data: ImageData, models: dict, refs: dict, active_student: s
         lines.append(f"**{md(name)}**: clean → {md(data.classes[int(pc.argmax())])} "
                      f"({100 * pc.max():.0f}%), adversarial → {md(data.classes[int(pa.argmax())])} "
                      f"({100 * pa.max():.0f}%)")
+    o1, o2, o3 = st.columns([2, 2, 3])
+    ss = st.session_state
+    ss.setdefault("xp_scale", "per model")
+    ss.setdefault("xp_overlay", True)
+    ss.setdefault("xp_opacity", 0.6)
+    scale = o1.radio("Colour scale", ["per model", "shared"], key="xp_scale", horizontal=True,
+                     help="per model: each model's maps on its own scale, so every pattern shows; shared: one "
+                          "scale for all, so a strongly attributing model looks brighter")
+    overlay = o2.toggle("Overlay on the image", key="xp_overlay")
+    opacity = o3.slider("Map opacity", 0.1, 1.0, step=0.1, key="xp_opacity", disabled=not overlay)
     left, right = st.columns([1, 3])
     with left:
         st.image(explain.to_hwc(explain.upscale(torch.from_numpy(x), 5)), caption=f"clean #{i}: {data.classes[label]}", width=160)
@@ -67,9 +77,14 @@ def render_saliency(data: ImageData, models: dict, refs: dict, active_student: s
                  caption=f"PGD-10, eps 8/255, crafted on the {probe.ROLES[src]}", width=160)
         st.markdown("  \n".join(lines))
     with right:
-        st.plotly_chart(attribution_grid(maps), key="chart_xp_grid", theme=None, config={"displayModeBar": False})
-    st.caption(f"Where each model looks: brighter pixels move the explained logit more. One colour scale for the "
-               f"whole grid, so models and clean/adversarial inputs compare directly. "
+        images = (explain.to_hwc(torch.from_numpy(x)), explain.to_hwc(torch.from_numpy(x_adv))) if overlay else None
+        st.plotly_chart(attribution_grid(maps, shared=scale == "shared", images=images, opacity=opacity),
+                        key="chart_xp_grid", theme=None, config={"displayModeBar": False})
+    how = ("One colour scale for the whole grid, so models and clean/adversarial inputs compare directly in "
+           "strength." if scale == "shared" else
+           "Each model on its own scale (its 99th percentile is the top), so every model's pattern shows; clean "
+           "and adversarial of one model share it. Switch to a shared scale to compare strength.")
+    st.caption(f"Where each model looks: brighter pixels move the explained logit more. {how} "
                f"({time.perf_counter() - t0:.2f} s; cached on repeat)")
 
 

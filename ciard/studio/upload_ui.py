@@ -128,6 +128,8 @@ def render_upload(models: dict, refs: dict, classes: list[str]) -> None:
         t = int(y[0])
         maps = {probe.ROLES[p.source]: (probe.attribution(k, x, t, "saliency")[0],
                                         probe.attribution(k, x_adv, t, "saliency")[0])}
-        st.plotly_chart(attribution_grid(maps), key="up_saliency", theme=None, config={"displayModeBar": False})
+        images = (explain.to_hwc(torch.from_numpy(x)), explain.to_hwc(torch.from_numpy(x_adv)))
+        st.plotly_chart(attribution_grid(maps, images=images, opacity=0.6), key="up_saliency", theme=None,
+                        config={"displayModeBar": False})
         st.caption(f"|gradient| of the {probe.ROLES[p.source]}'s logit for '{md(classes[t])}' on the clean and "
                    f"attacked image.")
