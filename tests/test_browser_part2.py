@@ -183,9 +183,13 @@ def test_probing_pages_in_a_browser(server):
         page.goto(url + "/explain")
         page.get_by_role("heading", name="Saliency and the push loss").wait_for()
         _wait(lambda: page.locator(".st-key-chart_xp_grid .js-plotly-plot").count(), 120, "the saliency grid")
+        _idle(page, 180)
+        lat["explain_page_first_render_s"] = round(time.time() - t0, 2)   # the push view waits for a click
+        t0 = time.time()
+        page.get_by_role("button", name="Compare the students").click()
         page.locator(".js-plotly-plot", has_text="Distance from the fooled clean teacher").wait_for(timeout=180_000)
         _idle(page, 180)
-        lat["explain_page_first_render_s"] = round(time.time() - t0, 2)
+        lat["explain_push_view_on_demand_s"] = round(time.time() - t0, 2)
         # the push-loss view compares the CIARD student with its --push-weight 0 twin by default
         box = page.locator(".st-key-xp_student_b")
         shown = box.inner_text() + " ".join(i.input_value() for i in box.locator("input").all())
@@ -206,7 +210,8 @@ def test_probing_pages_in_a_browser(server):
         # the student trained without push, each clean and adversarial) on one coloraxis
         axes = page.evaluate("() => { const g = document.querySelector('.st-key-chart_xp_grid .js-plotly-plot');"
                              " return (g._fullData || []).map(t => t.type + ':' + t.coloraxis); }")
-        assert len(axes) == 8 and set(axes) == {"heatmap:coloraxis"}, axes
+        heat = [a for a in axes if a.startswith("heatmap")]   # over the images of the overlay
+        assert len(heat) == 8 and set(heat) == {"heatmap:coloraxis"}, axes
         # ... whose zero is black in the browser (Streamlit swaps colours #000001..#000010)
         assert page.evaluate("() => document.querySelector('.st-key-chart_xp_grid .js-plotly-plot')"
                              "._fullLayout.coloraxis.colorscale[0][1]") == "#000000"

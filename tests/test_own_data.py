@@ -302,3 +302,33 @@ def test_saliency_page_scale_and_overlay_controls(runs_dir):
     at.radio(key="xp_scale").set_value("shared")
     at.toggle(key="xp_overlay").set_value(False).run()
     assert not at.exception and "One colour scale for the whole grid" in _texts(at.caption)
+
+
+# -- 7: one selection across pages, in the URL ----------------------------------------------------
+def test_selection_carries_between_adversarial_and_saliency(runs_dir):
+    at = _app()
+    at.switch_page("app_pages/adversarial.py").run()
+    at.number_input(key="adv_idx").set_value(5)
+    at.selectbox(key="adv_attack").set_value("fgsm")
+    at.slider(key="adv_eps").set_value(4)
+    at.selectbox(key="adv_source").set_value("clean_teacher").run()
+    at.switch_page("app_pages/explain.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="adv_idx").value == 5 and at.selectbox(key="adv_attack").value == "fgsm"
+    assert at.slider(key="adv_eps").value == 4 and at.selectbox(key="adv_source").value == "clean_teacher"
+    q = {k: (v[-1] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert (q["img"], q["attack"], q["eps"], q["source"]) == ("5", "fgsm", "4", "clean_teacher")
+    caps = [c for i in at.get("image") for c in i.captions]
+    assert any("FGSM, eps 4/255, crafted on the clean teacher" in c for c in caps), caps
+    at.slider(key="adv_eps").set_value(6).run()                  # and back again
+    at.switch_page("app_pages/adversarial.py").run()
+    assert at.slider(key="adv_eps").value == 6
+
+
+def test_a_saliency_link_opens_that_view(runs_dir):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update({"img": "7", "attack": "fgsm", "eps": "2", "source": "robust_teacher"})
+    at.run()
+    at.switch_page("app_pages/explain.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="adv_idx").value == 7 and at.selectbox(key="adv_source").value == "robust_teacher"

@@ -17,6 +17,7 @@ import torch
 
 from .. import cancel, checkpoints, explain, specs, teachers, zoo
 from ..data import DataError, ImageData, load_dataset, to_float
+from ..fold import fold
 from . import own
 from .sidebar import Choices, choices
 from .store import get_store
@@ -179,10 +180,22 @@ def class_mismatch(data: ImageData, models: dict[str, torch.nn.Module]) -> tuple
                   f"on this dataset in the sidebar (or bring your own there), or switch the dataset.")
 
 
+@st.cache_resource(max_entries=12, show_spinner=False)
+def _load_folded(path: str, mtime: float, size: int) -> torch.nn.Module:
+    """The eval-mode model with its BatchNorms folded (:mod:`ciard.fold`): the same function,
+    fewer operations; what attacks and predictions run on."""
+    return fold(_load(path, mtime, size))
+
+
 # -- cached computations (arguments are ModelRef.key tuples, models come from _load) -----------
 def _model(key: tuple) -> torch.nn.Module:
     _, path, mtime, size = key
     return _load(path, mtime, size)
+
+
+def _fast(key: tuple) -> torch.nn.Module:
+    _, path, mtime, size = key
+    return _load_folded(path, mtime, size)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -191,12 +204,38 @@ def attack_batch(source: tuple, x: np.ndarray, y: np.ndarray, attack: str, eps: 
     """Adversarial images (float32 N x C x H x W) crafted on the ``source`` model."""
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     atk = explain.make_attack(attack, eps, steps, step_size)
-    return explain.run_attack(atk, _model(source), xt, yt).numpy()
+    return explain.run_attack(atk, _fast(source), xt, yt).numpy()
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def probs_of(key: tuple, x: np.ndarray) -> np.ndarray:
-    return explain.probabilities(_model(key), torch.from_numpy(x)).numpy()
+    return explain.probabilities(_fast(key), torch.from_numpy(x)).numpy()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def eps_curve(keys: tuple[tuple, ...], x: np.ndarray, y: np.ndarray, attack: str, eps_grid: tuple[int, ...],
+              steps: int, step_size: float, _progress=None) -> list[list[float]]:
+    """Per model (in ``keys`` order), the share of images right both clean and under a white-box
+    attack at each eps of ``eps_grid`` (n/255). Clean predictions once per model, attacks on the
+    folded models, the whole curve cached; ``_progress(done, total, what)`` after each attack."""
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    out, total, done = [], len(keys) * sum(1 for e in eps_grid if e > 0), 0
+    for key in keys:
+        m = _fast(key)
+        right = explain.probabilities(m, xt).argmax(1) == yt
+        row = []
+        for e in eps_grid:
+            if e > 0:
+                xa = explain.run_attack(explain.make_attack(attack, e / 255, steps, step_size), m, xt, yt)
+                ok = right & (explain.probabilities(m, xa).argmax(1) == yt)
+                done += 1
+                if _progress is not None:
+                    _progress(done, total, f"{ROLES.get(key[0], key[0])}, eps {e}/255")
+            else:
+                ok = right
+            row.append(float(ok.float().mean()))
+        out.append(row)
+    return out
 
 
 @st.cache_data(max_entries=128, show_spinner=False)

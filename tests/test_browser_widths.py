@@ -1,0 +1,104 @@
+"""Every page at 800 and 1400 px in a real browser (issue 15, item 10, with items 1-7 visible).
+
+Screenshots of each page at both widths go to ``$CIARD_SHOTS`` (default /tmp/ciard-shots). At
+800 px the sidebar starts collapsed; at both widths no widget label breaks inside a word
+(each word of a label must lie on one line: a DOM Range over it has one client rectangle).
+The Saliency page's cold visit (grid only: the push view waits for its button) and the
+accuracy-vs-eps curve are timed; the figures are written to ``widths-latency.json``.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from browser_support import SHOTS, browser_page, require_browser, streamlit_server
+from browser_support import wait as _wait
+
+require_browser()
+
+PAGES = ("home", "train", "runs", "adversarial", "explain", "upload", "method")
+IDLE_JS = "() => !document.querySelector('[data-testid=stStatusWidget]')"
+#: labels (widget and metric) whose words are split over two lines
+BROKEN_WORDS_JS = """() => {
+  const out = [];
+  const labels = document.querySelectorAll('[data-testid=stWidgetLabel] p, [data-testid=stMetricLabel] p');
+  for (const p of labels) {
+    if (!p.offsetParent) continue;               // hidden (e.g. a collapsed sidebar)
+    const walker = document.createTreeWalker(p, NodeFilter.SHOW_TEXT);
+    let node;
+    while ((node = walker.nextNode())) {
+      const re = /\\S+/g; let m;
+      while ((m = re.exec(node.textContent))) {
+        const r = document.createRange();
+        r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
+        const tops = new Set(Array.from(r.getClientRects()).filter(x => x.width > 0).map(x => Math.round(x.top)));
+        if (tops.size > 1) out.push(p.innerText.trim() + ' [' + m[0] + ']');
+      }
+    }
+  }
+  return out;
+}"""
+SIDEBAR_OPEN_JS = ("() => { const s = document.querySelector('[data-testid=stSidebar]');"
+                   " return s ? s.getAttribute('aria-expanded') : null; }")
+
+
+def _idle(page, timeout: float = 120) -> None:
+    page.wait_for_timeout(300)
+    page.wait_for_function(IDLE_JS, timeout=timeout * 1000)
+
+
+def _shot(page, name: str) -> None:
+    size = page.viewport_size
+    tall = page.evaluate("() => { const m = document.querySelector('[data-testid=stMain]'); "
+                         "return m ? m.scrollHeight : 0; }")
+    if tall > size["height"]:
+        page.set_viewport_size({"width": size["width"], "height": min(int(tall) + 40, 9000)})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / name), full_page=True)
+    page.set_viewport_size(size)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("widths-runs")
+    with streamlit_server(runs, runs.parent / "streamlit-widths.log") as (url, _):
+        yield url
+
+
+@pytest.mark.parametrize("width", [800, 1400])
+def test_pages_at_width(server, width):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    lat: dict[str, float] = {}
+    broken: dict[str, list[str]] = {}
+    with browser_page(120_000) as (_, page):
+        page.set_viewport_size({"width": width, "height": 1000})
+        for name in PAGES:
+            t0 = time.time()
+            page.goto(f"{server}/{name}")
+            page.locator("h1").first.wait_for()
+            _idle(page, 240)
+            if name == "explain":
+                page.locator(".st-key-chart_xp_grid .js-plotly-plot").wait_for(timeout=240_000)
+                lat["saliency_cold_visit_s"] = round(time.time() - t0, 2)
+            if width == 800:
+                assert page.evaluate(SIDEBAR_OPEN_JS) == "false", f"{name}: the sidebar is open at 800 px"
+            else:
+                assert page.evaluate(SIDEBAR_OPEN_JS) == "true", f"{name}: the sidebar is closed at 1400 px"
+            bad = page.evaluate(BROKEN_WORDS_JS)
+            if bad:
+                broken[name] = bad
+            _shot(page, f"w{width}-{name}.png")
+        # the accuracy-vs-eps curve: 32 images, PGD-10, three models
+        page.goto(f"{server}/adversarial")
+        page.locator("h1").first.wait_for()
+        _idle(page, 240)
+        t0 = time.time()
+        page.locator(".st-key-btn_adv_curve button").click()
+        page.locator(".st-key-adv_curve_fig .js-plotly-plot").wait_for(timeout=300_000)
+        lat["accuracy_eps_curve_32_images_s"] = round(time.time() - t0, 2)
+        _idle(page)
+        _shot(page, f"w{width}-adversarial-curve.png")
+    (SHOTS / f"widths-latency-{width}.json").write_text(json.dumps(lat, indent=1))
+    assert not broken, broken
