@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import ROOT, SHOTS, browser_page, require_browser, streamlit_server
+from browser_support import ROOT, SHOTS, browser_page, require_browser, shot as _shot, streamlit_server
 from browser_support import wait as _wait_slow
 from proc_support import descendants
 from store_support import write_finished_run
@@ -101,20 +101,6 @@ def _photo_png() -> bytes:
 def _idle(page, timeout: float = 60) -> None:
     page.wait_for_timeout(150)
     page.wait_for_function(IDLE_JS, timeout=timeout * 1000)
-
-
-def _shot(page, name: str) -> None:
-    """A full-page screenshot: Streamlit scrolls inside its main element, not the document, so
-    the viewport is made as tall as that element's content for the shot."""
-    page.mouse.move(5, 5)
-    size = page.viewport_size
-    tall = page.evaluate("() => { const m = document.querySelector('[data-testid=stMain]'); "
-                         "return m ? m.scrollHeight : 0; }")
-    if tall > size["height"]:
-        page.set_viewport_size({"width": size["width"], "height": min(int(tall) + 40, 12000)})
-    page.wait_for_timeout(600)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
-    page.set_viewport_size(size)
 
 
 def _caption_with(page, text: str) -> str:

@@ -13,13 +13,16 @@ import time
 
 import pytest
 
-from browser_support import SHOTS, browser_page, require_browser, streamlit_server
-from browser_support import wait as _wait
+from browser_support import SHOTS, browser_page, require_browser, shot as _shot, streamlit_server
 
 require_browser()
 
 PAGES = ("home", "train", "runs", "adversarial", "explain", "upload", "method")
-IDLE_JS = "() => !document.querySelector('[data-testid=stStatusWidget]')"
+IDLE_JS = ("() => !document.querySelector('[data-testid=stStatusWidget]')"
+           " && !document.querySelector('[data-testid=stSpinner]')")
+#: what each page shows once it is drawn (beyond its title)
+READY = {"adversarial": ".st-key-adv_top_student .js-plotly-plot", "explain": ".st-key-chart_xp_grid .js-plotly-plot",
+         "upload": "[data-testid=stFileUploader]", "runs": "h1", "train": "h1", "home": "h1", "method": "h1"}
 #: labels (widget and metric) whose words are split over two lines
 BROKEN_WORDS_JS = """() => {
   const out = [];
@@ -40,24 +43,13 @@ BROKEN_WORDS_JS = """() => {
   }
   return out;
 }"""
-SIDEBAR_OPEN_JS = ("() => { const s = document.querySelector('[data-testid=stSidebar]');"
-                   " return s ? s.getAttribute('aria-expanded') : null; }")
+SIDEBAR_COLLAPSED_JS = ("() => { const s = document.querySelector('[data-testid=stSidebar]');"
+                   " return s ? s.getAttribute('data-collapsed') : null; }")
 
 
 def _idle(page, timeout: float = 120) -> None:
     page.wait_for_timeout(300)
     page.wait_for_function(IDLE_JS, timeout=timeout * 1000)
-
-
-def _shot(page, name: str) -> None:
-    size = page.viewport_size
-    tall = page.evaluate("() => { const m = document.querySelector('[data-testid=stMain]'); "
-                         "return m ? m.scrollHeight : 0; }")
-    if tall > size["height"]:
-        page.set_viewport_size({"width": size["width"], "height": min(int(tall) + 40, 9000)})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
-    page.set_viewport_size(size)
 
 
 @pytest.fixture(scope="module")
@@ -77,25 +69,24 @@ def test_pages_at_width(server, width):
         for name in PAGES:
             t0 = time.time()
             page.goto(f"{server}/{name}")
-            page.locator("h1").first.wait_for()
-            _idle(page, 240)
+            page.locator(READY[name]).first.wait_for(timeout=240_000)
             if name == "explain":
-                page.locator(".st-key-chart_xp_grid .js-plotly-plot").wait_for(timeout=240_000)
                 lat["saliency_cold_visit_s"] = round(time.time() - t0, 2)
+            _idle(page, 240)
             if width == 800:
-                assert page.evaluate(SIDEBAR_OPEN_JS) == "false", f"{name}: the sidebar is open at 800 px"
+                assert page.evaluate(SIDEBAR_COLLAPSED_JS) == "true", f"{name}: the sidebar is open at 800 px"
             else:
-                assert page.evaluate(SIDEBAR_OPEN_JS) == "true", f"{name}: the sidebar is closed at 1400 px"
+                assert page.evaluate(SIDEBAR_COLLAPSED_JS) == "false", f"{name}: the sidebar is closed at 1400 px"
             bad = page.evaluate(BROKEN_WORDS_JS)
             if bad:
                 broken[name] = bad
             _shot(page, f"w{width}-{name}.png")
         # the accuracy-vs-eps curve: 32 images, PGD-10, three models
         page.goto(f"{server}/adversarial")
-        page.locator("h1").first.wait_for()
+        page.locator(READY["adversarial"]).first.wait_for(timeout=240_000)
         _idle(page, 240)
         t0 = time.time()
-        page.locator(".st-key-btn_adv_curve button").click()
+        page.locator(".st-key-btn_adv_curve button").first.click()
         page.locator(".st-key-adv_curve_fig .js-plotly-plot").wait_for(timeout=300_000)
         lat["accuracy_eps_curve_32_images_s"] = round(time.time() - t0, 2)
         _idle(page)

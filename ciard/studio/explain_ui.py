@@ -82,7 +82,7 @@ def render_saliency(data: ImageData, models: dict, refs: dict, active_student: s
                           "scale for all, so a strongly attributing model looks brighter")
     overlay = o2.toggle("Overlay on the image", key="xp_overlay")
     opacity = o3.slider("Map opacity", 0.1, 1.0, step=0.1, key="xp_opacity", disabled=not overlay)
-    left, right = st.columns([1, 3])
+    left, right = st.container(key="xp_maps").columns([1, 3])
     with left:
         st.image(explain.to_hwc(explain.upscale(torch.from_numpy(x), 5)), caption=f"clean #{i}: {data.classes[label]}", width=160)
         st.image(explain.to_hwc(explain.upscale(torch.from_numpy(x_adv), 5)),

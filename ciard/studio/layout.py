@@ -22,7 +22,10 @@ _CSS = f"""
   [data-testid="stHorizontalBlock"] {{ flex-wrap: wrap !important; }}
   [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {{
     min-width: calc(50% - 1rem) !important; flex: 1 1 calc(50% - 1rem) !important; }}
-  /* thumbnail grids and other wide rows keep three to a row */
+  /* picture beside a wide chart: one above the other, the chart at full width */
+  .st-key-xp_maps [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {{
+    min-width: 100% !important; flex: 1 1 100% !important; }}
+  /* thumbnail grids keep three to a row */
   .st-key-adv_thumbs [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {{
     min-width: calc(33% - 1rem) !important; flex: 1 1 calc(33% - 1rem) !important; }}
 }}
@@ -40,7 +43,7 @@ _JS = f"""
   const collapse = () => {{
     const side = doc.querySelector('[data-testid="stSidebar"]');
     const btn = doc.querySelector('[data-testid="stSidebarCollapseButton"] button');
-    if (side && btn && side.getAttribute("aria-expanded") !== "false") {{ btn.click(); return; }}
+    if (side && btn && side.getAttribute("data-collapsed") !== "true") {{ btn.click(); return; }}
     if (++tries < 50) setTimeout(collapse, 100);
   }};
   collapse();
