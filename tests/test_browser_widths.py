@@ -22,7 +22,7 @@ IDLE_JS = ("() => !document.querySelector('[data-testid=stStatusWidget]')"
            " && !document.querySelector('[data-testid=stSpinner]')")
 #: what each page shows once it is drawn (beyond its title)
 READY = {"adversarial": ".st-key-adv_top_student .js-plotly-plot", "explain": ".st-key-chart_xp_grid .js-plotly-plot",
-         "upload": "[data-testid=stFileUploader]", "runs": "h1", "train": "h1", "home": "h1", "method": "h1"}
+         "upload": ".st-key-up_file [data-testid=stFileUploader]", "runs": "h1", "train": "h1", "home": "h1", "method": "h1"}
 #: labels (widget and metric) whose words are split over two lines
 BROKEN_WORDS_JS = """() => {
   const out = [];

@@ -21,13 +21,13 @@ _CSS = f"""
   /* side-by-side columns wrap two to a row instead of shrinking to a few letters each */
   [data-testid="stHorizontalBlock"] {{ flex-wrap: wrap !important; }}
   [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {{
-    min-width: calc(50% - 1rem) !important; flex: 1 1 calc(50% - 1rem) !important; }}
+    min-width: calc(50% - 1rem) !important; flex: 0 1 calc(50% - 1rem) !important; }}
   /* picture beside a wide chart: one above the other, the chart at full width */
   .st-key-xp_maps [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {{
     min-width: 100% !important; flex: 1 1 100% !important; }}
-  /* thumbnail grids keep three to a row */
+  /* thumbnail grids keep four to a row */
   .st-key-adv_thumbs [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {{
-    min-width: calc(33% - 1rem) !important; flex: 1 1 calc(33% - 1rem) !important; }}
+    min-width: calc(25% - 1rem) !important; flex: 0 1 calc(25% - 1rem) !important; }}
 }}
 </style>
 """
