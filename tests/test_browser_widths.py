@@ -81,14 +81,14 @@ def test_pages_at_width(server, width):
             if bad:
                 broken[name] = bad
             _shot(page, f"w{width}-{name}.png")
-        # the accuracy-vs-eps curve: 32 images, PGD-10, three models
+        # the accuracy-vs-eps curve: the default 64 images, PGD-10 at five eps, three models
         page.goto(f"{server}/adversarial")
         page.locator(READY["adversarial"]).first.wait_for(timeout=240_000)
         _idle(page, 240)
         t0 = time.time()
         page.locator(".st-key-btn_adv_curve button").first.click()
-        page.locator(".st-key-adv_curve_fig .js-plotly-plot").wait_for(timeout=300_000)
-        lat["accuracy_eps_curve_32_images_s"] = round(time.time() - t0, 2)
+        page.locator(".st-key-adv_curve_fig .js-plotly-plot").wait_for(timeout=600_000)   # a loaded 2-core CPU
+        lat["accuracy_eps_curve_64_images_s"] = round(time.time() - t0, 2)
         _idle(page)
         _shot(page, f"w{width}-adversarial-curve.png")
     (SHOTS / f"widths-latency-{width}.json").write_text(json.dumps(lat, indent=1))
