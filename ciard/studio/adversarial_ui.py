@@ -201,7 +201,7 @@ def render_result(data: ImageData, idx: int, p: AttackParams, models: dict, refs
         return
     delta = x_adv - x
     amp = 0.5 + delta / (2 * max(p.eps, 1e-8)) if p.eps > 0 else np.full_like(x, 0.5)
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = st.container(key="adv_images").columns(3)
     with c1:
         _img(x, f"clean: #{idx}, true class {data.classes[label]}")
     with c2:
@@ -210,7 +210,7 @@ def render_result(data: ImageData, idx: int, p: AttackParams, models: dict, refs
     with c3:
         _img(amp.astype(np.float32), f"perturbation, amplified to fill the range (max |δ| = "
                                      f"{np.abs(delta).max() * 255:.1f}/255)")
-    cols = st.columns(3)
+    cols = st.container(key="adv_models").columns(3)
     for col, role in zip(cols, ("clean_teacher", "robust_teacher", "student")):
         with col:
             if role not in models:

@@ -21,7 +21,10 @@ _CSS = f"""
   /* side-by-side columns wrap two to a row instead of shrinking to a few letters each */
   [data-testid="stHorizontalBlock"] {{ flex-wrap: wrap !important; }}
   [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {{
-    min-width: calc(50% - 1rem) !important; flex: 0 1 calc(50% - 1rem) !important; }}
+    min-width: calc(50% - 1rem) !important; flex: 1 1 calc(50% - 1rem) !important; }}
+  /* rows of pictures or charts: an odd one out keeps half the width instead of the whole row */
+  .st-key-adv_images [data-testid="stHorizontalBlock"] > [data-testid="stColumn"],
+  .st-key-adv_models [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {{ flex-grow: 0 !important; }}
   /* picture beside a wide chart: one above the other, the chart at full width */
   .st-key-xp_maps [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {{
     min-width: 100% !important; flex: 1 1 100% !important; }}
