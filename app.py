@@ -9,9 +9,11 @@ import streamlit as st
 st.set_page_config(page_title="CIARD Studio", page_icon=":material/shield:", layout="wide")
 
 from ciard.studio import session  # noqa: E402  (after set_page_config)
+from ciard.studio.layout import narrow_screen_support  # noqa: E402
 from ciard.studio.sidebar import render_sidebar  # noqa: E402
 
 session.keep()  # form values and selections survive a visit to another page
+narrow_screen_support()  # 800 px windows: sidebar collapsed once, columns wrapped, labels whole
 
 # The folder is app_pages/, not pages/: when a pages/ folder exists, Streamlit starts in its
 # old directory-based multipage mode, and if the first visit after a server start opens a

@@ -11,6 +11,7 @@ ch, data, models, refs = page_context()
 
 idx = ui.pick_image(data)
 params = ui.attack_controls(refs, models)
+ui.run_finder(data, params, models, refs)
 ui.sync_query(idx, params)
 ui.render_result(data, idx, params, models, refs)
 st.divider()

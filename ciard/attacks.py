@@ -55,6 +55,12 @@ def attack_mode(model: nn.Module, train: bool = False) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
+def eps_text(eps: float) -> str:
+    """An L-inf budget as people write it: ``8/255`` when it is a whole number of 255ths."""
+    n = eps * 255
+    return f"{round(n)}/255" if abs(n - round(n)) < 1e-6 else f"{eps:.4g}"
+
+
 #: the valid input range of images; ``bounds=None`` means inputs are unbounded (2-D toy points)
 IMAGE_BOUNDS: tuple[float, float] = (0.0, 1.0)
 

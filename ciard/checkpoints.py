@@ -9,12 +9,13 @@ failure is one line in our words (never torch's, which suggests ``weights_only=F
 the ``model`` metadata is checked before anything is built from it (:func:`check_meta`), so a
 file cannot make the loader allocate a model it names.
 
-Everything here takes a file path; what people type (a run directory, ``zoo:NAME``) becomes
+Everything here takes a file path (or, :func:`load_bytes`, an upload held in memory); what people type (a run directory, ``zoo:NAME``) becomes
 one in :func:`ciard.specs.resolve`.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import tempfile
@@ -85,18 +86,30 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
     if not head.startswith(_MAGIC):
         raise CheckpointError(f"cannot read checkpoint {path}: it is not a file torch.save wrote")
+    return _read(path, path, map_location)
+
+
+def load_bytes(data: bytes, where: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint held in memory (an upload) as safely as :func:`load` reads a file."""
+    if not data[:4].startswith(_MAGIC):
+        raise CheckpointError(f"cannot read checkpoint {where}: it is not a file torch.save wrote")
+    return _read(io.BytesIO(data), where, map_location)
+
+
+def _read(src: str | os.PathLike | io.BytesIO, where: str | os.PathLike,
+          map_location: str | torch.device) -> dict[str, Any]:
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(src, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, a pickle refusing a global, ...
-        raise CheckpointError(f"cannot read checkpoint {path}: {_why_unreadable(exc)}") from None
+        raise CheckpointError(f"cannot read checkpoint {where}: {_why_unreadable(exc)}") from None
     if not isinstance(obj, dict) or "state_dict" not in obj or "model" not in obj:
-        raise CheckpointError(f"{path} is not a CIARD checkpoint (no model/state_dict)")
+        raise CheckpointError(f"{where} is not a CIARD checkpoint (no model/state_dict)")
     fmt = obj.get("format", 0)
     if isinstance(fmt, bool) or not isinstance(fmt, int):
-        raise CheckpointError(f"{path} is not a CIARD checkpoint (its format is not a number)")
+        raise CheckpointError(f"{where} is not a CIARD checkpoint (its format is not a number)")
     if fmt > FORMAT:
-        raise CheckpointError(f"{path} has format {fmt}; this version reads up to {FORMAT}")
-    check_meta(obj["model"], path)
+        raise CheckpointError(f"{where} has format {fmt}; this version reads up to {FORMAT}")
+    check_meta(obj["model"], where)
     return obj
 
 
@@ -165,19 +178,24 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
     robust teacher it carries instead of the student. (``ciard.load_model`` also takes a run
     directory or ``zoo:NAME``.)
     """
-    obj = load(path)
+    return model_from(load(path), path, device, role)
+
+
+def model_from(obj: dict[str, Any], where: str | os.PathLike, device: str | torch.device = "cpu",
+               role: str = "student") -> nn.Module:
+    """The eval-mode model of a checkpoint already read (:func:`load` or :func:`load_bytes`)."""
     meta, state = obj["model"], obj["state_dict"]
     if role == "robust_teacher":
         method_state = obj.get("method_state") or {}
         if not isinstance(method_state, dict) or "robust" not in method_state:
-            raise CheckpointError(f"{path} carries no robust teacher")
+            raise CheckpointError(f"{where} carries no robust teacher")
         meta, state = obj.get("robust_meta"), method_state["robust"]
     elif role != "student":
         raise ValueError(f"unknown role '{role}'")
-    model = build_from_meta(meta, path)
+    model = build_from_meta(meta, where)
     problem = _weights_problem(model, state)
     if problem:
-        raise CheckpointError(f"{path}: weights do not fit {meta['arch']}: {problem}")
+        raise CheckpointError(f"{where}: weights do not fit {meta['arch']}: {problem}")
     model.load_state_dict(state)
     return model.to(device).eval()
 

@@ -251,6 +251,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     import torch
     from . import specs
+    from .attacks import eps_text
     from .data import fixed_subset, load_dataset, to_float
     from .evaluate import consistency_warnings, evaluate, format_table, protocol
     from .runtime import resolve_device
@@ -292,7 +293,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"{args.checkpoint} ({model.arch}) on {len(y)} {args.dataset} test images, eps {eps:.4g}, fp32")
+        print(f"{args.checkpoint} ({model.arch}) on {len(y)} {args.dataset} test images, eps {eps_text(eps)}, fp32")
         print(format_table(results))
         for w in warnings:
             print(f"warning: {w}")

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 
 from . import checkpoints, distributed, specs
-from .attacks import PGD
+from .attacks import PGD, eps_text
 from .config import Config, ConfigError, validate
 from .data import BatchIterator, DatasetSplits, ImageData, fixed_subset, load_dataset, to_float
 from .evaluate import robust_correct
@@ -552,7 +552,7 @@ class Trainer:
         best_student = checkpoints.load_model(run.best, device)
         clean, pgd = self._accuracies(best_student, x, y, 20)
         final.update(test_n=n, test_clean=clean, test_pgd20=pgd,
-                     test_attack=f"PGD-20, eps {self.cfg.attack.eps:.4g}, step 2/255, uniform start, fp32")
+                     test_attack=f"PGD-20, eps {eps_text(self.cfg.attack.eps)}, step 2/255, uniform start, fp32")
         log.info("test (%d images): clean %.2f%%, PGD-20 %.2f%%", n, 100 * clean, 100 * pgd)
         return final
 

@@ -95,3 +95,17 @@ def browser_page(timeout_ms: float) -> Iterator[tuple[object, object]]:
             yield browser, page
         finally:
             browser.close()
+
+
+def shot(page, name: str) -> None:
+    """A full-page screenshot into :data:`SHOTS`: Streamlit scrolls inside its main element, not
+    the document, so the viewport is made as tall as that element's content for the shot."""
+    page.mouse.move(5, 5)
+    size = page.viewport_size
+    tall = page.evaluate("() => { const m = document.querySelector('[data-testid=stMain]'); "
+                         "return m ? m.scrollHeight : 0; }")
+    if tall > size["height"]:
+        page.set_viewport_size({"width": size["width"], "height": min(int(tall) + 40, 12000)})
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(SHOTS / name), full_page=True)
+    page.set_viewport_size(size)

@@ -282,8 +282,8 @@ def test_runs_page_lists_compares_and_manages_runs(runs_dir):
     assert any("no student checkpoint" in e for e in _texts(at.error))
     at.selectbox(key="runs_action_run").set_value("no-push")
     at.button(key="runs_promote").click().run()
-    assert RunStore(runs_dir).active()["run"] == "no-push"
-    assert any("Promoted" in s for s in _texts(at.success))
+    assert RunStore(runs_dir).active() == {}          # per session: nothing shared is written
+    assert any("Promoted" in s and "for this session" in s for s in _texts(at.success))
     # the sidebar now offers it as the active student, and says its (fake) file is unreadable
     assert at.sidebar.selectbox(key="sb_student").value == str(runs_dir / "no-push" / "best.pt")
     assert any("cannot read checkpoint" in w for w in _texts(at.sidebar.warning)), _texts(at.sidebar.warning)

@@ -88,6 +88,10 @@ def test_truncated_teacher_is_one_message(runs_dir):
 def test_explain_page(with_students):
     at = _page("app_pages/explain.py")
     assert not at.error, _texts(at.error)
+    assert len(at.get("plotly_chart")) == 1          # the grid; the push view waits for its button
+    at.select_slider(key="xp_pca_n").set_value(64)
+    at.button(key="btn_xp_push").click().run()
+    assert not at.exception, [e.value for e in at.exception]
     assert len(at.get("plotly_chart")) >= 4          # grid, two PCA plots, KL histogram
     assert at.selectbox(key="xp_student_b").value.endswith("push 0)")   # the no-push twin
     # the attribution grid has a row for the student trained without push, beside the others

@@ -242,7 +242,8 @@ def test_a_two_trial_sweep_from_the_page_lists_trials_draws_figures_promotes(run
     assert len(at.get("plotly_chart")) >= 3
     best = max(trials.itertuples(), key=lambda t: t.objective).run
     at.button(key="sweep_promote").click().run()
-    assert store.active()["run"] == best
+    assert at.session_state["sb_promoted"]["run"] == best       # this session's student ...
+    assert store.active().get("run") != best                     # ... and nothing shared written
 
 
 def test_a_sweep_that_has_not_created_its_study_is_listed_and_said_so(runs_dir):

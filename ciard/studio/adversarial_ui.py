@@ -9,8 +9,8 @@ import streamlit as st
 import torch
 
 from .. import explain
-from ..data import ImageData
-from . import probe
+from ..data import ImageData, balanced_indices
+from . import finder, probe
 from .probe_charts import accuracy_eps_figure, topk_figure
 from .query import ADVERSARIAL, apply_query
 from .text import md
@@ -32,7 +32,7 @@ class AttackParams:
     source: str         # role the attack is crafted on
 
 
-def _init_from_query(n_images: int) -> None:
+def init_from_query(n_images: int) -> None:
     """Seed the page's widgets from the URL once per session (a shared link opens that view),
     each value clamped to its widget's range (a hand-edited link cannot break the page)."""
     if st.session_state.get("adv_query_done"):
@@ -49,11 +49,19 @@ def sync_query(idx: int, p: AttackParams) -> None:
 def pick_image(data: ImageData) -> int:
     """A grid of thumbnails (random or of one class); returns the chosen test index."""
     n = len(data)
-    _init_from_query(n)
+    init_from_query(n)
     ss = st.session_state
+    if "adv_idx_next" in ss:                      # chosen by the finder in the last run
+        ss["adv_idx"] = ss.pop("adv_idx_next")
     if not isinstance(ss.get("adv_idx"), int) or not 0 <= ss["adv_idx"] < n:
         ss["adv_idx"] = 0
     with st.expander("Choose a test image", expanded=True, icon=":material/image:"):
+        f = st.columns(len(finder.KINDS))
+        for col, (kind, name) in zip(f, finder.KINDS.items()):
+            if col.button(name, key=f"adv_find_{kind}", width="stretch", help=FINDER_HELP[kind]):
+                ss["adv_find"] = kind          # found after the attack controls are drawn
+        if ss.get("adv_found"):
+            st.caption(md(ss["adv_found"]))
         c1, c2, c3 = st.columns([2, 3, 2])
         ss.setdefault("adv_mode", "random")
         mode = c1.segmented_control("Show", ["random", "by class"], key="adv_mode")
@@ -68,7 +76,7 @@ def pick_image(data: ImageData) -> int:
         g = torch.Generator().manual_seed(ss.get("adv_seed", 0))
         order = torch.randperm(len(pool), generator=g)[:N_THUMBS].tolist()
         shown = [pool[i] for i in order]
-        cols = st.columns(N_THUMBS // 2 if N_THUMBS > 6 else N_THUMBS)
+        cols = st.container(key="adv_thumbs").columns(N_THUMBS // 2 if N_THUMBS > 6 else N_THUMBS)
         for j, i in enumerate(shown):
             with cols[j % len(cols)]:
                 st.image(explain.to_hwc(explain.upscale(data.x[i:i + 1].float() / 255, 3)),
@@ -106,21 +114,94 @@ def _img(x: np.ndarray, caption: str) -> None:
     st.image(explain.to_hwc(explain.upscale(torch.from_numpy(x), 6)), caption=caption, width="stretch")
 
 
+FINDER_HELP = {
+    "teaching": "an image every model gets right, on which the attack (this page's settings) fools the clean "
+                "teacher while the robust teacher and the student hold; click again for the next one",
+    "hardest": "the image on which the attack leaves the models the least probability on the true class",
+    "random": "any test image"}
+FINDER_BATCH, FINDER_BATCHES = 64, 4
+
+
+def _confirmed(kind: str, idx: np.ndarray, y: np.ndarray, clean: dict, adv: dict, skip: int,
+               data: ImageData, p: AttackParams, keys: dict) -> int | None:
+    """The ``skip``-th candidate (clicks cycle) that still qualifies when attacked alone, as the page
+    will attack it: PGD's random start differs between a batch and one image."""
+    found = finder.candidates(kind, idx, y, clean, adv)
+    if kind == "hardest" or not len(found):
+        return int(found[skip % len(found)]) if len(found) else None
+    order = np.roll(found, -(skip % len(found)))
+    for i in order[:6]:
+        x1, y1 = probe.as_float(data.x[i:i + 1]), data.y[i:i + 1].numpy()
+        xa1 = probe.attack_batch(keys[p.source], x1, y1, p.attack, p.eps, p.steps, p.step_size)
+        c1 = {k: probe.probs_of(key, x1) for k, key in keys.items()}
+        a1 = {k: probe.probs_of(key, xa1) for k, key in keys.items()}
+        if finder.teaching_mask(y1, c1, a1)[0]:
+            return int(i)
+    return None
+
+
+def run_finder(data: ImageData, p: AttackParams, models: dict, refs: dict) -> None:
+    """Act on a finder button pressed in this run: pick the image, say why, rerun to show it."""
+    ss = st.session_state
+    kind = ss.pop("adv_find", None)
+    if kind is None:
+        return
+    keys = {k: refs[k].key for k in models}
+    clicks = ss.setdefault("adv_find_clicks", {})
+    skip = clicks.get(kind, 0)
+    clicks[kind] = skip + 1
+    found, looked = None, 0
+    with st.spinner(f"Looking for a {finder.KINDS[kind].lower()} ({explain.ATTACKS[p.attack]}, "
+                    f"eps {round(p.eps * 255)}/255, crafted on the {probe.ROLES[p.source]})…"):
+        for b in range(FINDER_BATCHES if kind == "teaching" else 1):
+            idx = balanced_indices(data.y, FINDER_BATCH, seed=b, num_classes=data.num_classes).numpy()
+            x, y = probe.as_float(data.x[idx]), data.y[idx].numpy()
+            looked += len(idx)
+            if kind == "random":
+                found = finder.choose(kind, idx, y, {}, {})
+                break
+            xa = probe.attack_batch(keys[p.source], x, y, p.attack, p.eps, p.steps, p.step_size)
+            clean = {k: probe.probs_of(keys[k], x) for k in models}
+            adv = {k: probe.probs_of(keys[k], xa) for k in models}
+            found = _confirmed(kind, idx, y, clean, adv, skip, data, p, keys)
+            if found is not None:
+                break
+    if found is None:
+        ss["adv_found"] = (f"No teaching example among {looked} test images with these settings: every image "
+                           f"there breaks one of the conditions (try PGD, a larger eps, or another source).")
+        return
+    ss["adv_idx_next"] = found
+    ss["adv_found"] = {
+        "teaching": f"Teaching example #{found}: every model is right on it clean; the attack fools the clean "
+                    f"teacher while the robust teacher and the student hold.",
+        "hardest": f"Hardest of {looked} test images: #{found} (the lowest mean true-class probability after "
+                   f"the attack).",
+        "random": f"Random test image #{found}."}[kind]
+    st.rerun()
+
+
+def attack_or_message(source: tuple, x: np.ndarray, y: np.ndarray, p: AttackParams) -> np.ndarray | None:
+    """The adversarial batch crafted on ``source`` with ``p``, or None after one error line."""
+    try:
+        with st.spinner("Attacking…"):
+            return probe.attack_batch(source, x, y, p.attack, p.eps, p.steps, p.step_size)
+    except Exception as exc:
+        st.error(f"The attack failed: {md(type(exc).__name__)}: {md(exc)}", icon=":material/error:")
+        return None
+
+
 def render_result(data: ImageData, idx: int, p: AttackParams, models: dict, refs: dict) -> None:
     x = probe.as_float(data.x[idx:idx + 1])
     y = data.y[idx:idx + 1].numpy()
     label = int(y[0])
     keys = {k: refs[k].key for k in models}
     t0 = time.perf_counter()
-    try:
-        with st.spinner("Attacking…"):
-            x_adv = probe.attack_batch(keys[p.source], x, y, p.attack, p.eps, p.steps, p.step_size)
-    except Exception as exc:
-        st.error(f"The attack failed: {md(type(exc).__name__)}: {md(exc)}", icon=":material/error:")
+    x_adv = attack_or_message(keys[p.source], x, y, p)
+    if x_adv is None:
         return
     delta = x_adv - x
     amp = 0.5 + delta / (2 * max(p.eps, 1e-8)) if p.eps > 0 else np.full_like(x, 0.5)
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = st.container(key="adv_images").columns(3)
     with c1:
         _img(x, f"clean: #{idx}, true class {data.classes[label]}")
     with c2:
@@ -129,7 +210,7 @@ def render_result(data: ImageData, idx: int, p: AttackParams, models: dict, refs
     with c3:
         _img(amp.astype(np.float32), f"perturbation, amplified to fill the range (max |δ| = "
                                      f"{np.abs(delta).max() * 255:.1f}/255)")
-    cols = st.columns(3)
+    cols = st.container(key="adv_models").columns(3)
     for col, role in zip(cols, ("clean_teacher", "robust_teacher", "student")):
         with col:
             if role not in models:
@@ -162,25 +243,27 @@ def render_eps_curve(data: ImageData, p: AttackParams, models: dict, refs: dict)
         from ..data import fixed_subset
         sub = fixed_subset(data, n, seed=0)
         x, y = probe.as_float(sub.x), sub.y.numpy()
-        keys = {k: refs[k].key for k in models}
-        acc: dict[str, list[float]] = {probe.ROLES[k]: [] for k in models}
+        roles = list(models)
         bar = c2.progress(0.0, text="attacking…")
-        total, done = len(EPS_GRID) * len(models), 0
-        for e in EPS_GRID:
-            for k in models:
-                xa = probe.attack_batch(keys[k], x, y, p.attack, e / 255, p.steps, p.step_size)
-                pred_c = probe.probs_of(keys[k], x).argmax(1)
-                pred_a = probe.probs_of(keys[k], xa).argmax(1)
-                acc[probe.ROLES[k]].append(float(((pred_c == y) & (pred_a == y)).mean()))
-                done += 1
-                bar.progress(done / total, text=f"{probe.ROLES[k]}, eps {e}/255")
+        t0 = time.perf_counter()
+
+        def progress(done: int, total: int, what: str) -> None:
+            # the attacks cost the same at every eps, so the time so far per attack is the estimate
+            left = (time.perf_counter() - t0) / done * (total - done)
+            bar.progress(done / total, text=f"{what} done; about {left:.0f} s left")
+
+        rows = probe.eps_curve(tuple(refs[k].key for k in roles), x, y, p.attack, EPS_GRID, p.steps,
+                               p.step_size, _progress=progress)
         bar.empty()
-        st.session_state["adv_curve"] = (key, acc)
+        acc = {probe.ROLES[k]: row for k, row in zip(roles, rows)}
+        st.session_state["adv_curve"] = (key, acc, time.perf_counter() - t0)
     saved = st.session_state.get("adv_curve")
     if saved and saved[0] == key:
         c2.plotly_chart(accuracy_eps_figure([e / 255 for e in EPS_GRID], saved[1],
                                             f"White-box {explain.ATTACKS[p.attack]} on {n} test images"),
                         key="adv_curve_fig")
-        c2.caption("A sample counts only if it is right both clean and attacked, so eps 0 is clean accuracy.")
+        c2.caption(f"A sample counts only if it is right both clean and attacked, so eps 0 is clean accuracy. "
+                   f"Computed in {saved[2]:.1f} s (cached: the same settings again cost nothing).")
     else:
-        c2.caption("Press **Compute curve** to attack a batch at several eps (a few seconds per model).")
+        c2.caption("Press **Compute curve** to attack a batch at several eps, on every model in one pass; a "
+                   "bar shows the time left, estimated from the attacks already done.")

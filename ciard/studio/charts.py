@@ -16,7 +16,9 @@ from .metrics import ACCURACY_KEYS
 
 MAX_POINTS = 1500
 HEIGHT = 330
-MODEL_COLORS = {"student": "#1f77b4", "robust teacher": "#d62728", "clean teacher": "#2ca02c"}
+#: Okabe-Ito colours (colour-blind safe), none of them the right/wrong green and vermillion of
+#: the prediction charts (:mod:`ciard.studio.probe_charts`)
+MODEL_COLORS = {"student": "#CC79A7", "robust teacher": "#0072B2", "clean teacher": "#E69F00"}
 LABELS = {
     "loss": "total", "loss_adv": "adversarial KD", "loss_nat": "natural KD", "loss_push": "push",
     "loss_teacher": "teacher (ITT)", "loss_ce": "cross-entropy", "tau_adv": "τ adv", "tau_nat": "τ nat",
@@ -59,13 +61,14 @@ def step_figure(steps: pd.DataFrame, keys: Iterable[str], title: str, y: str, *,
     secondary = [k for k in secondary if k in keys]
     fig = go.Figure()
     for k in keys:
-        fig.add_trace(go.Scatter(x=data[x], y=data[k], mode="lines", name=LABELS.get(k, k),
+        one = data[k].notna().sum() < 2          # a single point draws no line: show a marker
+        fig.add_trace(go.Scatter(x=data[x], y=data[k], mode="lines+markers" if one else "lines", name=LABELS.get(k, k),
                                  yaxis="y2" if k in secondary else "y"))
     _layout(fig, title, x, y, revision)
     if secondary:
         fig.update_layout(yaxis2=dict(overlaying="y", side="right", showgrid=False,
                                       title=", ".join(LABELS.get(k, k) for k in secondary),
-                                      exponentformat="e"))
+                                      exponentformat="e", rangemode="tozero"))
     return fig
 
 
@@ -83,8 +86,11 @@ def weight_figure(steps: pd.DataFrame, *, x: str = "step", revision: str = "") -
 
 
 def lr_figure(steps: pd.DataFrame, *, x: str = "step", revision: str = "") -> go.Figure | None:
-    return step_figure(steps, ["lr", "teacher_lr"], "Learning rates", "student lr", x=x,
-                       revision=revision, secondary=["teacher_lr"])
+    fig = step_figure(steps, ["lr", "teacher_lr"], "Learning rates", "student lr", x=x,
+                      revision=revision, secondary=["teacher_lr"])
+    if fig is not None and "lr" in steps and steps["lr"].notna().any():   # from 0 to just above the peak
+        fig.update_yaxes(range=[0, 1.08 * float(steps["lr"].max())], exponentformat="e")
+    return fig
 
 
 def accuracy_figure(epochs: pd.DataFrame, *, revision: str = "") -> go.Figure | None:
@@ -104,7 +110,7 @@ def accuracy_figure(epochs: pd.DataFrame, *, revision: str = "") -> go.Figure | 
         named.add(model)
     _layout(fig, "Validation accuracy", "epoch", "% (solid clean, dashed PGD)", revision)
     fig.update_layout(legend_tracegroupgap=0)
-    fig.update_yaxes(rangemode="tozero")
+    fig.update_yaxes(range=[0, 100])
     return fig
 
 

@@ -11,6 +11,7 @@ from .. import explain
 from ..data import ImageData, fixed_subset
 from ..stats import accuracy_interval, paired_difference
 from . import probe
+from .adversarial_ui import attack_controls, attack_or_message, init_from_query, sync_query
 from .probe_charts import attribution_grid, kl_histogram, pca_figure
 from .text import md
 
@@ -31,22 +32,33 @@ def _no_push_student(active_student: str | None, dataset: str):
 
 def render_saliency(data: ImageData, models: dict, refs: dict, active_student: str | None = None,
                     dataset: str = "default") -> None:
-    for k, v in (("xp_idx", 0), ("xp_method", "saliency"), ("xp_target", "true class")):
-        st.session_state.setdefault(k, v)
+    # one selection with the Clean-vs-adversarial page: image, attack, eps, steps and source share
+    # its session keys and its URL parameters, so either page opens on what the other showed
+    init_from_query(len(data))
+    ss = st.session_state
+    if not isinstance(ss.get("adv_idx"), int) or not 0 <= ss["adv_idx"] < len(data):
+        ss["adv_idx"] = 0
+    for k, v in (("xp_method", "saliency"), ("xp_target", "true class")):
+        ss.setdefault(k, v)
     c1, c2, c3 = st.columns([2, 3, 2])
-    idx = c1.number_input("Test image", 0, len(data) - 1, key="xp_idx", help="index into the test split")
+    idx = c1.number_input("Test image", 0, len(data) - 1, key="adv_idx", help="index into the test split "
+                          "(the same image as on the Clean vs adversarial page)")
     method = c2.selectbox("Method", list(explain.METHODS), key="xp_method", format_func=explain.METHODS.get,
                           help="Saliency: |∂logit/∂pixel|; Integrated Gradients: gradients integrated from a black "
                                "image; SmoothGrad: saliency averaged over noisy copies; Grad-CAM: where the last "
                                "convolution's class evidence sits")
     target_mode = c3.radio("Explain", ["true class", "predicted class"], key="xp_target", horizontal=True)
+    p = attack_controls(refs, models)
     i = int(idx)
+    sync_query(i, p)
     x = probe.as_float(data.x[i:i + 1])
     y = data.y[i:i + 1].numpy()
     label = int(y[0])
-    src = "student" if "student" in models else "robust_teacher"
+    src = p.source
     t0 = time.perf_counter()
-    x_adv = probe.attack_batch(refs[src].key, x, y, "pgd", EPS, 10, 2 / 255)
+    x_adv = attack_or_message(refs[src].key, x, y, p)
+    if x_adv is None:
+        return
     maps, lines = {}, []
     rows = [(probe.ROLES[role], refs[role].key) for role in models]
     no_push = _no_push_student(active_student, dataset)
@@ -60,16 +72,32 @@ def render_saliency(data: ImageData, models: dict, refs: dict, active_student: s
         lines.append(f"**{md(name)}**: clean → {md(data.classes[int(pc.argmax())])} "
                      f"({100 * pc.max():.0f}%), adversarial → {md(data.classes[int(pa.argmax())])} "
                      f"({100 * pa.max():.0f}%)")
-    left, right = st.columns([1, 3])
+    o1, o2, o3 = st.columns([2, 2, 3])
+    ss = st.session_state
+    ss.setdefault("xp_scale", "per model")
+    ss.setdefault("xp_overlay", True)
+    ss.setdefault("xp_opacity", 0.6)
+    scale = o1.radio("Colour scale", ["per model", "shared"], key="xp_scale", horizontal=True,
+                     help="per model: each model's maps on its own scale, so every pattern shows; shared: one "
+                          "scale for all, so a strongly attributing model looks brighter")
+    overlay = o2.toggle("Overlay on the image", key="xp_overlay")
+    opacity = o3.slider("Map opacity", 0.1, 1.0, step=0.1, key="xp_opacity", disabled=not overlay)
+    left, right = st.container(key="xp_maps").columns([1, 3])
     with left:
         st.image(explain.to_hwc(explain.upscale(torch.from_numpy(x), 5)), caption=f"clean #{i}: {data.classes[label]}", width=160)
         st.image(explain.to_hwc(explain.upscale(torch.from_numpy(x_adv), 5)),
-                 caption=f"PGD-10, eps 8/255, crafted on the {probe.ROLES[src]}", width=160)
+                 caption=f"{explain.ATTACKS[p.attack]}, eps {round(p.eps * 255)}/255, crafted on the "
+                         f"{probe.ROLES[src]}", width=160)
         st.markdown("  \n".join(lines))
     with right:
-        st.plotly_chart(attribution_grid(maps), key="chart_xp_grid", theme=None, config={"displayModeBar": False})
-    st.caption(f"Where each model looks: brighter pixels move the explained logit more. One colour scale for the "
-               f"whole grid, so models and clean/adversarial inputs compare directly. "
+        images = (explain.to_hwc(torch.from_numpy(x)), explain.to_hwc(torch.from_numpy(x_adv))) if overlay else None
+        st.plotly_chart(attribution_grid(maps, shared=scale == "shared", images=images, opacity=opacity),
+                        key="chart_xp_grid", theme=None, config={"displayModeBar": False})
+    how = ("One colour scale for the whole grid, so models and clean/adversarial inputs compare directly in "
+           "strength." if scale == "shared" else
+           "Each model on its own scale (its 99th percentile is the top), so every model's pattern shows; clean "
+           "and adversarial of one model share it. Switch to a shared scale to compare strength.")
+    st.caption(f"Where each model looks: brighter pixels move the explained logit more. {how} "
                f"({time.perf_counter() - t0:.2f} s; cached on repeat)")
 
 
@@ -109,6 +137,18 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
     if len(labels) == 1:
         st.caption("Only one student is available: train one with `--push-weight 0` to compare.")
     chosen = {la: cands[la].spec} if la == lb else {la: cands[la].spec, lb: cands[lb].spec}
+    # on demand: attacking hundreds of images per student is most of a cold visit's time, so it
+    # runs when asked (and again without asking for settings already computed in this session)
+    wanted = (la, lb, int(n))
+    done = ss.setdefault("xp_push_done", [])
+    if st.button("Compare the students", key="btn_xp_push", icon=":material/compare_arrows:",
+                 help=f"PGD-10 on {n} test images per student, then PCA and the paired comparison"):
+        done.append(wanted)
+    if wanted not in done:
+        st.caption(f"Press **Compare the students** to attack {n} test images per student (PGD-10, 8/255) and "
+                   f"compare how often each follows the fooled clean teacher; it takes a while on a CPU, and "
+                   f"is then cached.")
+        return
     sub = fixed_subset(data, int(n), seed=1)
     x, y = probe.as_float(sub.x), sub.y.numpy()
     kt = refs["clean_teacher"].key

@@ -45,7 +45,7 @@ DEMOS = {
         {"adv_attack": "fgsm", "adv_eps": 8, "adv_source": "clean_teacher", "adv_idx": 3},
         {"img": "3", "attack": "fgsm", "eps": "8", "steps": "10", "source": "clean_teacher"}),
     "Integrated Gradients for every model": (
-        "app_pages/explain.py", {"xp_method": "integrated_gradients", "xp_idx": 3}, {}),
+        "app_pages/explain.py", {"xp_method": "integrated_gradients", "adv_idx": 3}, {"img": "3"}),
 }
 
 

@@ -281,6 +281,8 @@ def config_differences(infos: Iterable[RunInfo]) -> pd.DataFrame:
 
 
 def _show(v: Any) -> str:
+    if v is None:
+        return "—"
     if isinstance(v, float):
         n = v * 255
         if 0 < v < 1 and abs(n - round(n)) < 1e-9:

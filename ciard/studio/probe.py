@@ -17,6 +17,8 @@ import torch
 
 from .. import cancel, checkpoints, explain, specs, teachers, zoo
 from ..data import DataError, ImageData, load_dataset, to_float
+from ..fold import fold
+from . import own
 from .sidebar import Choices, choices
 from .store import get_store
 from .text import md
@@ -51,6 +53,11 @@ def model_ref(role: str, spec: str | None, dataset: str = "default", label: str 
     if not spec:
         return ModelRef(role, label, error="no student yet: train one on the Train page, then promote it "
                                            "on the Runs page (or pick a zoo student in the sidebar)")
+    if own.is_upload(spec):
+        try:
+            return ModelRef(role, label, spec, 0.0, len(own.bytes_of(spec)))
+        except KeyError:
+            return ModelRef(role, label, error="the uploaded checkpoint is no longer in memory: upload it again")
     try:
         if spec == "auto":
             p, line = teachers.find_auto(role.split("_")[0], dataset, get_store().root)
@@ -66,15 +73,27 @@ def model_ref(role: str, spec: str | None, dataset: str = "default", label: str 
     return ModelRef(role, label, str(p), st_.st_mtime, st_.st_size)
 
 
-def page_models(ch: Choices) -> dict[str, ModelRef]:
-    """clean teacher, robust teacher and student chosen in the sidebar, in that order."""
-    return {"clean_teacher": model_ref("clean_teacher", ch.clean_teacher, ch.dataset),
+def page_models(ch: Choices, need_data: bool = True) -> dict[str, ModelRef]:
+    """clean teacher, robust teacher and student chosen in the sidebar, in that order.
+
+    A page that does not use the dataset (Your own image) falls back to the shipped ``auto``
+    teachers when none is trained on the sidebar's dataset yet.
+    """
+    refs = {"clean_teacher": model_ref("clean_teacher", ch.clean_teacher, ch.dataset),
             "robust_teacher": model_ref("robust_teacher", ch.robust_teacher, ch.dataset),
             "student": model_ref("student", ch.student, ch.dataset)}
+    if not need_data and ch.dataset != "default":
+        for role in ("clean_teacher", "robust_teacher"):
+            spec = getattr(ch, role)
+            if refs[role].error and spec == "auto":
+                refs[role] = model_ref(role, spec, "default")
+    return refs
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)
 def _load(path: str, mtime: float, size: int) -> torch.nn.Module:
+    if own.is_upload(path):   # an upload: read from memory, keyed on its hash
+        return checkpoints.model_from(checkpoints.load_bytes(own.bytes_of(path), path), path).float().eval()
     return checkpoints.load_model(path, "cpu").float().eval()
 
 
@@ -133,11 +152,39 @@ def refs_key(refs: dict[str, ModelRef]) -> tuple:
 
 
 def class_names(ch: Choices, num_classes: int) -> list[str]:
-    """The class names of the sidebar's dataset when it has ``num_classes`` classes, else numbers."""
-    data, _ = get_test_split(ch)
-    if data is not None and len(data.classes) == num_classes:
-        return list(data.classes)
+    """The class names of the sidebar's dataset when it has ``num_classes`` classes, else those of
+    the embedded default data (what the shipped models know) when it does, else numbers."""
+    for dataset, path in ((ch.dataset, ch.data_path), ("default", None)):
+        probe_ch = ch if dataset == ch.dataset else Choices("default", None, None, ch.device, None, "", "")
+        data, _ = get_test_split(probe_ch)
+        if data is not None and len(data.classes) == num_classes:
+            return list(data.classes)
     return [str(i) for i in range(num_classes)]
+
+
+def class_mismatch(data: ImageData, models: dict[str, torch.nn.Module]) -> tuple[dict, str | None]:
+    """(the models whose class count is the dataset's, one line about the others or None).
+
+    A model with another class count cannot be scored on these images (its outputs index other
+    classes), so it is left out of the page and named once, instead of failing on the first label.
+    """
+    n = data.num_classes
+    keep = {k: m for k, m in models.items() if m.num_classes == n}
+    other = {k: m.num_classes for k, m in models.items() if k not in keep}
+    if not other:
+        return keep, None
+    names = ", ".join(data.classes[:5]) + (", …" if n > 5 else "")
+    who = " and ".join(f"the {ROLES.get(k, k)} has {c}" for k, c in other.items())
+    return keep, (f"The models and the data have different classes: the dataset has {n} ({names}), {who}, "
+                  f"so {'it is' if len(other) == 1 else 'they are'} left out here. Choose checkpoints trained "
+                  f"on this dataset in the sidebar (or bring your own there), or switch the dataset.")
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)
+def _load_folded(path: str, mtime: float, size: int) -> torch.nn.Module:
+    """The eval-mode model with its BatchNorms folded (:mod:`ciard.fold`): the same function,
+    fewer operations; what attacks and predictions run on."""
+    return fold(_load(path, mtime, size))
 
 
 # -- cached computations (arguments are ModelRef.key tuples, models come from _load) -----------
@@ -146,18 +193,49 @@ def _model(key: tuple) -> torch.nn.Module:
     return _load(path, mtime, size)
 
 
+def _fast(key: tuple) -> torch.nn.Module:
+    _, path, mtime, size = key
+    return _load_folded(path, mtime, size)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def attack_batch(source: tuple, x: np.ndarray, y: np.ndarray, attack: str, eps: float, steps: int,
                  step_size: float) -> np.ndarray:
     """Adversarial images (float32 N x C x H x W) crafted on the ``source`` model."""
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     atk = explain.make_attack(attack, eps, steps, step_size)
-    return explain.run_attack(atk, _model(source), xt, yt).numpy()
+    return explain.run_attack(atk, _fast(source), xt, yt).numpy()
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def probs_of(key: tuple, x: np.ndarray) -> np.ndarray:
-    return explain.probabilities(_model(key), torch.from_numpy(x)).numpy()
+    return explain.probabilities(_fast(key), torch.from_numpy(x)).numpy()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def eps_curve(keys: tuple[tuple, ...], x: np.ndarray, y: np.ndarray, attack: str, eps_grid: tuple[int, ...],
+              steps: int, step_size: float, _progress=None) -> list[list[float]]:
+    """Per model (in ``keys`` order), the share of images right both clean and under a white-box
+    attack at each eps of ``eps_grid`` (n/255). Clean predictions once per model, attacks on the
+    folded models, the whole curve cached; ``_progress(done, total, what)`` after each attack."""
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    out, total, done = [], len(keys) * sum(1 for e in eps_grid if e > 0), 0
+    for key in keys:
+        m = _fast(key)
+        right = explain.probabilities(m, xt).argmax(1) == yt
+        row = []
+        for e in eps_grid:
+            if e > 0:
+                xa = explain.run_attack(explain.make_attack(attack, e / 255, steps, step_size), m, xt, yt)
+                ok = right & (explain.probabilities(m, xa).argmax(1) == yt)
+                done += 1
+                if _progress is not None:
+                    _progress(done, total, f"{ROLES.get(key[0], key[0])}, eps {e}/255")
+            else:
+                ok = right
+            row.append(float(ok.float().mean()))
+        out.append(row)
+    return out
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -223,14 +301,18 @@ def student_candidates(active_student: str | None) -> dict[str, Candidate]:
     return {c.label: c for c in out}
 
 
-def model_messages(refs: dict[str, ModelRef]) -> None:
-    """One line per model that cannot be loaded: the student is optional, a teacher is not."""
+def model_messages(refs: dict[str, ModelRef], mismatch: str | None = None) -> None:
+    """One message for the models that cannot be used here: the student is optional, a teacher
+    is not; a class-count mismatch with the dataset (:func:`class_mismatch`) comes first."""
+    lines = [md(mismatch)] if mismatch else []   # all in one message
     for role, ref in refs.items():
         if ref.error:
             if role == "student":
                 st.info(f"**Student:** {md(ref.error)}. The teachers are shown below.", icon=":material/school:")
             else:
-                st.error(f"**{md(ref.label.capitalize())}:** {md(ref.error)}", icon=":material/error:")
+                lines.append(f"**{md(ref.label.capitalize())}:** {md(ref.error)}")
+    if lines:
+        st.error("  \n".join(lines), icon=":material/error:")
     if not any(r.error is None for r in refs.values()):
         st.warning("No model can be loaded: check the checkpoints in the sidebar.")
 
@@ -245,8 +327,11 @@ def page_context(need_data: bool = True) -> tuple[Choices, ImageData | None, dic
         if data is None:
             st.error(f"Cannot load the test images: {md(err)}", icon=":material/error:")
             st.stop()
-    models, refs = load_models(page_models(ch))
-    model_messages(refs)
+    models, refs = load_models(page_models(ch, need_data))
+    mismatch = None
+    if data is not None:
+        models, mismatch = class_mismatch(data, models)
+    model_messages(refs, mismatch)
     if not models:
         st.stop()
     return ch, data, models, refs

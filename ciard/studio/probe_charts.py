@@ -10,7 +10,8 @@ from plotly.subplots import make_subplots
 
 from .charts import MODEL_COLORS
 
-RIGHT, WRONG, OTHER, TOP = "#2ca02c", "#d62728", "#9aa5b1", "#1f77b4"
+#: Okabe-Ito bluish green and vermillion (colour-blind safe, and not a model's colour), grey, sky blue
+RIGHT, WRONG, OTHER, TOP = "#009E73", "#D55E00", "#9aa5b1", "#56B4E9"
 #: Inferno, but starting at pure black: Streamlit's frontend treats "#000001" .. "#000010" as
 #: placeholders for its theme colours and swaps them (even with theme=None), so Inferno's own
 #: first stop, "#000004", would turn lavender and zero attribution would look bright
@@ -27,6 +28,8 @@ def topk_figure(clean: np.ndarray, adv: np.ndarray, classes: Sequence[str], labe
     """
     def panel(p: np.ndarray) -> tuple[list[str], list[float], list[str], str]:
         order = np.argsort(-p)[:k][::-1]
+        if label is not None and label not in order:   # the true class is always shown, even at ~0 %
+            order = np.concatenate([[label], order[1:]])
         top_color = WRONG if label is not None else TOP  # no true label (an upload): top-1 is not "wrong"
         colors = [RIGHT if label is not None and i == label else (top_color if i == order[-1] else OTHER)
                   for i in order]
@@ -34,16 +37,17 @@ def topk_figure(clean: np.ndarray, adv: np.ndarray, classes: Sequence[str], labe
         mark = "" if label is None else (" ✓ right" if top == label else " ✗ wrong")
         return [classes[i] for i in order], [float(p[i]) for i in order], colors, f"{classes[top]}{mark}"
 
+    # two-line subtitles: "clean" over its verdict, so the two panels' titles never run together
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.22,
-                        subplot_titles=[f"clean: {panel(clean)[3]}", f"adversarial: {panel(adv)[3]}"])
+                        subplot_titles=[f"<b>clean</b><br>{panel(clean)[3]}", f"<b>adversarial</b><br>{panel(adv)[3]}"])
     for col, p in ((1, clean), (2, adv)):
         names, vals, colors, _ = panel(p)
         fig.add_trace(go.Bar(x=vals, y=names, orientation="h", marker_color=colors,
-                             text=[f"{100 * v:.0f}%" for v in vals], textposition="auto",
+                             text=[f"{100 * v:.0f}%" if v >= 0.005 else "≈0%" for v in vals], textposition="auto",
                              hovertemplate="%{y}: %{x:.1%}<extra></extra>", showlegend=False), row=1, col=col)
         fig.update_xaxes(range=[0, 1], tickformat=".0%", row=1, col=col)
-    fig.update_layout(title=dict(text=title, x=0.01, font=dict(size=14)), height=230,
-                      margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_layout(title=dict(text=title, x=0.01, font=dict(size=14)), height=250,
+                      margin=dict(l=10, r=10, t=78, b=10))
     fig.update_annotations(font_size=12)
     return fig
 
@@ -51,36 +55,61 @@ def topk_figure(clean: np.ndarray, adv: np.ndarray, classes: Sequence[str], labe
 def accuracy_eps_figure(eps: Sequence[float], acc: dict[str, Sequence[float]], title: str) -> go.Figure:
     fig = go.Figure()
     for name, ys in acc.items():
-        fig.add_trace(go.Scatter(x=[255 * e for e in eps], y=[100 * a for a in ys], mode="lines+markers",
+        fig.add_trace(go.Scatter(x=[round(255 * e) for e in eps], y=[100 * a for a in ys], mode="lines+markers",
                                  name=name, line=dict(color=MODEL_COLORS.get(name))))
     fig.update_layout(title=dict(text=title, x=0.01, font=dict(size=14)), height=330,
-                      margin=dict(l=10, r=10, t=40, b=10), xaxis_title="eps (/255)",
+                      margin=dict(l=10, r=10, t=40, b=10), xaxis_title="eps (n/255)", xaxis_tickmode="array",
+                      xaxis_tickvals=[round(255 * e) for e in eps], xaxis_ticktext=[f"{round(255 * e)}/255" for e in eps],
                       yaxis_title="accuracy %", yaxis_range=[0, 100], hovermode="x unified",
                       legend=dict(orientation="h", y=-0.25))
     return fig
 
 
-def attribution_grid(maps: dict[str, tuple[np.ndarray, np.ndarray]], titles: Sequence[str] = ("clean", "adversarial"),
-                     height_per_row: int = 190) -> go.Figure:
-    """Rows: models; columns: clean and adversarial maps; one colour scale for the whole grid.
+def scaled_maps(maps: dict[str, tuple[np.ndarray, np.ndarray]], shared: bool = False
+                ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float]:
+    """The maps on the scale they are drawn with, and that scale's top.
 
-    The scale runs from 0 to the 99th percentile of every map together, so a model that
-    attributes more strongly shows brighter, and the clean and adversarial maps compare.
+    Per model (the default): each model's pair is divided by its own 99th percentile, so every
+    model's pattern is visible (a strongly attributing clean teacher, max 1.6-1.8, would turn every
+    other map black under one scale) and clean and adversarial of one model still compare.
+    Shared: raw values, one scale up to the 99th percentile of every map together.
+    """
+    if shared:
+        allv = np.concatenate([np.ravel(m) for pair in maps.values() for m in pair]) if maps else np.zeros(1)
+        return maps, float(np.percentile(allv, 99)) or 1.0
+    out = {}
+    for name, pair in maps.items():
+        top = float(np.percentile(np.concatenate([np.ravel(m) for m in pair]), 99)) or 1.0
+        out[name] = tuple(np.clip(m / top, 0, 1) for m in pair)
+    return out, 1.0
+
+
+def attribution_grid(maps: dict[str, tuple[np.ndarray, np.ndarray]], titles: Sequence[str] = ("clean", "adversarial"),
+                     height_per_row: int = 190, shared: bool = False,
+                     images: Sequence[np.ndarray] | None = None, opacity: float = 1.0) -> go.Figure:
+    """Rows: models; columns: clean and adversarial maps (:func:`scaled_maps` says the scale).
+
+    ``images``: the clean and adversarial input (``H x W x 3`` uint8) drawn under the maps, which
+    are then ``opacity`` opaque. No axes, ticks or grid: the maps are pictures.
     """
     names = list(maps)
-    allv = np.concatenate([np.ravel(m) for pair in maps.values() for m in pair]) if maps else np.zeros(1)
-    zmax = float(np.percentile(allv, 99)) or 1.0
-    fig = make_subplots(rows=len(names), cols=2, horizontal_spacing=0.04, vertical_spacing=0.06,
+    maps, zmax = scaled_maps(maps, shared)
+    fig = make_subplots(rows=len(names), cols=2, horizontal_spacing=0.03, vertical_spacing=0.06,
                         subplot_titles=[f"{n}: {t}" for n in names for t in titles])
     for r, n in enumerate(names, start=1):
         for c, m in enumerate(maps[n], start=1):
-            fig.add_trace(go.Heatmap(z=m, coloraxis="coloraxis", hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>"), row=r, col=c)
-            fig.update_yaxes(autorange="reversed", scaleanchor=f"x{(r - 1) * 2 + c}", showticklabels=False,
-                             row=r, col=c)
-            fig.update_xaxes(showticklabels=False, row=r, col=c)
+            if images is not None:
+                fig.add_trace(go.Image(z=images[c - 1], hoverinfo="skip"), row=r, col=c)
+            fig.add_trace(go.Heatmap(z=m, coloraxis="coloraxis", opacity=opacity if images is not None else 1.0,
+                                     hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>"), row=r, col=c)
+            fig.update_yaxes(autorange="reversed", scaleanchor=f"x{(r - 1) * 2 + c}", row=r, col=c)
+    fig.update_xaxes(visible=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(visible=False, showgrid=False, zeroline=False)
+    title = "attribution" if shared else "relative<br>attribution"
     fig.update_layout(height=height_per_row * len(names) + 40, margin=dict(l=10, r=10, t=40, b=10),
+                      plot_bgcolor="rgba(0,0,0,0)",
                       coloraxis=dict(colorscale=INFERNO, cmin=0, cmax=zmax,
-                                     colorbar=dict(title="attribution", len=0.6)))
+                                     colorbar=dict(title=title, len=0.6, thickness=12, x=1.0, xpad=4)))
     fig.update_annotations(font_size=12)
     return fig
 
@@ -131,6 +160,7 @@ def schedule_figure(progress: Sequence[float], series: dict[str, Sequence[float]
                                  yaxis="y2" if name in secondary else "y"))
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="training progress",
                       xaxis_tickformat=".0%", yaxis_title="student lr", hovermode="x unified",
+                      yaxis_rangemode="tozero", yaxis_exponentformat="e",
                       legend=dict(orientation="h", y=-0.3))
     if secondary:
         fig.update_layout(yaxis2=dict(overlaying="y", side="right", showgrid=False, title=", ".join(secondary),

@@ -12,6 +12,7 @@ from . import forms
 from .metrics import (SCORE_COLUMNS, best_run, config_differences, curve, final_metrics_table, metric_names,
                       metrics_csv, runs_table)
 from .store import get_store
+from .sidebar import promote_in_session
 from .text import md
 
 FLASH = "runs_flash"
@@ -137,14 +138,12 @@ def _highlight(diff: pd.DataFrame):
 
 
 def promote_student(name: str) -> Path | None:
-    """Promote a run's best student and hand it to the sidebar; None (after an error shown) if not."""
+    """Make a run's best student this browser session's active one; None (after an error shown) if not."""
     try:
-        path = get_store().promote(name)
+        return promote_in_session(get_store(), name)
     except (ValueError, KeyError) as exc:
         st.error(md(exc))
         return None
-    st.session_state["sb_student_next"] = str(path)
-    return path
 
 
 def render_actions(names: list[str], selected: list[str]) -> None:
@@ -156,11 +155,11 @@ def render_actions(names: list[str], selected: list[str]) -> None:
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     name = c1.selectbox("Run", names, key="runs_action_run")
     if c2.button("Promote student", key="runs_promote", width="stretch",
-                 help="make this run's best student the active one on every page"):
+                 help="make this run's best student the active one on every page, for this browser session"):
         path = promote_student(name)
         if path:
-            ss[FLASH] = ("success", f"Promoted the student of **{md(name)}**: the sidebar's active student is "
-                                    f"now {md(path)}.")
+            ss[FLASH] = ("success", f"Promoted the student of **{md(name)}** for this session: the sidebar's "
+                                    f"active student is now {md(path)}. Other visitors keep the default.")
             st.rerun()
     if c3.button("Delete run", key="runs_delete", width="stretch", help="remove the run's directory (asks first)"):
         ss[PENDING_DELETE] = name

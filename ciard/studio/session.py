@@ -14,7 +14,7 @@ KEPT_PREFIXES = ("tf_", "sb_data_path", "train_preset", "train_run", "live_x", "
                  "runs_sort", "runs_best_by", "runs_group_score", "runs_repeat_n", "sweep_study", "sweep_base",
                  "sweep_trials", "sweep_w", "sweep_selected", "sweep_figures",
                  "runs_action_run", "adv_idx", "adv_attack", "adv_eps", "adv_step", "adv_source", "adv_mode",
-                 "adv_class", "adv_seed", "adv_curve_n", "xp_", "up_eps", "up_steps")
+                 "adv_class", "adv_seed", "adv_curve_n", "xp_", "up_label")
 
 
 def keep(prefixes: tuple[str, ...] = KEPT_PREFIXES) -> None:

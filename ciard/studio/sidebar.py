@@ -20,6 +20,7 @@ from ..archives import archive_kind
 from ..data import ARCHIVE_ENV
 from ..paths import path_problem, shorten
 from ..runtime import mps_available
+from . import own
 from .store import get_store
 from .text import md
 
@@ -100,6 +101,9 @@ def checkpoint_summary(path: str | Path) -> tuple[bool, str]:
 
     Safe loading (``weights_only``) through :mod:`ciard.checkpoints`; cached by mtime and size.
     """
+    ck = own.session_checkpoints(st.session_state).get(str(path))
+    if ck is not None:
+        return True, ck.line
     try:
         p = specs.resolve(str(path))
         st_ = p.stat()
@@ -130,8 +134,15 @@ def _zoo_entries() -> list[dict[str, Any]]:
         return []
 
 
+def _own_options() -> dict[str, str]:
+    """This session's own checkpoints (uploads and typed paths), for every role's select."""
+    return {spec: f"own: {ck.name} ({ck.arch}, {ck.num_classes} classes)"
+            for spec, ck in own.session_checkpoints(st.session_state).items()}
+
+
 def teacher_options(role: str, runs_root: Path) -> dict[str, str]:
-    """spec -> label for a teacher select: auto, the zoo's entries of the role, cached teachers."""
+    """spec -> label for a teacher select: auto, the zoo's entries of the role, cached teachers,
+    this session's own checkpoints."""
     opts = {"auto": "auto"}
     for e in _zoo_entries():
         if e.get("role") == f"{role}_teacher" and e.get("name"):
@@ -141,19 +152,42 @@ def teacher_options(role: str, runs_root: Path) -> dict[str, str]:
         for d in sorted(tdir.glob(f"{role}-*")):
             if (d / "best.pt").is_file():
                 opts[str(d / "best.pt")] = f"quick teacher: {teachers.QUICK_DIR}/{d.name}"
-    return opts
+    return {**opts, **_own_options()}
 
 
-def student_options(active: dict[str, Any]) -> dict[str, str]:
-    """spec -> label for the active-student select: the promoted one, then the zoo's students."""
+def student_options(active: dict[str, Any], promoted: dict[str, Any] | None = None) -> dict[str, str]:
+    """spec -> label for the active-student select: the run promoted in this session, the zoo's
+    students (the first is every new visitor's default), a run promoted by an earlier version
+    for everyone (``active.json``), this session's own checkpoints, none."""
     opts: dict[str, str] = {}
-    if active.get("student"):
-        opts[active["student"]] = f"promoted: {active.get('run', '?')}"
+    if promoted and promoted.get("student"):
+        opts[promoted["student"]] = f"promoted (this session): {promoted.get('run', '?')}"
     for e in _zoo_entries():
         if e.get("role") == "student" and e.get("name"):
             opts[f"zoo:{e['name']}"] = f"zoo: {e['name']} ({e.get('arch', '?')})"
+    if active.get("student") and active["student"] not in opts:
+        opts[active["student"]] = f"promoted earlier (shared): {active.get('run', '?')}"
+    opts.update(_own_options())
     opts[NO_STUDENT] = "none"
     return opts
+
+
+PROMOTED = "sb_promoted"   # session key: {"run", "student"} promoted on the Runs page
+
+
+def promote_in_session(store, name: str) -> Path:
+    """Make run ``name``'s best student this session's active student (nobody else's).
+
+    A lecturer's demo must not change when someone else promotes a run, so promotion is per
+    browser session: other visitors keep the zoo's default. Undo: pick another student in the
+    sidebar. Raises ValueError/KeyError like :meth:`RunStore.get` when there is no checkpoint.
+    """
+    info = store.get(name)
+    if info.checkpoint is None:
+        raise ValueError(f"run '{name}' has no student checkpoint yet (best.pt appears after an epoch)")
+    st.session_state[PROMOTED] = {"run": name, "student": str(info.checkpoint)}
+    st.session_state["sb_student_next"] = str(info.checkpoint)
+    return info.checkpoint
 
 
 def device_options() -> list[str]:
@@ -176,6 +210,36 @@ def _select(container, label: str, options: dict[str, str] | list[str], key: str
     return container.selectbox(label, values, key=key, format_func=fmt, help=help)
 
 
+OWN_ROLES = {"student": "active student", "clean_teacher": "clean teacher", "robust_teacher": "robust teacher"}
+
+
+def render_own_checkpoint(sb, dataset: str, data_path: str | None) -> None:
+    """Upload a checkpoint (kept in memory) or type a path, check it, and use it for a role."""
+    with sb.expander("Bring your own checkpoint", icon=":material/upload_file:"):
+        role = st.radio("Use it as", list(OWN_ROLES), format_func=OWN_ROLES.get, key="sb_own_role",
+                        horizontal=False)
+        up = st.file_uploader(f"Upload (.pt, up to {own.MAX_MB} MB)", type=["pt", "pth"], key="sb_own_file",
+                              max_upload_size=own.MAX_MB,
+                              help="read safely (weights only, no code runs), kept in memory for this "
+                                   "session and never written to disk")
+        typed = st.text_input("…or a path", key="sb_own_path", placeholder="/path/to/best.pt or a run folder")
+        if st.button("Use it", key="sb_own_use", icon=":material/check:"):
+            expected = own.dataset_classes(dataset, data_path)
+            if up is not None:
+                ck, err = own.from_upload(up.name, up.getvalue(), expected, role)
+            else:
+                ck, err = own.from_path(typed, expected, role)
+            if ck is None:
+                st.session_state["sb_own_error"] = err
+            else:
+                st.session_state.pop("sb_own_error", None)
+                own.add(st.session_state, ck)
+                st.session_state[f"sb_{role}_own_next"] = ck.spec
+                st.rerun()
+        if st.session_state.get("sb_own_error"):
+            st.error(md(st.session_state["sb_own_error"]), icon=":material/error:")
+
+
 def render_sidebar() -> Choices:
     sb = st.sidebar
     store = get_store()
@@ -196,14 +260,22 @@ def render_sidebar() -> Choices:
 
     sb.subheader("Checkpoints")
     active = store.active()
-    students = student_options(active)
+    render_own_checkpoint(sb, dataset, path)
+    for role in ("student", "clean_teacher", "robust_teacher"):   # just brought with "Use it"
+        nxt = st.session_state.pop(f"sb_{role}_own_next", None)
+        if nxt is not None:
+            st.session_state[f"sb_{role}"] = nxt
+    students = student_options(active, st.session_state.get(PROMOTED))
     if "sb_student_next" in st.session_state:  # just promoted on the Runs page
         st.session_state["sb_student"] = st.session_state.pop("sb_student_next")
     student = _select(sb, "Active student", students, "sb_student",
-                      "the student other pages evaluate; promote one on the Runs page")
+                      "the student other pages evaluate; promote one on the Runs page (for this session)")
     if student:
         ok, line = checkpoint_summary(student)
         (sb.caption if ok else sb.warning)(md(line))
+        if student == (st.session_state.get(PROMOTED) or {}).get("student"):
+            sb.caption("Promoted for this browser session only; other visitors keep the default. "
+                       "Pick another student above to undo.")
     else:
         sb.caption("No student yet: train one, then promote it on the Runs page.")
     teachers = {}

@@ -124,7 +124,7 @@ def _study_body(name: str, was_running: bool) -> None:
                      help="make the best trial's student the active one on every page"):
             path = promote_student(best)
             if path:
-                st.session_state[FLASH] = f"Promoted the best trial's student (**{md(best)}**): {md(path)}."
+                st.session_state[FLASH] = f"Promoted the best trial's student (**{md(best)}**) for this session: {md(path)}."
                 st.rerun(scope="app")
     if done and st.toggle("Show Optuna's figures", key="sweep_figures",
                           help="optimisation history, parallel coordinates, parameter importances, slices"):
