@@ -37,7 +37,8 @@ class AdaAD(Method):
         self.teacher = self.frozen["robust"]
         a = self.cfg.attack
         self.attack = TeacherKLPGD(self.teacher, eps=a.eps, steps=a.pgd_steps,
-                                   step_size=a.pgd_step_size, autocast=self.autocast)
+                                   step_size=a.pgd_step_size, autocast=self.autocast,
+                                   bounds=self.bounds)
         # the official script's CIFAR-100 branch sums over classes; CIFAR-10's averages over them
         self.kl = kd_batchmean if self.cfg.data.dataset == "cifar100" else kd_mean
 

@@ -44,6 +44,7 @@ def input_gradient(model, x: torch.Tensor, y: torch.Tensor, autocast, create_gra
 class KDIGA(Method):
     name = "kdiga"
     teachers = ("robust",)
+    uses_attack = False          # clean inputs only: the input-gradient term stands in for an attack
 
     def compute(self, x, y, progress):
         me = self.cfg.method
