@@ -61,6 +61,20 @@ def test_adversarial_page_with_student(with_students):
     assert len(at.get("plotly_chart")) == 4          # + accuracy-vs-eps
 
 
+def test_a_curve_cached_by_one_session_is_reused_by_the_next(with_students):
+    """The curve cache is shared across sessions; a hit must not replay the first session's
+    progress bar into the second (st.cache_data did: CacheReplayClosureError)."""
+    shown = []
+    for _ in range(2):
+        at = _page("app_pages/adversarial.py")
+        at.button(key="btn_adv_curve").click()
+        at.select_slider(key="adv_curve_n").set_value(32)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        shown.append(at.session_state["adv_curve"][1])
+    assert shown[0] == shown[1]
+
+
 def test_adversarial_page_without_student_shows_teachers(runs_dir):
     from ciard.studio.sidebar import NO_STUDENT
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()

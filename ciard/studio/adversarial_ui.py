@@ -253,7 +253,7 @@ def render_eps_curve(data: ImageData, p: AttackParams, models: dict, refs: dict)
             bar.progress(done / total, text=f"{what} done; about {left:.0f} s left")
 
         rows = probe.eps_curve(tuple(refs[k].key for k in roles), x, y, p.attack, EPS_GRID, p.steps,
-                               p.step_size, _progress=progress)
+                               p.step_size, progress=progress)
         bar.empty()
         acc = {probe.ROLES[k]: row for k, row in zip(roles, rows)}
         st.session_state["adv_curve"] = (key, acc, time.perf_counter() - t0)

@@ -8,6 +8,7 @@ as a traceback.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -212,12 +213,26 @@ def probs_of(key: tuple, x: np.ndarray) -> np.ndarray:
     return explain.probabilities(_fast(key), torch.from_numpy(x)).numpy()
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_resource(show_spinner=False)
+def _curve_cache() -> dict:
+    """Curves computed by any session. Not ``st.cache_data`` on :func:`eps_curve`: that would replay
+    the progress bar it updates, an element of the caller's layout (CacheReplayClosureError)."""
+    return {}
+
+
+CURVES_KEPT = 32
+
+
 def eps_curve(keys: tuple[tuple, ...], x: np.ndarray, y: np.ndarray, attack: str, eps_grid: tuple[int, ...],
-              steps: int, step_size: float, _progress=None) -> list[list[float]]:
+              steps: int, step_size: float, progress=None) -> list[list[float]]:
     """Per model (in ``keys`` order), the share of images right both clean and under a white-box
     attack at each eps of ``eps_grid`` (n/255). Clean predictions once per model, attacks on the
-    folded models, the whole curve cached; ``_progress(done, total, what)`` after each attack."""
+    folded models, the whole curve cached; ``progress(done, total, what)`` after each attack."""
+    cache = _curve_cache()
+    digest = hashlib.sha256(x.tobytes() + y.tobytes() + repr((x.shape, x.dtype)).encode()).hexdigest()
+    ckey = (keys, digest, attack, tuple(eps_grid), steps, step_size)
+    if ckey in cache:
+        return cache[ckey]
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     out, total, done = [], len(keys) * sum(1 for e in eps_grid if e > 0), 0
     for key in keys:
@@ -229,12 +244,15 @@ def eps_curve(keys: tuple[tuple, ...], x: np.ndarray, y: np.ndarray, attack: str
                 xa = explain.run_attack(explain.make_attack(attack, e / 255, steps, step_size), m, xt, yt)
                 ok = right & (explain.probabilities(m, xa).argmax(1) == yt)
                 done += 1
-                if _progress is not None:
-                    _progress(done, total, f"{ROLES.get(key[0], key[0])}, eps {e}/255")
+                if progress is not None:
+                    progress(done, total, f"{ROLES.get(key[0], key[0])}, eps {e}/255")
             else:
                 ok = right
             row.append(float(ok.float().mean()))
         out.append(row)
+    while len(cache) >= CURVES_KEPT:
+        cache.pop(next(iter(cache)))
+    cache[ckey] = out
     return out
 
 
