@@ -32,6 +32,20 @@ from store_support import write_finished_run
 require_browser()
 
 
+
+def _choose(page, key: str, option: str) -> bool:
+    """Open the selectbox ``key`` and pick ``option``; False (to retry) when the list did not open,
+    e.g. because a rerun replaced the widget between the click and the option's lookup."""
+    page.locator(f".st-key-{key} [role=combobox]").first.click()
+    opt = page.get_by_role("option", name=option, exact=True).first
+    try:
+        opt.wait_for(timeout=5_000)
+        opt.click(timeout=5_000)
+    except Exception:      # playwright TimeoutError: not open yet
+        page.keyboard.press("Escape")
+        return False
+    return True
+
 def _wait(cond, timeout: float, what: str, poll: float = 0.05):
     return _wait_slow(cond, timeout, what, poll)
 
@@ -181,9 +195,8 @@ def test_probing_pages_in_a_browser(server):
         shown = box.inner_text() + " ".join(i.input_value() for i in box.locator("input").all())
         assert "push 0)" in shown, shown
         before = _caption_with(page, "cached on repeat")
-        page.locator(".st-key-xp_method [role=combobox]").first.click()
         t0 = time.time()
-        page.get_by_role("option", name="Integrated Gradients", exact=True).first.click()
+        _wait(lambda: _choose(page, "xp_method", "Integrated Gradients"), 60, "Integrated Gradients chosen")
         _wait(lambda: _caption_with(page, "cached on repeat") not in ("", before), 60, "the IG grid")
         _idle(page, 60)
         lat["saliency_grid_integrated_gradients_s"] = round(time.time() - t0, 2)
@@ -206,7 +219,7 @@ def test_probing_pages_in_a_browser(server):
         # -- Your own image: a real photograph, then a corrupt file
         page.goto(url + "/upload")
         page.get_by_role("heading", name="Your own image").wait_for()
-        page.set_input_files("input[type=file]", files=[{"name": "photo.png", "mimeType": "image/png",
+        page.set_input_files(".st-key-up_file input[type=file]", files=[{"name": "photo.png", "mimeType": "image/png",
                                                          "buffer": _photo_png()}])
         page.get_by_text("as the model sees it (32 x 32)").wait_for(timeout=60_000)
         _wait(lambda: page.evaluate(PLOTS_JS) >= 3, 60, "the upload's prediction charts")
@@ -214,7 +227,7 @@ def test_probing_pages_in_a_browser(server):
         body = page.inner_text("body")
         assert ("holds:" in body) or ("flips:" in body)
         _shot(page, "p2-upload-photo.png")
-        page.set_input_files("input[type=file]", files=[{"name": "corrupt.png", "mimeType": "image/png",
+        page.set_input_files(".st-key-up_file input[type=file]", files=[{"name": "corrupt.png", "mimeType": "image/png",
                                                          "buffer": os.urandom(4096)}])
         alert = page.locator("[data-testid=stAlert]", has_text="corrupt.png")
         alert.wait_for(timeout=30_000)

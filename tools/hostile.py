@@ -156,7 +156,7 @@ CLI_CASES = [
          "model description is a str"),
     # eval's own numbers
     Case("eval-batch-size-0", lambda s: ["eval", "--checkpoint", "zoo:demo-clean-resnet20", "--batch-size", "0"],
-         "--batch-size 0 must be at least 1"),
+         "batch_size = 0 must be at least 1"),
     Case("eval-n-negative", lambda s: ["eval", "--checkpoint", "zoo:demo-clean-resnet20", "--n", "-5"],
          "--n -5 must be at least 0"),
 ]
