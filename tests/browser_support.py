@@ -53,6 +53,18 @@ def wait(cond, timeout: float, what: str, poll: float = 0.1):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+#: true once Streamlit has finished the script run (its "Running…" status widget is gone)
+IDLE_JS = "() => !document.querySelector('[data-testid=stStatusWidget]')"
+#: ... and no st.spinner is still showing
+IDLE_NO_SPINNER_JS = "() => !document.querySelector('[data-testid=stStatusWidget]') && !document.querySelector('[data-testid=stSpinner]')"
+
+
+def idle(page, timeout: float = 60, settle_ms: int = 300, js: str = IDLE_JS) -> None:
+    """Let a rerun start (``settle_ms``), then wait until the page's script run has ended."""
+    page.wait_for_timeout(settle_ms)
+    page.wait_for_function(js, timeout=timeout * 1000)
+
+
 @contextlib.contextmanager
 def streamlit_server(runs: Path, log_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     """``streamlit run app.py`` on a free port with ``runs`` as its run store; stopped after."""

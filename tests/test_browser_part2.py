@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import ROOT, SHOTS, browser_page, require_browser, shot as _shot, streamlit_server
+from browser_support import IDLE_JS, idle, ROOT, SHOTS, browser_page, require_browser, shot as _shot, streamlit_server
 from browser_support import wait as _wait_slow
 from proc_support import descendants
 from store_support import write_finished_run
@@ -58,8 +58,6 @@ def _zoo_student() -> str | None:
 
 #: the shipped student the pages use; without one, two ResNet-20 student runs are made
 ZOO_STUDENT = _zoo_student()
-#: true while Streamlit runs the script (the "Running..." status widget)
-IDLE_JS = "() => !document.querySelector('[data-testid=stStatusWidget]')"
 #: number of rendered plotly charts
 PLOTS_JS = "() => document.querySelectorAll('.js-plotly-plot').length"
 
@@ -113,8 +111,7 @@ def _photo_png() -> bytes:
 
 
 def _idle(page, timeout: float = 60) -> None:
-    page.wait_for_timeout(150)
-    page.wait_for_function(IDLE_JS, timeout=timeout * 1000)
+    idle(page, timeout, settle_ms=150, js=IDLE_JS)
 
 
 def _caption_with(page, text: str) -> str:

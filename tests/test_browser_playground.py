@@ -17,12 +17,11 @@ import time
 
 import pytest
 
-from browser_support import SHOTS, browser_page, require_browser, streamlit_server
+from browser_support import IDLE_JS, idle, SHOTS, browser_page, require_browser, streamlit_server
 from browser_support import wait as _wait
 
 require_browser()
 
-IDLE_JS = "() => !document.querySelector('[data-testid=stStatusWidget]')"
 #: the regions figure: its title, subplot titles, heatmap traces and shapes (eps-boxes)
 FIG_JS = """() => { const g = document.querySelector('.st-key-pg_regions .js-plotly-plot');
   if (!g || !g._fullData) return null;
@@ -41,8 +40,7 @@ def server(tmp_path_factory):
 
 
 def _idle(page, timeout: float = 120) -> None:
-    page.wait_for_timeout(200)
-    page.wait_for_function(IDLE_JS, timeout=timeout * 1000)
+    idle(page, timeout, settle_ms=200, js=IDLE_JS)
 
 
 def _fig(page):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 
-from browser_support import SHOTS, browser_page, require_browser, streamlit_server, wait
+from browser_support import IDLE_JS, idle, SHOTS, browser_page, require_browser, streamlit_server, wait
 from store_support import write_finished_run
 
 require_browser()
@@ -20,12 +20,10 @@ require_browser()
 #: a natural SmallCNN run of seconds: what the sweep's trials train
 TINY = dict(method="natural", student="smallcnn", student_init="", epochs=1, train_subset=128, eval_size=32,
             eval_pgd_steps=1, test_size=0, precision="fp32")
-IDLE_JS = "() => !document.querySelector('[data-testid=stStatusWidget]')"
 
 
-def _idle(page, timeout=60):
-    page.wait_for_timeout(400)
-    wait(lambda: page.evaluate(IDLE_JS), timeout, "the script run to end", poll=0.1)
+def _idle(page, timeout: float = 60) -> None:
+    idle(page, timeout, settle_ms=400, js=IDLE_JS)
 
 
 def _shot(page, name):

@@ -13,13 +13,11 @@ import time
 
 import pytest
 
-from browser_support import SHOTS, browser_page, require_browser, shot as _shot, streamlit_server
+from browser_support import IDLE_NO_SPINNER_JS, idle, SHOTS, browser_page, require_browser, shot as _shot, streamlit_server
 
 require_browser()
 
 PAGES = ("home", "train", "runs", "adversarial", "explain", "upload", "method")
-IDLE_JS = ("() => !document.querySelector('[data-testid=stStatusWidget]')"
-           " && !document.querySelector('[data-testid=stSpinner]')")
 #: what each page shows once it is drawn (beyond its title)
 READY = {"adversarial": ".st-key-adv_top_student .js-plotly-plot", "explain": ".st-key-chart_xp_grid .js-plotly-plot",
          "upload": ".st-key-up_file [data-testid=stFileUploader]", "runs": "h1", "train": "h1", "home": "h1", "method": "h1"}
@@ -48,8 +46,7 @@ SIDEBAR_COLLAPSED_JS = ("() => { const s = document.querySelector('[data-testid=
 
 
 def _idle(page, timeout: float = 120) -> None:
-    page.wait_for_timeout(300)
-    page.wait_for_function(IDLE_JS, timeout=timeout * 1000)
+    idle(page, timeout, settle_ms=300, js=IDLE_NO_SPINNER_JS)
 
 
 @pytest.fixture(scope="module")
