@@ -53,16 +53,55 @@ def wait(cond, timeout: float, what: str, poll: float = 0.1):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-#: true once Streamlit has finished the script run (its "Running…" status widget is gone)
-IDLE_JS = "() => !document.querySelector('[data-testid=stStatusWidget]')"
-#: ... and no st.spinner is still showing
-IDLE_NO_SPINNER_JS = "() => !document.querySelector('[data-testid=stStatusWidget]') && !document.querySelector('[data-testid=stSpinner]')"
+#: Streamlit's root element; its ``data-test-script-state`` attribute says whether a script run
+#: (full or fragment) is going on: ``initial``, ``running``, ``rerunRequested``, ``notRunning``, ...
+APP = "[data-testid=stApp]"
 
 
-def idle(page, timeout: float = 60, settle_ms: int = 300, js: str = IDLE_JS) -> None:
-    """Let a rerun start (``settle_ms``), then wait until the page's script run has ended."""
+def settled(page, timeout: float = 60, settle_ms: int = 150, spinners: bool = False) -> None:
+    """Wait until the app is connected and its script run has ended (Streamlit's own e2e helper
+    does the same): ``settle_ms`` first, for a rerun a click has asked for to begin;
+    ``spinners``: also until no ``st.spinner`` shows."""
+    from playwright.sync_api import expect
     page.wait_for_timeout(settle_ms)
-    page.wait_for_function(js, timeout=timeout * 1000)
+    app = page.locator(APP)
+    expect(app).to_have_attribute("data-test-connection-state", "CONNECTED", timeout=timeout * 1000)
+    expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=timeout * 1000)
+    if spinners:
+        expect(page.locator("[data-testid=stSpinner]")).to_have_count(0, timeout=timeout * 1000)
+
+
+def key(page, name: str):
+    """The element of the widget (or container) made with ``key=name``."""
+    return page.locator(f".st-key-{name}")
+
+
+def select(page, name: str, option: str) -> None:
+    """Pick ``option`` in the selectbox ``name``; the list is reopened if a rerun replaced it."""
+    from playwright.sync_api import Error
+    for attempt in range(3):
+        key(page, name).locator("[role=combobox]").first.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).first.click(timeout=5_000)
+            return
+        except Error:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
+            settled(page)
+
+
+def fill(page, name: str, value) -> None:
+    """Type ``value`` into the text or number input ``name`` and commit it with Tab (Enter
+    would submit a form)."""
+    box = key(page, name).locator("input").first
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def button(page, name: str, label: str):
+    """The button ``name`` by its label (a button with ``help=`` also holds a tooltip trigger)."""
+    return key(page, name).get_by_role("button", name=label, exact=True)
 
 
 @contextlib.contextmanager
@@ -96,23 +135,56 @@ def streamlit_server(runs: Path, log_path: Path) -> Iterator[tuple[str, subproce
 
 
 @contextlib.contextmanager
-def browser_page(timeout_ms: float) -> Iterator[tuple[object, object]]:
-    """Headless Chromium with one 1500x1100 page (default timeout ``timeout_ms``); closed on exit."""
+def chromium() -> Iterator[object]:
+    """Headless Debian Chromium driven by Playwright; closed on exit."""
     from playwright import sync_api
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.set_default_timeout(timeout_ms)
-            yield browser, page
+            yield browser
         finally:
             browser.close()
+
+
+def new_page(browser, width: int = 1400, height: int = 1000, timeout_ms: float = 60_000):
+    """A fresh page (its own Streamlit session) with Playwright's default timeout set."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(timeout_ms)
+    return page
+
+
+def served(tmp_path_factory, name: str, prepare=None) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+    """For a module's ``server`` fixture: a run store ``name`` (``prepare(runs)`` fills it), a
+    Streamlit server on it; yields (url, runs, process) and stops every trainer it left."""
+    runs = tmp_path_factory.mktemp(name)
+    if prepare is not None:
+        prepare(runs)
+    with streamlit_server(runs, runs.parent / f"{name}.log") as (url, proc):
+        try:
+            yield url, runs, proc
+        finally:
+            stop_trainers(runs)
+
+
+def stop_trainers(runs: Path, grace: float = 20) -> None:
+    """Ask every live run of the store to stop, then kill what is left after ``grace`` seconds."""
+    from ciard.runs import RunStore
+    store = RunStore(runs)
+    live = lambda: [n for n in store.names() if store.get(n).state in ("starting", "running")]
+    for name in live():
+        store.stop(name)
+    t0 = time.time()
+    while live() and time.time() - t0 < grace:
+        time.sleep(0.3)
+    for name in live():
+        store.kill(name)
 
 
 def shot(page, name: str) -> None:
     """A full-page screenshot into :data:`SHOTS`: Streamlit scrolls inside its main element, not
     the document, so the viewport is made as tall as that element's content for the shot."""
-    page.mouse.move(5, 5)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(5, 5)     # no tooltip left open under the pointer
     size = page.viewport_size
     tall = page.evaluate("() => { const m = document.querySelector('[data-testid=stMain]'); "
                          "return m ? m.scrollHeight : 0; }")
@@ -121,3 +193,12 @@ def shot(page, name: str) -> None:
     page.wait_for_timeout(600)
     page.screenshot(path=str(SHOTS / name), full_page=True)
     page.set_viewport_size(size)
+
+
+def save_figures(name: str, figures: dict) -> None:
+    """Write a module's measured figures to ``$CIARD_SHOTS/name`` (JSON) and print them: they are
+    measurements to report, never pass/fail criteria (a loaded machine would make them flaky)."""
+    import json
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / name).write_text(json.dumps(figures, indent=1))
+    print(f"{name}:", json.dumps(figures))

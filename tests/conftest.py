@@ -65,3 +65,23 @@ def runs_dir(tmp_path, monkeypatch):
     d.mkdir()
     monkeypatch.setenv("CIARD_RUNS_DIR", str(d))
     return d
+
+
+# -- the browser tests' Chromium (see tests/browser_support.py) -------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per browser-test module; each test opens its own page (session)."""
+    from browser_support import chromium
+    from playwright.sync_api import expect
+    expect.set_options(timeout=30_000)      # Playwright's 5 s is short for a loaded 2-core machine
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh 1400 x 1000 page, closed after the test."""
+    from browser_support import new_page
+    p = new_page(browser)
+    yield p
+    p.close()
