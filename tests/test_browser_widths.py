@@ -4,18 +4,20 @@ Screenshots of each page at both widths go to ``$CIARD_SHOTS`` (default /tmp/cia
 800 px the sidebar starts collapsed; at both widths no widget label breaks inside a word
 (each word of a label must lie on one line: a DOM Range over it has one client rectangle).
 The Saliency page's cold visit (grid only: the push view waits for its button) and the
-accuracy-vs-eps curve are timed; the figures are written to ``widths-latency.json``.
+accuracy-vs-eps curve are timed; the figures are written to ``widths-latency.json``. One test
+per page and width, each in its own session, on the module's one server.
 """
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
-from browser_support import IDLE_NO_SPINNER_JS, idle, SHOTS, browser_page, require_browser, shot as _shot, streamlit_server
+from browser_support import key, new_page, require_browser, save_figures, served, settled, shot
 
-require_browser()
+sync_api = require_browser()
+expect = sync_api.expect
+LATENCY: dict[str, float] = {}
 
 PAGES = ("home", "train", "runs", "adversarial", "explain", "upload", "method")
 #: what each page shows once it is drawn (beyond its title)
@@ -41,52 +43,44 @@ BROKEN_WORDS_JS = """() => {
   }
   return out;
 }"""
-SIDEBAR_COLLAPSED_JS = ("() => { const s = document.querySelector('[data-testid=stSidebar]');"
-                   " return s ? s.getAttribute('data-collapsed') : null; }")
-
-
-def _idle(page, timeout: float = 120) -> None:
-    idle(page, timeout, settle_ms=300, js=IDLE_NO_SPINNER_JS)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("widths-runs")
-    with streamlit_server(runs, runs.parent / "streamlit-widths.log") as (url, _):
-        yield url
+    yield from served(tmp_path_factory, "widths-runs")
+    save_figures("widths-latency.json", LATENCY)
 
 
 @pytest.mark.parametrize("width", [800, 1400])
-def test_pages_at_width(server, width):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    lat: dict[str, float] = {}
-    broken: dict[str, list[str]] = {}
-    with browser_page(120_000) as (_, page):
-        page.set_viewport_size({"width": width, "height": 1000})
-        for name in PAGES:
-            t0 = time.time()
-            page.goto(f"{server}/{name}")
-            page.locator(READY[name]).first.wait_for(timeout=240_000)
-            if name == "explain":
-                lat["saliency_cold_visit_s"] = round(time.time() - t0, 2)
-            _idle(page, 240)
-            if width == 800:
-                assert page.evaluate(SIDEBAR_COLLAPSED_JS) == "true", f"{name}: the sidebar is open at 800 px"
-            else:
-                assert page.evaluate(SIDEBAR_COLLAPSED_JS) == "false", f"{name}: the sidebar is closed at 1400 px"
-            bad = page.evaluate(BROKEN_WORDS_JS)
-            if bad:
-                broken[name] = bad
-            _shot(page, f"w{width}-{name}.png")
-        # the accuracy-vs-eps curve: the default 64 images, PGD-10 at five eps, three models
-        page.goto(f"{server}/adversarial")
-        page.locator(READY["adversarial"]).first.wait_for(timeout=240_000)
-        _idle(page, 240)
+@pytest.mark.parametrize("name", PAGES)
+def test_page_fits_the_width(server, browser, name, width):
+    """The sidebar collapsed at 800 px and open at 1400 px; no label broken inside a word."""
+    page = new_page(browser, width, 1000, 240_000)
+    try:
         t0 = time.time()
-        page.locator(".st-key-btn_adv_curve button").first.click()
-        page.locator(".st-key-adv_curve_fig .js-plotly-plot").wait_for(timeout=600_000)   # a loaded 2-core CPU
-        lat["accuracy_eps_curve_64_images_s"] = round(time.time() - t0, 2)
-        _idle(page)
-        _shot(page, f"w{width}-adversarial-curve.png")
-    (SHOTS / f"widths-latency-{width}.json").write_text(json.dumps(lat, indent=1))
-    assert not broken, broken
+        page.goto(f"{server[0]}/{name}")
+        expect(page.locator(READY[name]).first).to_be_visible(timeout=240_000)
+        if name == "explain" and "saliency_cold_visit_s" not in LATENCY:   # the first visit: cold
+            LATENCY["saliency_cold_visit_s"] = round(time.time() - t0, 2)
+        settled(page, 240, spinners=True)
+        expect(page.locator("[data-testid=stSidebar]")).to_have_attribute(
+            "data-collapsed", "true" if width < 1100 else "false")
+        assert page.evaluate(BROKEN_WORDS_JS) == [], f"{name} at {width} px"
+        expect(page.locator("[data-testid=stException]")).to_have_count(0)
+        shot(page, f"w{width}-{name}.png")
+    finally:
+        page.close()
+
+
+def test_the_accuracy_eps_curve_is_drawn(server, page):
+    """The default 64 images, PGD-10 at five eps, three models; timed from the button."""
+    page.goto(f"{server[0]}/adversarial")
+    expect(page.locator(READY["adversarial"]).first).to_be_visible(timeout=240_000)
+    settled(page, 240, spinners=True)
+    t0 = time.time()
+    key(page, "btn_adv_curve").locator("button").first.click()
+    expect(key(page, "adv_curve_fig").locator(".js-plotly-plot")).to_be_visible(timeout=600_000)
+    LATENCY["accuracy_eps_curve_64_images_s"] = round(time.time() - t0, 2)
+    settled(page)
+    expect(page.get_by_text("A sample counts only if it is right clean and under the attack", exact=False)).to_be_visible()
+    shot(page, "w1400-adversarial-curve.png")

@@ -248,9 +248,10 @@ def render_eps_curve(data: ImageData, p: AttackParams, models: dict, refs: dict)
         t0 = time.perf_counter()
 
         def progress(done: int, total: int, what: str) -> None:
-            # the attacks cost the same at every eps, so the time so far per attack is the estimate
-            left = (time.perf_counter() - t0) / done * (total - done)
-            bar.progress(done / total, text=f"{what} done; about {left:.0f} s left")
+            # an image costs the same at every eps: the time per image so far, times the images
+            # that would be left if every one still standing were attacked again (an upper bound)
+            left = (time.perf_counter() - t0) / max(done, 1) * (total - done)
+            bar.progress(done / max(total, 1), text=f"{what} done; at most about {left:.0f} s left")
 
         rows = probe.eps_curve(tuple(refs[k].key for k in roles), x, y, p.attack, EPS_GRID, p.steps,
                                p.step_size, progress=progress)
@@ -262,7 +263,9 @@ def render_eps_curve(data: ImageData, p: AttackParams, models: dict, refs: dict)
         c2.plotly_chart(accuracy_eps_figure([e / 255 for e in EPS_GRID], saved[1],
                                             f"White-box {explain.ATTACKS[p.attack]} on {n} test images"),
                         key="adv_curve_fig")
-        c2.caption(f"A sample counts only if it is right both clean and attacked, so eps 0 is clean accuracy. "
+        c2.caption(f"A sample counts only if it is right clean and under the attack at this eps and every smaller "
+                   f"one (a perturbation that fools at a smaller eps lies inside the larger ball too), so eps 0 is "
+                   f"clean accuracy and only the samples still standing are attacked at the next eps. "
                    f"Computed in {saved[2]:.1f} s (cached: the same settings again cost nothing).")
     else:
         c2.caption("Press **Compute curve** to attack a batch at several eps, on every model in one pass; a "
