@@ -6,7 +6,8 @@ without zoo students the store gets two ResNet-20 runs instead (a CIARD one, pro
 with ``--push-weight 0``, made from the robust teacher's weights). Then: opens the Clean-vs-adversarial
 page and runs an attack by changing eps, opens the Saliency page and switches to Integrated
 Gradients, uploads a real photograph and a corrupt file on the Your-image page, and opens the
-Method page. Timings (attack to predictions, saliency grid, page switches) and the server's
+Method page; each of these is one test, on one server for the module (a session per page).
+Timings (attack to predictions, saliency grid, page switches) and the server's
 resident memory are printed and saved as ``$CIARD_SHOTS/latency_part2.json``; screenshots go to
 ``$CIARD_SHOTS`` (default ``/tmp/ciard-shots``) as ``p2-*.png``.
 
@@ -15,7 +16,6 @@ Skipped (with the reason) when Chromium or the playwright package is missing.
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import time
@@ -24,30 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import IDLE_JS, idle, ROOT, SHOTS, browser_page, require_browser, shot as _shot, streamlit_server
-from browser_support import wait as _wait_slow
+from browser_support import ROOT, key, new_page, require_browser, save_figures, select, served, settled, shot
 from proc_support import descendants
 from store_support import write_finished_run
 
-require_browser()
+sync_api = require_browser()
+expect = sync_api.expect
+LAT: dict[str, object] = {}
 
-
-
-def _choose(page, key: str, option: str) -> bool:
-    """Open the selectbox ``key`` and pick ``option``; False (to retry) when the list did not open,
-    e.g. because a rerun replaced the widget between the click and the option's lookup."""
-    page.locator(f".st-key-{key} [role=combobox]").first.click()
-    opt = page.get_by_role("option", name=option, exact=True).first
-    try:
-        opt.wait_for(timeout=5_000)
-        opt.click(timeout=5_000)
-    except Exception:      # playwright TimeoutError: not open yet
-        page.keyboard.press("Escape")
-        return False
-    return True
-
-def _wait(cond, timeout: float, what: str, poll: float = 0.05):
-    return _wait_slow(cond, timeout, what, poll)
 
 
 def _zoo_student() -> str | None:
@@ -58,8 +42,6 @@ def _zoo_student() -> str | None:
 
 #: the shipped student the pages use; without one, two ResNet-20 student runs are made
 ZOO_STUDENT = _zoo_student()
-#: number of rendered plotly charts
-PLOTS_JS = "() => document.querySelectorAll('.js-plotly-plot').length"
 
 
 def _student_run(root: Path, name: str, **overrides) -> None:
@@ -86,17 +68,25 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A Streamlit server on a free port whose run store holds two students (one promoted)."""
+def _two_students(runs: Path) -> None:
     from ciard.runs import RunStore
-    runs = tmp_path_factory.mktemp("browser2-runs")
     if not ZOO_STUDENT:   # the sidebar picks the zoo's student when there is one
         _student_run(runs, "ciard-a")
         _student_run(runs, "nopush-b", push_weight=0.0)
         RunStore(runs).promote("ciard-a")
-    with streamlit_server(runs, runs.parent / "streamlit2.log") as (url, proc):
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A Streamlit server on a free port whose run store holds two students (one promoted)
+    unless the zoo ships them; (url, server pid)."""
+    for url, _, proc in served(tmp_path_factory, "browser2-runs", _two_students):
         yield url, proc.pid
+        LAT["server_rss_mb_after_all_pages"] = round(_tree_rss_kb(proc.pid) / 1024, 1)
+    LAT["raw_pgd10_plus_predictions_s"] = _raw_attack_seconds()
+    LAT["workload"] = ("shipped ResNet-20 teachers (zoo defaults); student " + (f"zoo:{ZOO_STUDENT}" if ZOO_STUDENT else
+                       "runs: ResNet-20 students made from the robust teacher's weights"))
+    save_figures("latency_part2.json", LAT)
 
 
 def _photo_png() -> bytes:
@@ -108,15 +98,6 @@ def _photo_png() -> bytes:
     buf = io.BytesIO()
     img.resize((256, 256), Image.BICUBIC).save(buf, "PNG")
     return buf.getvalue()
-
-
-def _idle(page, timeout: float = 60) -> None:
-    idle(page, timeout, settle_ms=150, js=IDLE_JS)
-
-
-def _caption_with(page, text: str) -> str:
-    loc = page.locator("[data-testid=stCaptionContainer]", has_text=text)
-    return loc.first.inner_text() if loc.count() else ""
 
 
 def _raw_attack_seconds() -> float:
@@ -137,138 +118,169 @@ def _raw_attack_seconds() -> float:
     return round(best, 3)
 
 
-def test_probing_pages_in_a_browser(server):
-    url, pid = server
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    lat: dict[str, object] = {}
-    with browser_page(60_000) as (_, page):
-        # -- Clean vs adversarial: the default view (PGD-10, eps 8) with three models' bars
-        page.goto(url + "/adversarial")
-        page.get_by_role("heading", name="Clean vs adversarial").wait_for()
-        _wait(lambda: page.evaluate(PLOTS_JS) >= 3, 120, "the three models' top-5 charts")
-        _idle(page, 120)
-        for role in ("clean teacher", "robust teacher", "student"):
-            assert page.locator(".js-plotly-plot", has_text=role).count() >= 1, role
-        assert "perturbation, amplified" in page.inner_text("body")
-        assert "eps=8" in page.url and "attack=pgd" in page.url   # the view lives in the URL
-        _shot(page, "p2-adversarial.png")
+def _plots(page, at_least: int, timeout_s: float, within: str = "") -> None:
+    page.wait_for_function(f"() => document.querySelectorAll('{within} .js-plotly-plot').length >= {at_least}",
+                           timeout=timeout_s * 1000)
 
-        # run an attack: eps 8 -> 9 with the keyboard on the slider, time until the new
-        # adversarial image and the three models' predictions are shown
-        times, computed = [], []
-        for eps in (9, 10, 11):
-            slider = page.locator(".st-key-adv_eps input").first   # react-aria's range input
-            slider.focus()
-            t0 = time.time()
-            page.keyboard.press("ArrowRight")
-            # the caption under the three models' bars is the last element the run writes
-            done = f"PGD at eps {eps}/255 and the predictions computed in"
-            _wait(lambda: _caption_with(page, done), 30, f"the eps-{eps} predictions")
-            times.append(round(time.time() - t0, 3))
-            computed.append(float(re.search(r"computed in ([\d.]+) s", _caption_with(page, done)).group(1)))
-            _idle(page, 30)
-        assert page.evaluate(PLOTS_JS) >= 3
-        for role in ("clean teacher", "robust teacher", "student"):
-            assert page.locator(".js-plotly-plot", has_text=role).count() >= 1, role
-        assert "eps=11" in page.url
-        lat["attack_pgd10_action_to_predictions_s"] = times
-        lat["attack_pgd10_server_compute_s"] = computed
-        _shot(page, "p2-adversarial-attacked.png")
 
-        # -- Saliency and push loss: the grid, then Integrated Gradients
+def _caption(page, text: str):
+    return page.locator("[data-testid=stCaptionContainer]", has_text=text)
+
+
+@pytest.fixture(scope="module")
+def adversarial(server, browser):
+    """One session on the Clean-vs-adversarial page's default view (PGD-10, eps 8)."""
+    page = new_page(browser, 1500, 1100)
+    page.goto(server[0] + "/adversarial")
+    expect(page.get_by_role("heading", name="Clean vs adversarial")).to_be_visible()
+    _plots(page, 3, 120)
+    settled(page, 120)
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def saliency(server, browser):
+    """One session on the Saliency page, its grid drawn (the push view waits for its button)."""
+    page = new_page(browser, 1500, 1100)
+    t0 = time.time()
+    page.goto(server[0] + "/explain")
+    expect(page.get_by_role("heading", name="Saliency and the push loss")).to_be_visible()
+    _plots(page, 1, 120, ".st-key-chart_xp_grid")
+    settled(page, 180)
+    LAT["explain_page_first_render_s"] = round(time.time() - t0, 2)
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def upload(server, browser):
+    page = new_page(browser, 1500, 1100)
+    page.goto(server[0] + "/upload")
+    expect(page.get_by_role("heading", name="Your own image")).to_be_visible()
+    settled(page)
+    yield page
+    page.close()
+
+
+def test_the_adversarial_page_shows_three_models_clean_and_attacked(adversarial):
+    page = adversarial
+    for role in ("clean teacher", "robust teacher", "student"):
+        expect(page.locator(".js-plotly-plot", has_text=role).first).to_be_visible()
+    expect(page.get_by_text("perturbation, amplified", exact=False).first).to_be_visible()
+    expect(page).to_have_url(re.compile(r"eps=8.*attack=pgd|attack=pgd.*eps=8"))   # the view is in the URL
+    shot(page, "p2-adversarial.png")
+
+
+def test_an_eps_change_reattacks_and_updates_the_url(adversarial):
+    page = adversarial
+    times, computed = [], []
+    for eps in (9, 10, 11):        # the keyboard on the slider (react-aria's range input)
+        key(page, "adv_eps").locator("input").first.focus()
         t0 = time.time()
-        page.goto(url + "/explain")
-        page.get_by_role("heading", name="Saliency and the push loss").wait_for()
-        _wait(lambda: page.locator(".st-key-chart_xp_grid .js-plotly-plot").count(), 120, "the saliency grid")
-        _idle(page, 180)
-        lat["explain_page_first_render_s"] = round(time.time() - t0, 2)   # the push view waits for a click
+        page.keyboard.press("ArrowRight")
+        # the caption under the three models' bars is the last element the run writes
+        done = _caption(page, f"PGD at eps {eps}/255 and the predictions computed in")
+        expect(done.first).to_be_visible()
+        times.append(round(time.time() - t0, 3))
+        computed.append(float(re.search(r"computed in ([\d.]+) s", done.first.inner_text()).group(1)))
+        settled(page, 30)
+    for role in ("clean teacher", "robust teacher", "student"):
+        expect(page.locator(".js-plotly-plot", has_text=role).first).to_be_visible()
+    expect(page).to_have_url(re.compile(r"eps=11"))
+    LAT["attack_pgd10_action_to_predictions_s"] = times
+    LAT["attack_pgd10_server_compute_s"] = computed
+    shot(page, "p2-adversarial-attacked.png")
+
+
+def test_the_push_view_compares_the_student_with_its_no_push_twin_on_demand(saliency):
+    page = saliency
+    t0 = time.time()
+    page.get_by_role("button", name="Compare the students").click()
+    expect(page.locator(".js-plotly-plot", has_text="Distance from the fooled clean teacher").first
+           ).to_be_visible(timeout=180_000)
+    settled(page, 180)
+    LAT["explain_push_view_on_demand_s"] = round(time.time() - t0, 2)
+    box = key(page, "xp_student_b")
+    shown = box.inner_text() + " ".join(i.input_value() for i in box.locator("input").all())
+    assert "push 0)" in shown, shown
+
+
+def test_integrated_gradients_redraws_the_grid_on_one_colour_scale(saliency):
+    page = saliency
+    before = _caption(page, "cached on repeat").first.inner_text()
+    t0 = time.time()
+    select(page, "xp_method", "Integrated Gradients")
+    expect(_caption(page, "cached on repeat").first).not_to_have_text(before, timeout=60_000)
+    settled(page, 60)
+    LAT["saliency_grid_integrated_gradients_s"] = round(time.time() - t0, 2)
+    m = re.search(r"\(([\d.]+) s; cached", _caption(page, "cached on repeat").first.inner_text())
+    LAT["saliency_grid_ig_server_compute_s"] = float(m.group(1)) if m else None
+    # one shared colour scale: every map of the grid (clean teacher, robust teacher, student and
+    # the student trained without push, each clean and adversarial) on one coloraxis
+    axes = page.evaluate("() => { const g = document.querySelector('.st-key-chart_xp_grid .js-plotly-plot');"
+                         " return (g._fullData || []).map(t => t.type + ':' + t.coloraxis); }")
+    heat = [a for a in axes if a.startswith("heatmap")]   # over the images of the overlay
+    assert len(heat) == 8 and set(heat) == {"heatmap:coloraxis"}, axes
+    # ... whose zero is black in the browser (Streamlit swaps colours #000001..#000010)
+    assert page.evaluate("() => document.querySelector('.st-key-chart_xp_grid .js-plotly-plot')"
+                         "._fullLayout.coloraxis.colorscale[0][1]") == "#000000"
+    shot(page, "p2-explain-ig.png")
+
+
+def test_an_uploaded_photograph_gets_the_models_predictions(upload):
+    page = upload
+    page.set_input_files(".st-key-up_file input[type=file]",
+                         files=[{"name": "photo.png", "mimeType": "image/png", "buffer": _photo_png()}])
+    expect(page.get_by_text("as the model sees it (32 x 32)")).to_be_visible(timeout=60_000)
+    _plots(page, 3, 60)
+    settled(page)
+    expect(page.locator("[data-testid=stMain]")).to_contain_text(re.compile(r"holds:|flips:"))
+    shot(page, "p2-upload-photo.png")
+
+
+def test_a_corrupt_upload_is_named_in_a_clear_message(upload):
+    page = upload
+    page.set_input_files(".st-key-up_file input[type=file]",
+                         files=[{"name": "corrupt.png", "mimeType": "image/png", "buffer": os.urandom(4096)}])
+    alert = page.locator("[data-testid=stAlert]", has_text="corrupt.png")
+    expect(alert).to_contain_text("Try another file")
+    settled(page)
+    expect(page.get_by_text("as the model sees it (32 x 32)")).to_have_count(0)
+    expect(page.locator("[data-testid=stException]")).to_have_count(0)
+    shot(page, "p2-upload-corrupt.png")
+
+
+def test_the_method_page_draws_the_diagram_and_opens_a_preset_attack(server, page):
+    page.goto(server[0] + "/method")
+    expect(page.get_by_role("heading", name="The method, explained")).to_be_visible()
+    expect(page.locator("[data-testid=stGraphVizChart] svg").first).to_be_visible()
+    expect(page.locator("[data-testid=stMain]")).to_contain_text("push loss")
+    settled(page)
+    shot(page, "p2-method.png")
+    page.get_by_role("button", name="FGSM transferred from the clean teacher").click()
+    expect(page.get_by_role("heading", name="Clean vs adversarial")).to_be_visible()
+    expect(_caption(page, "adversarial: FGSM, eps 8/255, crafted on the clean teacher").first
+           ).to_be_visible(timeout=60_000)
+    expect(page).to_have_url(re.compile(r"attack=fgsm"))
+    expect(page).to_have_url(re.compile(r"source=clean_teacher"))
+
+
+def test_the_sidebar_navigation_switches_pages(server, page):
+    page.goto(server[0] + "/")
+    expect(page.get_by_role("heading", name="CIARD Studio")).to_be_visible()
+    settled(page)
+    switches = {}
+    for title, heading in (("Clean vs adversarial", "Clean vs adversarial"),
+                           ("Saliency and push loss", "Saliency and the push loss"),
+                           ("Your own image", "Your own image"),
+                           ("Method explained", "The method, explained"),
+                           ("Home", "CIARD Studio")):
+        link = page.locator("[data-testid=stSidebarNav] a", has_text=title).first
         t0 = time.time()
-        page.get_by_role("button", name="Compare the students").click()
-        page.locator(".js-plotly-plot", has_text="Distance from the fooled clean teacher").wait_for(timeout=180_000)
-        _idle(page, 180)
-        lat["explain_push_view_on_demand_s"] = round(time.time() - t0, 2)
-        # the push-loss view compares the CIARD student with its --push-weight 0 twin by default
-        box = page.locator(".st-key-xp_student_b")
-        shown = box.inner_text() + " ".join(i.input_value() for i in box.locator("input").all())
-        assert "push 0)" in shown, shown
-        before = _caption_with(page, "cached on repeat")
-        t0 = time.time()
-        _wait(lambda: _choose(page, "xp_method", "Integrated Gradients"), 60, "Integrated Gradients chosen")
-        _wait(lambda: _caption_with(page, "cached on repeat") not in ("", before), 60, "the IG grid")
-        _idle(page, 60)
-        lat["saliency_grid_integrated_gradients_s"] = round(time.time() - t0, 2)
-        cap = _caption_with(page, "cached on repeat")
-        m = re.search(r"\(([\d.]+) s; cached", cap)
-        lat["saliency_grid_ig_server_compute_s"] = float(m.group(1)) if m else None
-        grid = page.locator(".st-key-chart_xp_grid .js-plotly-plot")
-        assert grid.count() >= 1
-        # one shared colour scale: every map of the grid (clean teacher, robust teacher, student and
-        # the student trained without push, each clean and adversarial) on one coloraxis
-        axes = page.evaluate("() => { const g = document.querySelector('.st-key-chart_xp_grid .js-plotly-plot');"
-                             " return (g._fullData || []).map(t => t.type + ':' + t.coloraxis); }")
-        heat = [a for a in axes if a.startswith("heatmap")]   # over the images of the overlay
-        assert len(heat) == 8 and set(heat) == {"heatmap:coloraxis"}, axes
-        # ... whose zero is black in the browser (Streamlit swaps colours #000001..#000010)
-        assert page.evaluate("() => document.querySelector('.st-key-chart_xp_grid .js-plotly-plot')"
-                             "._fullLayout.coloraxis.colorscale[0][1]") == "#000000"
-        _shot(page, "p2-explain-ig.png")
-
-        # -- Your own image: a real photograph, then a corrupt file
-        page.goto(url + "/upload")
-        page.get_by_role("heading", name="Your own image").wait_for()
-        page.set_input_files(".st-key-up_file input[type=file]", files=[{"name": "photo.png", "mimeType": "image/png",
-                                                         "buffer": _photo_png()}])
-        page.get_by_text("as the model sees it (32 x 32)").wait_for(timeout=60_000)
-        _wait(lambda: page.evaluate(PLOTS_JS) >= 3, 60, "the upload's prediction charts")
-        _idle(page)
-        body = page.inner_text("body")
-        assert ("holds:" in body) or ("flips:" in body)
-        _shot(page, "p2-upload-photo.png")
-        page.set_input_files(".st-key-up_file input[type=file]", files=[{"name": "corrupt.png", "mimeType": "image/png",
-                                                         "buffer": os.urandom(4096)}])
-        alert = page.locator("[data-testid=stAlert]", has_text="corrupt.png")
-        alert.wait_for(timeout=30_000)
-        _idle(page)
-        assert "Try another file" in alert.inner_text()
-        assert page.get_by_text("as the model sees it (32 x 32)").count() == 0
-        assert page.locator("[data-testid=stException]").count() == 0
-        _shot(page, "p2-upload-corrupt.png")
-
-        # -- Method page
-        page.goto(url + "/method")
-        page.get_by_role("heading", name="The method, explained").wait_for()
-        _idle(page)
-        assert "push loss" in page.inner_text("body")
-        page.locator("[data-testid=stGraphVizChart] svg").first.wait_for()   # the method diagram
-        _shot(page, "p2-method.png")
-        # a live demonstration: a preset transfer attack on the Clean-vs-adversarial page
-        page.get_by_role("button", name="FGSM transferred from the clean teacher").click()
-        page.get_by_role("heading", name="Clean vs adversarial").wait_for()
-        _wait(lambda: _caption_with(page, "adversarial: FGSM, eps 8/255, crafted on the clean teacher"), 60,
-              "the preset FGSM view")
-        _idle(page)
-        assert "attack=fgsm" in page.url and "source=clean_teacher" in page.url
-
-        # -- page switches through the sidebar navigation (all caches warm by now)
-        switches = {}
-        for title, heading in (("Clean vs adversarial", "Clean vs adversarial"),
-                               ("Saliency and push loss", "Saliency and the push loss"),
-                               ("Your own image", "Your own image"),
-                               ("Method explained", "The method, explained"),
-                               ("Home", "CIARD Studio")):
-            link = page.locator("[data-testid=stSidebarNav] a", has_text=title).first
-            t0 = time.time()
-            link.click()
-            page.get_by_role("heading", name=heading).first.wait_for()
-            _idle(page)
-            switches[title] = round(time.time() - t0, 2)
-        lat["page_switch_s"] = switches
-        assert page.locator("[data-testid=stException]").count() == 0
-    lat["server_rss_mb_after_all_pages"] = round(_tree_rss_kb(pid) / 1024, 1)
-    lat["raw_pgd10_plus_predictions_s"] = _raw_attack_seconds()
-    lat["workload"] = ("shipped ResNet-20 teachers (zoo defaults); student " + (f"zoo:{ZOO_STUDENT}" if ZOO_STUDENT else
-                       "runs: ResNet-20 students made from the robust teacher's weights"))
-    (SHOTS / "latency_part2.json").write_text(json.dumps(lat, indent=1))
-    print("latencies:", lat)
-    # the figures are measurements to report (goals 1 s / 5 s / 2 s / 3 GB), not pass/fail
-    # criteria: a loaded machine would make timed assertions flaky
+        link.click()
+        expect(page.get_by_role("heading", name=heading).first).to_be_visible()
+        settled(page, 120)
+        switches[title] = round(time.time() - t0, 2)
+        expect(page.locator("[data-testid=stException]")).to_have_count(0)
+    LAT["page_switch_s"] = switches   # the first visit of a page in this session, caches warm
