@@ -1,8 +1,12 @@
-"""What the browser tests share: finding Chromium, free ports, waiting, a Streamlit server.
+"""What the browser tests share: finding Chromium, a module's Streamlit server, waiting for it.
 
 Playwright drives Debian's Chromium through ``executable_path``; its own browser download is
 never used. A test module calls :func:`require_browser` at import, which skips it (with the
-reason) when Chromium or the playwright package is missing.
+reason) when Chromium or the playwright package is missing. Each module starts one server
+(:func:`served`, in its ``server`` fixture) and one Chromium (``browser`` in conftest.py); each
+test opens its own page (a Streamlit session) or shares a module fixture's page, checks one
+behaviour with Playwright's ``expect``, and waits for a script run to end with :func:`settled`,
+which reads Streamlit's ``data-test-script-state`` attribute instead of sleeping.
 """
 from __future__ import annotations
 
