@@ -14,8 +14,8 @@ import time
 from test_distributed import COMMON, ROOT, _wait_for_steps, records
 
 
-def _start(tmp_path, name, epochs=20, stderr=subprocess.PIPE):
-    cmd = [sys.executable, "-m", "ciard", "train", *COMMON, "--train-subset", "2048", "--epochs", str(epochs),
+def _start(tmp_path, name, epochs=20, stderr=subprocess.PIPE, subset=2048):
+    cmd = [sys.executable, "-m", "ciard", "train", *COMMON, "--train-subset", str(subset), "--epochs", str(epochs),
            "--checkpoint-every", "4", "--out-dir", str(tmp_path), "--name", name]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -55,7 +55,7 @@ def test_a_second_signal_interrupts_at_once_and_the_run_resumes(tmp_path):
     run_dir = tmp_path / "twice"
     log = tmp_path / "twice.stderr"
     with open(log, "w") as stderr:
-        proc = _start(tmp_path, "twice", epochs=2, stderr=stderr)
+        proc = _start(tmp_path, "twice", epochs=2, stderr=stderr, subset=512)   # 16 steps: a short resume
     try:
         _wait_for_steps(run_dir, 6, proc)   # a checkpoint at step 4 exists
         _wait_until((run_dir / "last.pt").is_file, "checkpoint")

@@ -9,19 +9,19 @@ from ciard.config import Config, ConfigError
 from ciard.runs import RunStore
 from ciard.sweep import DEFAULT_SPACE, objective_value, parse_space
 
-TINY = ["--preset", "demo", "--student", "smallcnn", "--student-init", "", "--train-subset", "256", "--epochs", "2",
+TINY = ["--preset", "demo", "--student", "smallcnn", "--student-init", "", "--train-subset", "128", "--epochs", "2",
         "--pgd-steps", "1", "--eval-size", "64", "--eval-pgd-steps", "2", "--test-size", "0", "--threads", "1"]
 
 
-def test_a_three_trial_sweep_runs_each_trial_as_a_run_in_the_store(tmp_path, capsys):
+def test_a_two_trial_sweep_runs_each_trial_as_a_run_in_the_store(tmp_path, capsys):
     runs = tmp_path / "runs"
-    assert main(["sweep", "--study", "s", "--trials", "3", "--runs-dir", str(runs), "--sampler-seed", "0",
+    assert main(["sweep", "--study", "s", "--trials", "2", "--runs-dir", str(runs), "--sampler-seed", "0",
                  "--pruner", "none", *TINY]) == 0
     out = capsys.readouterr().out
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{runs / 'sweeps.db'}")
-    assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert len(study.trials) == 2 and all(t.state.name == "COMPLETE" for t in study.trials)
     infos = {i.name: i for i in RunStore(runs).list()}
-    assert set(infos) == {"s-t000", "s-t001", "s-t002"}
+    assert set(infos) == {"s-t000", "s-t001"}
     for t in study.trials:
         info = infos[t.user_attrs["run"]]
         assert info.state == "finished"
@@ -37,7 +37,7 @@ def test_a_three_trial_sweep_runs_each_trial_as_a_run_in_the_store(tmp_path, cap
     assert f"best: trial {study.best_trial.number}" in out
     # a second worker joins the same study (same storage) and adds its trial
     assert main(["sweep", "--study", "s", "--trials", "1", "--runs-dir", str(runs), "--pruner", "none", *TINY]) == 0
-    assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{runs / 'sweeps.db'}").trials) == 4
+    assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{runs / 'sweeps.db'}").trials) == 3
 
 
 def test_weak_trials_are_pruned_and_their_runs_stopped(tmp_path):
