@@ -156,7 +156,7 @@ class RunStore:
         status = read_json(path / "status.json")
         process = read_json(path / PROCESS_FILE)
         state = status.get("state", "starting")
-        error = None
+        error = status.get("error") or None         # what the trainer (or the queue) wrote down
         pid = status.get("pid") if state == "running" else process.get("pid")
         if state in ("starting", "running") and pid is not None and not pid_alive(pid):
             state, error = "failed", "the training process is gone (killed or crashed)"

@@ -235,7 +235,25 @@ def test_train_page_shows_a_failed_run_with_its_log(runs_dir):
     assert at.selectbox(key="train_run").value == "crashed"
     assert any("failed" in e for e in _texts(at.error)), _texts(at.error)
     assert any("RuntimeError: boom" in c for c in _texts(at.code))
-    assert at.button(key="train_resume_btn")  # stopped/failed runs can be resumed
+    # no checkpoint: nothing to resume, and the page says so instead of offering Resume
+    assert not [b for b in at.button if b.key == "train_resume_btn"]
+    assert any("nothing to resume" in c for c in _texts(at.caption))
+    (d / "last.pt").write_bytes(b"")                   # with a checkpoint it can be resumed
+    at.run()
+    assert at.button(key="train_resume_btn")
+
+
+def test_a_queued_run_can_be_taken_off_the_queue(runs_dir):
+    store = RunStore(runs_dir)
+    cfg = preset("demo").override(student="smallcnn", student_init=None, epochs=1, train_subset=64)
+    name = store.launch(cfg, "waiting", queued=True).name
+    at = _app("app_pages/train.py")
+    assert at.selectbox(key="train_run").value == name
+    at.button(key="train_dequeue_btn").click().run()
+    assert not at.exception
+    info = store.get(name)
+    assert info.state == "stopped" and "off the queue" in (info.error or "")
+    assert not [b for b in at.button if b.key == "train_dequeue_btn"]
 
 
 def test_train_page_says_teachers_are_being_prepared(runs_dir):

@@ -96,7 +96,18 @@ def _live_body(name: str, was_active: bool) -> None:
         if b1.button("Stop", key="train_stop_btn", help=help_text, disabled=stop_requested):
             store.stop(name)
             st.toast(f"Stop requested for {md(name)}: it finishes its step and saves a checkpoint.")
-    if info.state in ("stopped", "failed"):
+    if info.state == "queued":
+        if b1.button("Take off the queue", key="train_dequeue_btn",
+                     help="the run never starts (it is kept, as stopped, with its settings)"):
+            store.stop(name)
+            st.toast(f"{md(name)} was taken off the queue.")
+            st.rerun()
+    if info.state == "stopped" and info.error:
+        st.caption(f"Stopped: {md(info.error)}.")
+    if info.state in ("stopped", "failed") and not (info.path / "last.pt").is_file():
+        st.caption("No checkpoint was written before it ended, so there is nothing to resume: clone it "
+                   "into the form on the Runs page to start it again.")
+    elif info.state in ("stopped", "failed"):
         if b1.button("Resume", key="train_resume_btn", type="primary",
                      help="continue from the last checkpoint (same result as an uninterrupted run)"):
             try:
