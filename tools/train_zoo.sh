@@ -161,11 +161,8 @@ CHAIN="clean robust lr ciard nopush noitt mtard rslad ard pgdat aa-robust-airben
 aa-ciard-resnet20 aa-nopush-resnet20 aa-noitt-resnet20 aa-mtard-resnet20 aa-rslad-resnet20 aa-ard-resnet20 aa-pgdat-resnet20 \
 dgad adaad kdiga peeraid aa-dgad-resnet20 aa-adaad-resnet20 aa-kdiga-resnet20 aa-peeraid-resnet20"
 
-steps=("$@")
-[[ ${steps[*]} == park ]] && { park; exit 0; }
-unpark
-[[ ${steps[*]} == chain ]] && read -r -a steps <<< "$CHAIN"
-for step in "${steps[@]}"; do
+do_step() {
+    local step=$1
     case $step in
         clean)  train clean-airbench94 clean_teacher "Clean teacher: airbench94-style net, natural training, 16 epochs, batch 512, Nesterov SGD, triangle lr (peak 0.4), label smoothing 0.2." \
                     --method natural --student airbench94 --epochs 16 --batch-size 512 --lr 0.4 --lr-schedule triangle \
@@ -191,4 +188,20 @@ for step in "${steps[@]}"; do
         aa-*)   aa "${step#aa-}" $ROBUST ;;
         *) echo "unknown step '$step'" >&2; exit 2 ;;
     esac
+}
+
+steps=("$@")
+[[ ${steps[*]} == park ]] && { park; exit 0; }
+unpark
+[[ ${steps[*]} == chain ]] && read -r -a steps <<< "$CHAIN"
+failed=()
+for step in "${steps[@]}"; do
+    ( do_step "$step" ) && continue
+    case $step in   # every later step needs the teachers and the lr rule
+        clean|robust|lr) echo "== $step failed: the steps after it need it; stopping" >&2; exit 1 ;;
+    esac
+    # a student (e.g. one that diverged) or its attack step: the other students do not need it
+    echo "== $step failed; going on with the steps that do not need it" >&2
+    failed+=("$step")
 done
+[[ ${#failed[@]} -eq 0 ]] || { echo "== failed steps: ${failed[*]} (see their runs under $RUNS)" >&2; exit 1; }
