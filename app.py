@@ -32,5 +32,11 @@ pages = [
     st.Page("app_pages/playground.py", title="Playground (2-D)", icon=":material/scatter_plot:", url_path="playground"),
 ]
 nav = st.navigation(pages)
-render_sidebar()
+if nav.url_path == "playground":
+    # the Playground trains its own 2-D models: the dataset, checkpoints and device of the
+    # other pages do not apply there (their choices are kept for the next page, see session.py)
+    st.sidebar.caption("The Playground trains its own small 2-D models on the CPU; the dataset, "
+                       "checkpoint and device choices of the other pages are kept for them.")
+else:
+    render_sidebar()
 nav.run()

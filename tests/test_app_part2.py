@@ -144,3 +144,20 @@ def test_method_page_diagram_and_demo_link(runs_dir):
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["adv_attack"] == "fgsm" and at.session_state["adv_source"] == "clean_teacher"
     assert any("Clean vs adversarial" in t.value for t in at.title)
+
+
+def test_the_playground_hides_the_cifar_sidebar_and_keeps_its_choices(with_students):
+    at = _page("app_pages/adversarial.py")
+    students = at.selectbox(key="sb_student").options
+    other = next(o for o in students if o != at.selectbox(key="sb_student").value)
+    at.selectbox(key="sb_student").select(other).run()
+    at.selectbox(key="sb_device").set_value("cpu").run()
+    chosen = at.selectbox(key="sb_student").value
+    at.switch_page("app_pages/playground.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [s for s in at.sidebar.selectbox if s.key in ("sb_student", "sb_dataset", "sb_device")]
+    assert "trains its own small 2-D models" in _texts(at.sidebar.caption)
+    at.switch_page("app_pages/adversarial.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="sb_student").value == chosen          # the choice survived the visit
+    assert at.selectbox(key="sb_device").value == "cpu"

@@ -10,7 +10,8 @@ from __future__ import annotations
 import streamlit as st
 
 #: key prefixes of widgets whose values outlive a page switch (buttons are never kept)
-KEPT_PREFIXES = ("tf_", "sb_data_path", "train_preset", "train_run", "live_x", "runs_select", "runs_metric", "runs_x",
+KEPT_PREFIXES = ("tf_", "sb_data_path", "sb_dataset", "sb_student", "sb_clean_teacher", "sb_robust_teacher",
+                 "sb_device", "sb_own_role", "sb_own_path", "train_preset", "train_run", "live_x", "runs_select", "runs_metric", "runs_x",
                  "runs_sort", "runs_best_by", "runs_group_score", "runs_repeat_n", "sweep_study", "sweep_base",
                  "sweep_trials", "sweep_w", "sweep_selected", "sweep_figures",
                  "runs_action_run", "adv_idx", "adv_attack", "adv_eps", "adv_step", "adv_source", "adv_mode",
