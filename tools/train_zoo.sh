@@ -196,7 +196,13 @@ unpark
 [[ ${steps[*]} == chain ]] && read -r -a steps <<< "$CHAIN"
 failed=()
 for step in "${steps[@]}"; do
-    ( do_step "$step" ) && continue
+    # a subshell, so that a failing step ends only itself; not in an `&&` or `if` (bash ignores
+    # set -e there, also inside the subshell), but as a plain command with -e off in this shell
+    set +e
+    ( set -e; do_step "$step" )
+    rc=$?
+    set -e
+    [[ $rc -eq 0 ]] && continue
     case $step in   # every later step needs the teachers and the lr rule
         clean|robust|lr) echo "== $step failed: the steps after it need it; stopping" >&2; exit 1 ;;
     esac
