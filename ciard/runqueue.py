@@ -49,9 +49,7 @@ def queued(store: RunStore) -> list[str]:
 
 def start_queued(store: RunStore) -> list[str]:
     """Start the oldest queued runs while fewer than ``concurrency`` runs are active; their names."""
-    store.root.mkdir(parents=True, exist_ok=True)
-    with open(store.root / "queue.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with store.queue_lock():
         active = sum(r.state in ("starting", "running") for r in store.list())
         started = []
         for name in queued(store)[:max(0, concurrency(store) - active)]:

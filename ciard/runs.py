@@ -17,6 +17,8 @@ restarted) is reported as ``failed`` with the end of its console log.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -261,14 +263,24 @@ class RunStore:
         write_json(run.path / PROCESS_FILE, {"pid": proc.pid, "launched": time.time(),
                                               "first_launched": first, "argv": args})
 
+    @contextlib.contextmanager
+    def queue_lock(self):
+        """Held while the queue starts runs (:mod:`ciard.runqueue`) or a queued run is taken off it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "queue.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
     def stop(self, name: str) -> None:
         """Ask the trainer to stop after its current step (it writes a checkpoint first); a
         queued run leaves the queue (stopped, never started)."""
-        info = self.get(name)
-        if info.state == "queued":
-            write_json(info.path / "status.json", {"state": "stopped", "error": "taken off the queue before it started"})
-            return
-        RunDir(info.path).request_stop()
+        if self.get(name).state == "queued":
+            with self.queue_lock():      # the queue may be starting it right now
+                if self.get(name).state == "queued":
+                    write_json(self.path(name) / "status.json",
+                               {"state": "stopped", "error": "taken off the queue before it started"})
+                    return
+        RunDir(self.get(name).path).request_stop()   # running (or just started by the queue)
 
     def kill(self, name: str) -> None:
         """End the process now (SIGKILL to its session): the last checkpoint is what remains."""

@@ -157,23 +157,35 @@ def new_page(browser, width: int = 1400, height: int = 1000, timeout_ms: float =
     return page
 
 
+@contextlib.contextmanager
 def served(tmp_path_factory, name: str, prepare=None) -> Iterator[tuple[str, Path, subprocess.Popen]]:
     """For a module's ``server`` fixture: a run store ``name`` (``prepare(runs)`` fills it), a
-    Streamlit server on it; yields (url, runs, process) and stops every trainer it left."""
+    Streamlit server on it; gives (url, runs, process); after, every trainer, sweep driver and
+    queue worker it started is stopped (they run in sessions of their own)."""
     runs = tmp_path_factory.mktemp(name)
     if prepare is not None:
         prepare(runs)
-    with streamlit_server(runs, runs.parent / f"{name}.log") as (url, proc):
-        try:
+    try:
+        with streamlit_server(runs, runs.parent / f"{name}.log") as (url, proc):
             yield url, runs, proc
-        finally:
-            stop_trainers(runs)
+    finally:
+        stop_trainers(runs)
 
 
 def stop_trainers(runs: Path, grace: float = 20) -> None:
-    """Ask every live run of the store to stop, then kill what is left after ``grace`` seconds."""
+    """End what a store's page left behind: sweep drivers and queue workers (SIGTERM to their
+    sessions), queued runs taken off the queue, live runs asked to stop, killed after ``grace`` s."""
     from ciard.runs import RunStore
     store = RunStore(runs)
+    where = str(runs.resolve()).encode()
+    for proc in Path("/proc").glob("[0-9]*"):   # `python -m ciard sweep|queue ... RUNS ...`, by their argv
+        with contextlib.suppress(OSError, ValueError):
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"ciard" in argv and ({b"sweep", b"queue"} & set(argv)) and any(where in a for a in argv):
+                os.killpg(int(proc.name), signal.SIGTERM)   # each runs in a session of its own
+    for name in store.names():
+        if store.get(name).state == "queued":
+            store.stop(name)
     live = lambda: [n for n in store.names() if store.get(n).state in ("starting", "running")]
     for name in live():
         store.stop(name)

@@ -49,7 +49,8 @@ def _more_points(page, than: int, timeout_s: float) -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    yield from served(tmp_path_factory, "browser-runs")
+    with served(tmp_path_factory, "browser-runs") as server:
+        yield server
     LATENCY["workload"] = ("demo preset (resnet20)" if FULL_DEMO
                            else "demo preset, smallcnn, 512 images, batch 64")
     save_figures("latency.json", LATENCY)

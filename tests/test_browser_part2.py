@@ -80,7 +80,7 @@ def _two_students(runs: Path) -> None:
 def server(tmp_path_factory):
     """A Streamlit server on a free port whose run store holds two students (one promoted)
     unless the zoo ships them; (url, server pid)."""
-    for url, _, proc in served(tmp_path_factory, "browser2-runs", _two_students):
+    with served(tmp_path_factory, "browser2-runs", _two_students) as (url, _, proc):
         yield url, proc.pid
         LAT["server_rss_mb_after_all_pages"] = round(_tree_rss_kb(proc.pid) / 1024, 1)
     LAT["raw_pgd10_plus_predictions_s"] = _raw_attack_seconds()

@@ -45,7 +45,8 @@ def _until_fig(page, condition: str, timeout_s: float) -> dict:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    yield from served(tmp_path_factory, "browser-pg-runs")
+    with served(tmp_path_factory, "browser-pg-runs") as server:
+        yield server
     save_figures("latency_playground.json", TIMINGS)
 
 

@@ -38,7 +38,8 @@ def _two_runs(runs) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    yield from served(tmp_path_factory, "tuning-runs", _two_runs)
+    with served(tmp_path_factory, "tuning-runs", _two_runs) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,8 @@ BROKEN_WORDS_JS = """() => {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    yield from served(tmp_path_factory, "widths-runs")
+    with served(tmp_path_factory, "widths-runs") as server:
+        yield server
     save_figures("widths-latency.json", LATENCY)
 
 

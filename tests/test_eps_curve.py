@@ -41,11 +41,6 @@ def test_the_curve_attacks_only_the_survivors_and_never_rises(images):
         clean = (explain.probabilities(m, xt).argmax(1) == yt).float().mean().item()
         assert row[0] == pytest.approx(clean)
         assert all(a >= b for a, b in zip(row, row[1:])), row                  # never rises with eps
-        for e, acc in zip(GRID[1:], row[1:]):                                   # <= the attack alone
-            xa = explain.run_attack(explain.make_attack("pgd", e / 255, 3, 2 / 255), m, xt, yt)
-            alone = ((explain.probabilities(m, xa).argmax(1) == yt)
-                     & (explain.probabilities(m, xt).argmax(1) == yt)).float().mean().item()
-            assert acc <= alone + 1e-9, (key[0], e, acc, alone)
     # image-attacks: per model, the clean-right images at the first eps, then the survivors
     expected = 0
     for row in rows:
@@ -54,6 +49,21 @@ def test_the_curve_attacks_only_the_survivors_and_never_rises(images):
     assert calls[-1][0] == expected and calls[-1][1] == expected   # the bound meets the count at the end
     assert all(d <= t for d, t, _ in calls) and len(calls) == 2 * (len(GRID) - 1)
     assert probe.eps_curve(keys, x, y, "pgd", GRID, 3, 2 / 255) is rows                      # cached
+
+
+def test_without_a_random_start_no_point_is_above_the_attack_alone(images):
+    """FGSM has no random start, so a survivor is attacked exactly as in the full batch."""
+    x, y = images
+    keys = (_key("robust_teacher", "demo-robust-resnet20.pt"),)
+    (row,) = probe.eps_curve(keys, x, y, "fgsm", GRID, 1, 0.0)
+    m = probe._fast(keys[0])
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    right = explain.probabilities(m, xt).argmax(1) == yt
+    for e, acc in zip(GRID[1:], row[1:]):
+        xa = explain.run_attack(explain.make_attack("fgsm", e / 255), m, xt, yt)
+        alone = (right & (explain.probabilities(m, xa).argmax(1) == yt)).float().mean().item()
+        assert acc <= alone + 1e-9, (e, acc, alone)
+    assert row[-1] < row[0]            # the attack does something at 16/255
 
 
 def test_an_unsorted_grid_is_refused(images):

@@ -99,6 +99,16 @@ unpark() {   # restore parked runs that this checkout does not have yet
     done
 }
 
+# ended NAME: go on if the run finished; exit 3 if it was stopped (park, Ctrl-C: the chain must
+# stop too), 1 if it failed (diverged, crashed)
+ended() {
+    local s; s=$(state_of "$1")
+    [[ $s == finished ]] && return 0
+    echo "== $1 did not finish: $s" >&2
+    [[ $s == stopped ]] && exit 3
+    exit 1
+}
+
 # train NAME ROLE NOTES ARGS...: train (or resume), evaluate on the full test set, register
 train() {
     local name=$1 role=$2 notes=$3; shift 3
@@ -115,7 +125,7 @@ train() {
             nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress
         fi
         echo $((SECONDS - t0)) >> "$RUNS/$name/train-seconds"
-        [[ $(state_of "$name") == finished ]] || { echo "== $name did not finish" >&2; exit 1; }
+        ended "$name"
     fi
     local secs; secs=$(awk '{s+=$1} END {print s+0}' "$RUNS/$name/train-seconds" 2>/dev/null || echo 0)
     local ecmd="python -m ciard eval --checkpoint zoo:cifar10-$name $DATA --n 0 --json"   # same weights as $RUNS/$name
@@ -142,6 +152,7 @@ pilot() {
         nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress
     fi
     echo $((SECONDS - t0)) >> "$RUNS/$name/train-seconds"
+    ended "$name"
 }
 
 # aa NAME SOURCE: AutoAttack, the white-box PGD/CW attacks and their transfer twins (crafted on SOURCE) on 1,000 test images
@@ -194,6 +205,10 @@ steps=("$@")
 [[ ${steps[*]} == park ]] && { park; exit 0; }
 unpark
 [[ ${steps[*]} == chain ]] && read -r -a steps <<< "$CHAIN"
+for step in "${steps[@]}"; do   # a typo must not start a chain that then skips it
+    [[ " $CHAIN " == *" $step "* ]] || { echo "unknown step '$step' (steps: $CHAIN)" >&2; exit 2; }
+done
+trap 'exit 130' INT TERM
 failed=()
 for step in "${steps[@]}"; do
     # a subshell, so that a failing step ends only itself; not in an `&&` or `if` (bash ignores
@@ -203,6 +218,8 @@ for step in "${steps[@]}"; do
     rc=$?
     set -e
     [[ $rc -eq 0 ]] && continue
+    # stopped (park, Ctrl-C: exit 3) or killed by a signal: the chain stops with it
+    [[ $rc -eq 3 || $rc -ge 128 ]] && { echo "== $step stopped; the chain stops (run it again to resume)" >&2; exit "$rc"; }
     case $step in   # every later step needs the teachers and the lr rule
         clean|robust|lr) echo "== $step failed: the steps after it need it; stopping" >&2; exit 1 ;;
     esac

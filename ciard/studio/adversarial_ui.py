@@ -248,10 +248,10 @@ def render_eps_curve(data: ImageData, p: AttackParams, models: dict, refs: dict)
         t0 = time.perf_counter()
 
         def progress(done: int, total: int, what: str) -> None:
-            # an image costs the same at every eps: the time per image so far, times the images
-            # that would be left if every one still standing were attacked again (an upper bound)
+            # the time per image so far, times the images that would be left if every one still
+            # standing were attacked again (an upper bound on the count; it falls as images fall)
             left = (time.perf_counter() - t0) / max(done, 1) * (total - done)
-            bar.progress(done / max(total, 1), text=f"{what} done; at most about {left:.0f} s left")
+            bar.progress(done / max(total, 1), text=f"{what} done; about {left:.0f} s left, less as images fall")
 
         rows = probe.eps_curve(tuple(refs[k].key for k in roles), x, y, p.attack, EPS_GRID, p.steps,
                                p.step_size, progress=progress)

@@ -230,8 +230,10 @@ def eps_curve(keys: tuple[tuple, ...], x: np.ndarray, y: np.ndarray, attack: str
 
     An image the attack fools at a smaller eps counts as fooled at every larger eps (that
     perturbation lies inside the larger ball too), so only the images still standing are
-    attacked at the next eps: the curve is the union of the attacks, never above what each one
-    alone gives, and the clean teacher's curve costs little once eps 2 has fooled it. Attacks
+    attacked at the next eps: the curve is the union of the attacks (for an attack without a
+    random start, never above what it gives alone; with one, a survivor's start differs from
+    the one it would get in the full batch), and the clean teacher's curve costs little once
+    eps 2 has fooled it. Attacks
     run on the folded models; the whole curve is cached. ``progress(done, total, what)`` after
     each attack counts image-attacks: ``total`` is an upper bound (every survivor attacked
     again), lowered as images fall."""
