@@ -64,11 +64,12 @@ APP = "[data-testid=stApp]"
 
 def settled(page, timeout: float = 60, settle_ms: int = 150, spinners: bool = False) -> None:
     """Wait until the app is connected and its script run has ended (Streamlit's own e2e helper
-    does the same): ``settle_ms`` first, for a rerun a click has asked for to begin;
+    does the same): first up to ``settle_ms`` for a rerun a click has asked for to begin;
     ``spinners``: also until no ``st.spinner`` shows."""
     from playwright.sync_api import expect
-    page.wait_for_timeout(settle_ms)
     app = page.locator(APP)
+    with contextlib.suppress(AssertionError):   # a rerun a click asked for may not have begun yet
+        expect(app).not_to_have_attribute("data-test-script-state", "notRunning", timeout=settle_ms)
     expect(app).to_have_attribute("data-test-connection-state", "CONNECTED", timeout=timeout * 1000)
     expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=timeout * 1000)
     if spinners:
