@@ -93,7 +93,11 @@ def add_entry(*, name: str, source: str, role: str, dataset: str, command: str,
         "evaluation": evaluation or {}, "eval_command": eval_command, "notes": notes,
     }
     manifest = read_manifest()
-    manifest["entries"] = [e for e in manifest["entries"] if e["name"] != name] + [entry]
+    entries = manifest["entries"]
+    if any(e["name"] == name for e in entries):   # retrained: same place (the first student is the default)
+        manifest["entries"] = [entry if e["name"] == name else e for e in entries]
+    else:
+        manifest["entries"] = entries + [entry]
     write_manifest(manifest)
     return entry
 

@@ -118,3 +118,17 @@ def test_zoo_add_then_merge_eval_keeps_each_report_with_its_n(tmp_path, monkeypa
     assert main(["zoo", "merge-eval", "--name", "m", "--eval-json", str(empty), "--eval-command", "x"]) == 2
     assert main(["zoo", "merge-eval", "--name", "m", "--eval-json", str(tmp_path / "gone.json"),
                  "--eval-command", "x"]) == 2
+
+
+def test_a_retrained_entry_keeps_its_place_in_the_manifest(tmp_path, monkeypatch, teacher_ckpts):
+    """The app's default student is the manifest's first: re-adding it must not move it last."""
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path)
+    monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "manifest.json")
+    for name in ("first", "second", "third"):
+        assert main(["zoo", "add", "--name", name, "--checkpoint", teacher_ckpts[0], "--role", "student",
+                     "--train-command", "python -m ciard train ..."]) == 0
+    assert main(["zoo", "add", "--name", "first", "--checkpoint", teacher_ckpts[1], "--role", "student",
+                 "--train-command", "python -m ciard train --retrained"]) == 0
+    entries = zoo.read_manifest()["entries"]
+    assert [e["name"] for e in entries] == ["first", "second", "third"]
+    assert entries[0]["command"] == "python -m ciard train --retrained"
