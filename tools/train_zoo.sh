@@ -66,6 +66,7 @@ sys.exit(0 if any(e['name']==sys.argv[1] and e['command']==sys.argv[2] for e in 
 
 WIP=zoo-wip
 PARKED_FILES="last.pt config.json metrics.jsonl status.json train-seconds"
+FINISHED_FILES="best.pt config.json metrics.jsonl status.json train-seconds train.log"
 
 park() {   # ask running zoo trainers to stop at a checkpoint, then keep their runs in zoo-wip/
     local d name
@@ -81,7 +82,16 @@ park() {   # ask running zoo trainers to stop at a checkpoint, then keep their r
     for _ in $(seq 60); do pgrep -af "train_zoo.sh" | grep -v "train_zoo.sh park" | grep -q . || break; sleep 1; done
     for d in "$RUNS"/*/; do
         name=$(basename "$d")
-        [[ $(state_of "$name") != finished && -f $d/last.pt ]] || continue
+        if [[ $(state_of "$name") == finished ]]; then
+            # trained but not registered yet (its evaluation did not end): keep its best weights,
+            # so that the next chain evaluates and registers it instead of training it again
+            [[ -f $d/registered || ! -f $d/best.pt ]] && continue
+            rm -rf "${WIP:?}/$name"; mkdir -p "$WIP/$name"
+            for f in $FINISHED_FILES; do [[ -f $d/$f ]] && cp "$d/$f" "$WIP/$name/"; done
+            echo "== parked $name (trained, not registered yet)"
+            continue
+        fi
+        [[ -f $d/last.pt ]] || continue
         rm -rf "${WIP:?}/$name"; mkdir -p "$WIP/$name"
         for f in $PARKED_FILES; do [[ -f $d/$f ]] && cp "$d/$f" "$WIP/$name/"; done
         echo "== parked $name at step $($PY -c "import json; print(json.load(open('$d/status.json')).get('step'))")"
@@ -133,6 +143,7 @@ train() {
     $PY -m ciard zoo add --name "cifar10-$name" --checkpoint "$RUNS/$name" --role "$role" --dataset cifar10 \
         --train-command "$cmd" --train-seconds "$secs" \
         --eval-json "$RUNS/$name/eval-full.json" --eval-command "$ecmd" --notes "$notes $NOTE_DATA" > /dev/null
+    touch "$RUNS/$name/registered"    # park keeps finished runs only until this
     git add "checkpoints/cifar10-$name.pt" checkpoints/manifest.json 2>/dev/null \
         && git commit -qm "Zoo: cifar10-$name ($role), ${secs}s on $HARDWARE" -- "checkpoints/cifar10-$name.pt" checkpoints/manifest.json \
         || true
