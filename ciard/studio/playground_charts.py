@@ -76,8 +76,13 @@ def regions_figure(result: PlaygroundResult, frame: int, selected: int | None = 
             _selected(fig, result, frame, role, col, int(selected))
     x0, x1, y0, y1 = result.data.bounds()
     fig.update_xaxes(range=[x0, x1], showgrid=False, zeroline=False, constrain="domain")
-    fig.update_yaxes(range=[y0, y1], showgrid=False, zeroline=False, scaleanchor="x", scaleratio=1)
-    fig.update_layout(height=HEIGHT + 20, margin=dict(l=10, r=10, t=64, b=10), clickmode="event+select",
+    # equal scales: the y axis keeps its range and gives up height (not the other way round, which
+    # labelled empty space above and below the regions); the figure is about as tall as a panel
+    # of a wide page needs (a panel is ~320 px wide at 1,400 px)
+    fig.update_yaxes(range=[y0, y1], showgrid=False, zeroline=False, scaleanchor="x", scaleratio=1,
+                     constrain="domain")
+    height = int(min(HEIGHT + 20, max(260, 320 * (y1 - y0) / max(x1 - x0, 1e-9) + 120)))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=64, b=10), clickmode="event+select",
                       legend=dict(orientation="h", yanchor="top", y=-0.04, x=0.0),
                       title=dict(text=f"Decision regions at {result.frames[frame]}", x=0.01, y=0.98, yanchor="top",
                                  font=dict(size=14)))
