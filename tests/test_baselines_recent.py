@@ -187,6 +187,10 @@ def test_dgad_all_wrong_batch_is_finite(batch, robust_teacher):
 
 
 # -- KDIGA (the paper's equation; no official code) ---------------------------------------
+# With no official code, this transcribes the project's reading of the paper's equation (per-sample
+# input gradients of the summed CE, unsquared L2 averaged over the batch, batch-mean KL, student
+# in train mode), written independently of kdiga.py: it catches slips in coding that reading,
+# not a misreading of the paper.
 def paper_kdiga_step(student, teacher, x, y, optimizer, alpha, tau, gamma):
     # Shao et al. 2021, "How and When Adversarial Robustness Transfers in Knowledge Distillation?",
     # L = (1 - a) CE(S(x), y) + a tau^2 KL(T(x)/tau || S(x)/tau) + gamma ||grad_x CE_S - grad_x CE_T||_2
@@ -310,6 +314,23 @@ def test_peeraid_steps_equal_the_official_code(batch, lamb1, gamma2):
     _assert_same(our_losses[-1], ref_losses[-1], ours, ref)
     _assert_same(our_losses[-1], ref_losses[-1], method.peer, ref_peer)
     assert not torch.allclose(method.peer.head.weight, peer0.head.weight)   # the peer trained
+
+
+@pytest.mark.parametrize("schedule,progress", [("cosine", 0.75), ("ciard", 0.9), ("triangle", 0.1)])
+def test_the_peer_follows_the_students_lr_schedule(batch, schedule, progress):
+    """Official PeerAiD gives the peer the student's lr and decay epochs: its step at any point
+    of the run uses the lr the trainer gives the student there."""
+    from ciard.schedules import student_lr
+    x, y = batch
+    cfg = _cfg("peeraid", lr=LR, lr_schedule=schedule)
+    torch.manual_seed(64)
+    method = build_method(cfg, _student(), {})
+    opt = _sgd(method.student)
+    train_step(method, opt, x, y, progress=progress, lr=student_lr(LR, progress, schedule), channels_last=False)
+    expected = student_lr(LR, progress, schedule)
+    assert expected != pytest.approx(LR)          # the schedule has moved the lr away from its base
+    assert [g["lr"] for g in method.peer_optim.param_groups] == [pytest.approx(expected)]
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(expected)]
 
 
 def test_peeraid_resumes_its_peer(batch):

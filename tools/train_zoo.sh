@@ -12,9 +12,12 @@
 #   ciard nopush noitt mtard rslad ard pgdat
 #                                    students: ResNet-20, identical data (the train split less the
 #                                    1,000 held-out validation images), budget, lr rule and selection
-#   dgad adaad kdiga peeraid         the newer baselines, the same data, budget, lr rule and
+#   dgad adaad kdiga-gamma kdiga peeraid
+#                                    the newer baselines, the same data, budget, lr rule and
 #                                    selection (after every step above in the chain, so that adding
-#                                    them changed nothing for the steps before them)
+#                                    them changed nothing for the steps before them); kdiga-gamma
+#                                    chooses KDIGA's alignment weight by pilots on the validation
+#                                    split, as the lr step chooses the lr
 #   aa-NAME (e.g. aa-ciard-resnet20) AutoAttack + transfer attacks on 1,000 test images for
 #                                    an entry already registered
 # Each training step trains runs/zoo/NAME, evaluates the best checkpoint on the full 10,000-image
@@ -30,6 +33,9 @@
 # `train --resume` (the trainer checkpoints every 100 steps and at every epoch end); a finished
 # run is evaluated and registered without training again; a registered one is skipped. The
 # seconds of every training session are appended to NAME/train-seconds and summed.
+# Editing this file while a chain runs: bash reads a script as it goes, so an in-place edit can
+# make the running chain execute fragments of the new text; write a copy and `mv` it over this
+# file (a new inode: the running chain keeps reading the old one).
 # CIFAR10_ARCHIVE: path of cifar10-jpeg.tar.gz (default: ../shared/data/cifar10-jpeg.tar.gz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +51,14 @@ STUDENT="--student resnet20 --epochs 6 --batch-size 128 --pgd-steps 5 --pgd-step
 --lr-schedule cosine --weight-decay 2e-4 --itt-lr 1e-3 --eval-size 1000 --eval-pgd-steps 10 $TEACHERS"
 LR_RULE=checkpoints/zoo-lr-rule.json
 LR_CANDIDATES="0.1 0.2 0.5 1.0"
+# KDIGA's alignment weight: no official code or CIFAR-10 value to follow (see ciard/methods/kdiga.py),
+# so it is chosen like the lr, by pilots scored on the validation split (tools/choose_kdiga_gamma.py)
+GAMMA_RULE=checkpoints/zoo-kdiga-gamma.json
+GAMMA_CANDIDATES="0.1 1 10 100"
+kdiga_gamma() {
+    [[ -f $GAMMA_RULE ]] || { echo "no $GAMMA_RULE: run the 'kdiga-gamma' step first" >&2; exit 1; }
+    $PY -c "import json; print(json.load(open('$GAMMA_RULE'))['chosen_gamma'])"
+}
 student_lr() {   # the lr chosen by the pilots (one for every distillation method)
     [[ -f $LR_RULE ]] || { echo "no $LR_RULE: run the 'lr' step first" >&2; exit 1; }
     $PY -c "import json; print(json.load(open('$LR_RULE'))['chosen_lr'])"
@@ -150,14 +164,16 @@ train() {
     echo "== $name: trained in ${secs}s, registered as cifar10-$name"
 }
 
-# pilot METHOD LR: the shortened budget (10,000 training images, 2 epochs), validation only; resumable
+# pilot NAME METHOD LR [ARGS...]: the shortened budget (10,000 training images, 2 epochs),
+# validation only; resumable
 pilot() {
-    local name=lr-$1-$2 state; state=$(state_of "lr-$1-$2")
+    local name=$1 method=$2 lr=$3; shift 3
+    local state; state=$(state_of "$name")
     [[ $state == finished ]] && { echo "== $name: done already"; return; }
     echo "== $name ($state)"
     local t0=$SECONDS
     if [[ $state == none ]]; then
-        nice -n 5 $PY -m ciard train $DATA --method "$1" --lr "$2" $STUDENT --epochs 2 --train-subset 10000 \
+        nice -n 5 $PY -m ciard train $DATA --method "$method" --lr "$lr" $STUDENT "$@" --epochs 2 --train-subset 10000 \
             --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name "$name"
     else
         nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress
@@ -181,7 +197,7 @@ aa() {
 
 CHAIN="clean robust lr ciard nopush noitt mtard rslad ard pgdat aa-robust-airbench94 aa-clean-airbench94 \
 aa-ciard-resnet20 aa-nopush-resnet20 aa-noitt-resnet20 aa-mtard-resnet20 aa-rslad-resnet20 aa-ard-resnet20 aa-pgdat-resnet20 \
-dgad adaad kdiga peeraid aa-dgad-resnet20 aa-adaad-resnet20 aa-kdiga-resnet20 aa-peeraid-resnet20"
+dgad adaad kdiga-gamma kdiga peeraid aa-dgad-resnet20 aa-adaad-resnet20 aa-kdiga-resnet20 aa-peeraid-resnet20"
 
 do_step() {
     local step=$1
@@ -192,7 +208,7 @@ do_step() {
         robust) train robust-airbench94 robust_teacher "Robust teacher: airbench94-style net, FGSM with random start (fast AT, step 1.25 eps), 15 epochs, batch 256, triangle lr (peak 0.2); best epoch by validation (clean + PGD-10) / 2, which also guards against catastrophic overfitting." \
                     --method fgsm_at --student airbench94 --epochs 15 --batch-size 256 --lr 0.2 --lr-schedule triangle \
                     --nesterov --weight-decay 5e-4 --eval-size 1000 --eval-pgd-steps 10 ;;
-        lr)     for lr in $LR_CANDIDATES; do for m in ciard rslad ard; do pilot $m "$lr"; done; done
+        lr)     for lr in $LR_CANDIDATES; do for m in ciard rslad ard; do pilot "lr-$m-$lr" $m "$lr"; done; done
                 $PY tools/choose_lr.py $RUNS
                 git add $LR_RULE && git commit -qm "Zoo: the student lr rule, chosen on the validation split" -- $LR_RULE || true ;;
         ciard)  train ciard-resnet20 student "CIARD (push loss and ITT on)." --method ciard --lr "$(student_lr)" $STUDENT ;;
@@ -204,7 +220,10 @@ do_step() {
         pgdat)  train pgdat-resnet20 student "PGD-AT (Madry), no teacher: same data, epochs and attack; its standard lr 0.1." --method pgd_at --lr 0.1 $STUDENT ;;
         dgad)   train dgad-resnet20 student "DGAD: robust teacher, clean/adversarial partition by the teacher's mistakes, label swapping, consistency term (beta 1); attack through student and teacher." --method dgad --lr "$(student_lr)" $STUDENT ;;
         adaad)  train adaad-resnet20 student "AdaAD: KL(T(x')||S(x')) with x' maximising it through both networks (alpha 1)." --method adaad --lr "$(student_lr)" $STUDENT ;;
-        kdiga)  train kdiga-resnet20 student "KDIGA: KD on clean inputs with input-gradient alignment (alpha 0.5, T 1, gamma 1: project defaults; no official code); no attack in training." --method kdiga --lr "$(student_lr)" $STUDENT ;;
+        kdiga-gamma) for g in $GAMMA_CANDIDATES; do pilot "gamma-kdiga-$g" kdiga "$(student_lr)" --kdiga-gamma "$g"; done
+                $PY tools/choose_kdiga_gamma.py $RUNS
+                git add $GAMMA_RULE && git commit -qm "Zoo: KDIGA's alignment weight, chosen on the validation split" -- $GAMMA_RULE || true ;;
+        kdiga)  train kdiga-resnet20 student "KDIGA: KD on clean inputs with input-gradient alignment (alpha 0.5, T 1: project defaults, no official code; gamma chosen on the validation split, see checkpoints/zoo-kdiga-gamma.json); no attack in training." --method kdiga --kdiga-gamma "$(kdiga_gamma)" --lr "$(student_lr)" $STUDENT ;;
         peeraid) train peeraid-resnet20 student "PeerAiD: a ResNet-20 peer trained jointly from random weights on the student's adversarial examples, no pretrained teacher; no SWA." --method peeraid --lr "$(student_lr)" $STUDENT ;;
         aa-robust-airbench94) aa robust-airbench94 $CLEAN ;;   # its own transfer would be white-box
         aa-*)   aa "${step#aa-}" $ROBUST ;;

@@ -16,8 +16,11 @@ As the official code (``boyellow/AdaAD``, ``main.py``, method ``AdaAD``, with
 * alpha (``--adaad-alpha``) is 1 by default, as the script's ``--AdaAD_alpha``: only the
   adversarial term. The teacher's clean pass, which then contributes nothing, is skipped.
 
-The paper also uses a larger search radius (eps 16/255, step 4/255) as an option; the
-harness's ``--eps`` / ``--pgd-step-size`` set it.
+The official script's argparse defaults search a larger ball (``--epsilon 16 --step_size 4``,
+10 steps), while its README's AdaAD command passes 8/255 and 2/255 and gives 16/4 as the
+larger-radius variant (the paper's Sections 3.4 and 4.2); the harness uses its own
+``--eps`` / ``--pgd-step-size`` (8/255, 2/255 by default), so pass 16/255 and 4/255 to match
+the argparse defaults.
 """
 from __future__ import annotations
 
