@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", help=field_help("device"))
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--partial", metavar="FILE",
+                   help="keep each finished attack's result in FILE, and take those already there "
+                        "(same weights, images and settings) instead of running them again: an "
+                        "interrupted evaluation resumes at its first unfinished attack")
 
     b = sub.add_parser("bench", help="time training steps against the reference implementation's structure",
                        description="Times the trainer's step and, for CIARD, a reference step that mirrors the "
@@ -248,9 +252,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _partial_results(path: Path, key: dict):
+    """The results an interrupted ``eval --partial`` kept for exactly this evaluation (same
+    weights, images and settings; anything else is ignored and replaced), and the callback that
+    keeps each new one, atomically."""
+    from .runlog import read_json, write_json
+    kept = read_json(path) if path.is_file() else {}
+    done = kept.get("results", {}) if kept.get("key") == key else {}
+    if done:
+        log.info("resuming the evaluation kept in %s: %s done", path, ", ".join(done))
+    elif kept:
+        log.info("%s holds another evaluation's results: starting afresh", path)
+    state = {"key": key, "results": dict(done)}
+
+    def keep(name: str, result: dict) -> None:
+        state["results"][name] = result
+        write_json(path, state)
+    return done, keep
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    import hashlib
+
     import torch
     from . import specs
+    from .checkpoints import weights_fingerprint
     from .attacks import eps_text
     from .data import fixed_subset, load_dataset, to_float
     from .evaluate import consistency_warnings, evaluate, format_table, protocol
@@ -283,8 +309,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     test = data.test if args.n in (0, None) or args.n >= len(data.test) else fixed_subset(data.test, args.n, seed=args.seed)
     x, y = to_float(test.x).to(device), test.y.to(device)
     torch.manual_seed(args.seed)
+    done, keep = {}, None
+    if args.partial:
+        done, keep = _partial_results(Path(args.partial), {
+            "weights": weights_fingerprint(model), "source": source and weights_fingerprint(source),
+            "dataset": args.dataset, "n": len(y), "labels": hashlib.sha256(test.y.numpy().tobytes()).hexdigest(),
+            "seed": args.seed, "eps": eps, "batch_size": args.batch_size, "aa_steps": args.aa_steps,
+            "square_queries": args.square_queries})
     results = evaluate(model, x, y, attacks, eps=eps, source=source, batch_size=args.batch_size,
-                       seed=args.seed, aa_steps=args.aa_steps, square_queries=args.square_queries)
+                       seed=args.seed, aa_steps=args.aa_steps, square_queries=args.square_queries,
+                       done=done, on_result=keep)
     warnings = consistency_warnings(results)
     out = {"checkpoint": args.checkpoint, "role": args.role, "arch": model.arch, "dataset": args.dataset,
            "n": len(y), "seed": args.seed, "eps": eps, "source": args.source, "precision": "fp32",

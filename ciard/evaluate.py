@@ -96,12 +96,19 @@ def robust_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: A
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[str] | tuple[str, ...] = DEFAULT_ATTACKS,
              *, eps: float = 8 / 255, source: nn.Module | None = None, batch_size: int = 256,
              seed: int = 0, aa_steps: int = 100, square_queries: int = 5000, fold_bn: bool = True,
-             progress: Callable[[str, int, int], None] | None = None) -> dict[str, dict]:
+             progress: Callable[[str, int, int], None] | None = None,
+             done: dict[str, dict] | None = None,
+             on_result: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
     """Run the named protocol attacks; return {key: {accuracy, correct, n, attack, seconds, mask}}.
 
     ``mask`` is the per-image robust-correct vector in ``stats.encode_mask`` form.
 
     ``x`` is a float batch in [0, 1] (on the model's device), ``y`` its labels.
+
+    Each attack seeds its own random starts, so attacks are independent of one another and of
+    their order: ``done`` (results of an earlier, interrupted call on the same model, images and
+    settings) are taken as they are and not run again, and ``on_result(key, result)`` is called
+    as each attack ends, so that a caller can keep them (``python -m ciard eval --partial``).
     """
     table = protocol(aa_steps, square_queries)
     unknown = [a for a in attacks if a not in table]
@@ -114,6 +121,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
         source = fold(source, channels_last=True) if fold_bn else source
     results: dict[str, dict] = {}
     for key in attacks:
+        if done and key in done:
+            results[key] = done[key]
+            log.info("%-14s %.2f%% (kept from the interrupted evaluation)", table[key].label,
+                     100 * done[key]["accuracy"])
+            continue
         entry = table[key]
         if entry.transfer and source is None:
             raise ValueError(f"attack '{key}' needs a source model (--source CHECKPOINT)")
@@ -137,6 +149,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
                         "n": len(x), "attack": entry.description if attack is None else f"{entry.description}; {attack!r}",
                         "eps": eps, "seconds": round(seconds, 2), "mask": encode_mask(mask.numpy())}
         log.info("%-14s %.2f%% (%d/%d, %.1fs)", entry.label, 100 * hits / max(len(x), 1), hits, len(x), seconds)
+        if on_result:
+            on_result(key, results[key])
     return results
 
 

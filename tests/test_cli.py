@@ -74,6 +74,52 @@ def test_eval_json_has_one_accuracy_per_attack(capsys, teacher_ckpts):
     assert all(0 <= a <= res["accuracy"]["clean"] for a in res["accuracy"].values())
 
 
+def test_an_interrupted_eval_resumes_at_its_first_unfinished_attack(capsys, tmp_path, teacher_ckpts, monkeypatch):
+    """--partial keeps each finished attack; a rerun takes those and runs only the rest, and the
+    result equals an uninterrupted run's (each attack seeds its own random start)."""
+    import ciard.evaluate as ev
+    clean, robust = teacher_ckpts
+    argv = ["eval", "--checkpoint", clean, "--n", "40", "--attacks", "clean,fgsm,pgd_sat", "--json"]
+    code, out, err = _run(capsys, *argv)
+    assert code == 0, err
+    whole = json.loads(out)["results"]
+
+    partial = tmp_path / "eval.partial.json"
+    real, calls, session = ev.robust_correct, [], {"ends_during_pgd": True}
+
+    def interrupted(model, xb, yb, attack, source):
+        calls.append(attack)
+        if session["ends_during_pgd"] and attack is not None and "PGD" in repr(attack):
+            raise KeyboardInterrupt
+        return real(model, xb, yb, attack, source)
+    monkeypatch.setattr(ev, "robust_correct", interrupted)
+    assert main(argv + ["--partial", str(partial)]) != 0
+    assert "interrupted" in capsys.readouterr().err
+    kept = json.loads(partial.read_text())["results"]
+    assert set(kept) == {"clean", "fgsm"}
+
+    calls.clear()
+    session["ends_during_pgd"] = False
+    code, out, err = _run(capsys, *argv[:-1], "--partial", str(partial), "--json")
+    assert code == 0, err
+    resumed = json.loads(out)["results"]
+    assert calls and all("PGD" in repr(a) for a in calls)          # clean and FGSM not run again
+    assert resumed["fgsm"]["seconds"] == kept["fgsm"]["seconds"]
+    assert {k: (v["correct"], v["mask"]) for k, v in resumed.items()} == \
+        {k: (v["correct"], v["mask"]) for k, v in whole.items()}
+    assert set(json.loads(partial.read_text())["results"]) == {"clean", "fgsm", "pgd_sat"}
+
+    # other weights (the robust teacher) or other images: the kept results are not theirs
+    calls.clear()
+    code, out, err = _run(capsys, "eval", "--checkpoint", robust, "--n", "40", "--attacks", "clean,fgsm",
+                          "--partial", str(partial), "--json")
+    assert code == 0 and len(calls) == 2          # clean and FGSM, run for these weights
+    calls.clear()
+    code, out, err = _run(capsys, "eval", "--checkpoint", robust, "--n", "30", "--attacks", "clean,fgsm",
+                          "--partial", str(partial), "--json")
+    assert code == 0 and len(calls) == 2
+
+
 def test_eval_bad_inputs(capsys, tmp_path, teacher_ckpts):
     code, _, err = _run(capsys, "eval", "--checkpoint", str(tmp_path / "none.pt"))
     assert code == 2 and "checkpoint not found" in err

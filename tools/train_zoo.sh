@@ -80,7 +80,7 @@ sys.exit(0 if any(e['name']==sys.argv[1] and e['command']==sys.argv[2] for e in 
 
 WIP=zoo-wip
 PARKED_FILES="last.pt config.json metrics.jsonl status.json train-seconds"
-FINISHED_FILES="best.pt config.json metrics.jsonl status.json train-seconds train.log"
+FINISHED_FILES="best.pt config.json metrics.jsonl status.json train-seconds train.log eval-full.partial.json"
 
 park() {   # ask running zoo trainers to stop at a checkpoint, then keep their runs in zoo-wip/
     local d name
@@ -96,6 +96,10 @@ park() {   # ask running zoo trainers to stop at a checkpoint, then keep their r
     for _ in $(seq 60); do pgrep -af "train_zoo.sh" | grep -v "train_zoo.sh park" | grep -q . || break; sleep 1; done
     for d in "$RUNS"/*/; do
         name=$(basename "$d")
+        if [[ -f $d/eval-aa.partial.json && ! -f $d/eval-aa.json ]]; then   # an AutoAttack step's attacks so far
+            mkdir -p "$WIP/$name" && cp "$d/eval-aa.partial.json" "$WIP/$name/"
+            echo "== parked the unfinished AutoAttack evaluation of $name"
+        fi
         if [[ $(state_of "$name") == finished ]]; then
             # trained but not registered yet (its evaluation did not end): keep its best weights,
             # so that the next chain evaluates and registers it instead of training it again
@@ -137,7 +141,7 @@ ended() {
 train() {
     local name=$1 role=$2 notes=$3; shift 3
     local cmd="python -m ciard train $DATA $* --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name $name"
-    if registered "cifar10-$name" "$cmd"; then echo "== $name: registered already"; return; fi
+    if registered "cifar10-$name" "$cmd"; then echo "== $name: registered already"; unpark_done "$name"; return; fi
     local state; state=$(state_of "$name")
     echo "== $name ($state): $cmd"
     if [[ $state != finished ]]; then
@@ -153,7 +157,10 @@ train() {
     fi
     local secs; secs=$(awk '{s+=$1} END {print s+0}' "$RUNS/$name/train-seconds" 2>/dev/null || echo 0)
     local ecmd="python -m ciard eval --checkpoint zoo:cifar10-$name $DATA --n 0 --json"   # same weights as $RUNS/$name
-    nice -n 5 $PY -m ciard eval --checkpoint "$RUNS/$name" $DATA --n 0 --json > "$RUNS/$name/eval-full.json"
+    # --partial: each attack's result is kept as it ends, so a session that ends mid-evaluation
+    # (about 1.5 h for an airbench94 teacher here) loses at most the attack under way
+    nice -n 5 $PY -m ciard eval --checkpoint "$RUNS/$name" $DATA --n 0 --partial "$RUNS/$name/eval-full.partial.json" \
+        --json > "$RUNS/$name/eval-full.json"
     $PY -m ciard zoo add --name "cifar10-$name" --checkpoint "$RUNS/$name" --role "$role" --dataset cifar10 \
         --train-command "$cmd" --train-seconds "$secs" \
         --eval-json "$RUNS/$name/eval-full.json" --eval-command "$ecmd" --notes "$notes $NOTE_DATA" > /dev/null
@@ -161,6 +168,7 @@ train() {
     git add "checkpoints/cifar10-$name.pt" checkpoints/manifest.json 2>/dev/null \
         && git commit -qm "Zoo: cifar10-$name ($role), ${secs}s on $HARDWARE" -- "checkpoints/cifar10-$name.pt" checkpoints/manifest.json \
         || true
+    unpark_done "$name"
     echo "== $name: trained in ${secs}s, registered as cifar10-$name"
 }
 
@@ -182,17 +190,37 @@ pilot() {
     ended "$name"
 }
 
+# unpark_done NAME: the parked copy of a run is not needed any more (registered, or evaluated)
+unpark_done() {
+    [[ -d $WIP/$1 ]] || return 0
+    if git ls-files --error-unmatch "$WIP/$1" > /dev/null 2>&1; then
+        git rm -rq "$WIP/$1" && git commit -qm "Zoo: $1 landed; its parked copy is not needed any more" -- "$WIP/$1" || true
+    fi
+    rm -rf "${WIP:?}/$1"
+}
+
+# aa_done NAME COMMAND: the zoo entry already holds that evaluation (its `zoo merge-eval`)
+aa_done() {
+    $PY -c "import json,sys; m=json.load(open('checkpoints/manifest.json')); \
+e=next((e for e in m['entries'] if e['name']==sys.argv[1]), {}); \
+sys.exit(0 if any(x.get('command')==sys.argv[2] for x in e.get('evaluation',{}).get('extra',[])) else 1)" "$1" "$2"
+}
+
 # aa NAME SOURCE: AutoAttack, the white-box PGD/CW attacks and their transfer twins (crafted on SOURCE) on 1,000 test images
 aa() {
     local name=$1 source=$2
-    [[ -f $RUNS/$name/eval-aa.json ]] && { echo "== aa $name: done already"; return; }
     local ecmd="python -m ciard eval --checkpoint zoo:cifar10-$name $DATA --n 1000 --attacks clean,pgd_sat,pgd_trades,cw,autoattack,bb_pgd_trades,bb_cw --source zoo:$source --json"
+    # done already: in the manifest (a fresh checkout has no runs/)
+    aa_done "cifar10-$name" "$ecmd" && { echo "== aa $name: done already"; return; }
     echo "== $name: $ecmd"
+    mkdir -p "$RUNS/$name"
     nice -n 5 $PY -m ciard eval --checkpoint "zoo:cifar10-$name" $DATA --n 1000 \
-        --attacks clean,pgd_sat,pgd_trades,cw,autoattack,bb_pgd_trades,bb_cw --source "zoo:$source" --json > "$RUNS/$name/eval-aa.json.tmp"
+        --attacks clean,pgd_sat,pgd_trades,cw,autoattack,bb_pgd_trades,bb_cw --source "zoo:$source" \
+        --partial "$RUNS/$name/eval-aa.partial.json" --json > "$RUNS/$name/eval-aa.json.tmp"
     mv "$RUNS/$name/eval-aa.json.tmp" "$RUNS/$name/eval-aa.json"
     $PY -m ciard zoo merge-eval --name "cifar10-$name" --eval-json "$RUNS/$name/eval-aa.json" --eval-command "$ecmd"
     git commit -qm "Zoo: AutoAttack and transfer attacks for cifar10-$name" -- checkpoints/manifest.json || true
+    unpark_done "$name"
 }
 
 CHAIN="clean robust lr ciard nopush noitt mtard rslad ard pgdat aa-robust-airbench94 aa-clean-airbench94 \
