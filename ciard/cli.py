@@ -255,7 +255,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _partial_results(path: Path, key: dict):
     """The results an interrupted ``eval --partial`` kept for exactly this evaluation (same
     weights, images and settings; anything else is ignored and replaced), and the callback that
-    keeps each new one, atomically."""
+    keeps each new one, atomically. ``evaluate`` also checks that each kept attack is the one
+    it would run now (its full description), so a result from changed attack code is redone."""
     from .runlog import read_json, write_json
     kept = read_json(path) if path.is_file() else {}
     done = kept.get("results", {}) if kept.get("key") == key else {}
@@ -313,7 +314,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.partial:
         done, keep = _partial_results(Path(args.partial), {
             "weights": weights_fingerprint(model), "source": source and weights_fingerprint(source),
-            "dataset": args.dataset, "n": len(y), "labels": hashlib.sha256(test.y.numpy().tobytes()).hexdigest(),
+            "dataset": args.dataset, "data_path": args.data_path, "device": device.type, "n": len(y),
+            "images": hashlib.sha256(test.x.numpy().tobytes() + test.y.numpy().tobytes()).hexdigest(),
             "seed": args.seed, "eps": eps, "batch_size": args.batch_size, "aa_steps": args.aa_steps,
             "square_queries": args.square_queries})
     results = evaluate(model, x, y, attacks, eps=eps, source=source, batch_size=args.batch_size,

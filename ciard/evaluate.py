@@ -121,15 +121,17 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
         source = fold(source, channels_last=True) if fold_bn else source
     results: dict[str, dict] = {}
     for key in attacks:
-        if done and key in done:
-            results[key] = done[key]
-            log.info("%-14s %.2f%% (kept from the interrupted evaluation)", table[key].label,
-                     100 * done[key]["accuracy"])
-            continue
         entry = table[key]
         if entry.transfer and source is None:
             raise ValueError(f"attack '{key}' needs a source model (--source CHECKPOINT)")
         attack = entry.make(eps, seed)
+        described = entry.description if attack is None else f"{entry.description}; {attack!r}"
+        if done and key in done and done[key].get("attack") == described and done[key].get("n") == len(x):
+            results[key] = done[key]
+            log.info("%-14s %.2f%% (kept from the interrupted evaluation)", entry.label, 100 * done[key]["accuracy"])
+            if on_result:
+                on_result(key, results[key])
+            continue
         t0 = time.perf_counter()
         masks = []
         # random starts reproducible per attack, without disturbing the caller's RNG stream
@@ -146,7 +148,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
         hits = int(mask.sum())
         # the per-image mask makes paired comparisons between models on the same images possible
         results[key] = {"label": entry.label, "accuracy": hits / max(len(x), 1), "correct": hits,
-                        "n": len(x), "attack": entry.description if attack is None else f"{entry.description}; {attack!r}",
+                        "n": len(x), "attack": described,
                         "eps": eps, "seconds": round(seconds, 2), "mask": encode_mask(mask.numpy())}
         log.info("%-14s %.2f%% (%d/%d, %.1fs)", entry.label, 100 * hits / max(len(x), 1), hits, len(x), seconds)
         if on_result:

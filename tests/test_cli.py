@@ -114,6 +114,10 @@ def test_an_interrupted_eval_resumes_at_its_first_unfinished_attack(capsys, tmp_
     code, out, err = _run(capsys, "eval", "--checkpoint", robust, "--n", "40", "--attacks", "clean,fgsm",
                           "--partial", str(partial), "--json")
     assert code == 0 and len(calls) == 2          # clean and FGSM, run for these weights
+    # the same weights and images with another seed (other random starts): PGD runs again
+    calls.clear()
+    code, out, err = _run(capsys, *argv[:-1], "--partial", str(partial), "--seed", "1", "--json")
+    assert code == 0 and len(calls) == 3 and json.loads(out)["seed"] == 1
     calls.clear()
     code, out, err = _run(capsys, "eval", "--checkpoint", robust, "--n", "30", "--attacks", "clean,fgsm",
                           "--partial", str(partial), "--json")

@@ -96,8 +96,10 @@ park() {   # ask running zoo trainers to stop at a checkpoint, then keep their r
     for _ in $(seq 60); do pgrep -af "train_zoo.sh" | grep -v "train_zoo.sh park" | grep -q . || break; sleep 1; done
     for d in "$RUNS"/*/; do
         name=$(basename "$d")
-        if [[ -f $d/eval-aa.partial.json && ! -f $d/eval-aa.json ]]; then   # an AutoAttack step's attacks so far
-            mkdir -p "$WIP/$name" && cp "$d/eval-aa.partial.json" "$WIP/$name/"
+        # an AutoAttack step's attacks so far (until merged into the manifest), in a folder of its
+        # own: the training run's parked copy is dropped once that run is registered
+        if [[ -f $d/eval-aa.partial.json && ! -f $d/aa-merged ]]; then
+            rm -rf "${WIP:?}/aa-$name"; mkdir -p "$WIP/aa-$name" && cp "$d/eval-aa.partial.json" "$WIP/aa-$name/"
             echo "== parked the unfinished AutoAttack evaluation of $name"
         fi
         if [[ $(state_of "$name") == finished ]]; then
@@ -121,6 +123,13 @@ unpark() {   # restore parked runs that this checkout does not have yet
     [[ -d $WIP ]] || return 0
     for w in "$WIP"/*/; do
         name=$(basename "$w")
+        if [[ $name == aa-* ]]; then   # an AutoAttack evaluation's results so far
+            name=${name#aa-}
+            [[ -f $RUNS/$name/eval-aa.partial.json ]] && continue
+            mkdir -p "$RUNS/$name" && cp "$w/eval-aa.partial.json" "$RUNS/$name/"
+            echo "== restored the AutoAttack evaluation of $name so far from $WIP"
+            continue
+        fi
         [[ -d $RUNS/$name ]] && continue
         mkdir -p "$RUNS/$name" && cp "$w"* "$RUNS/$name/"
         echo "== restored $name from $WIP"
@@ -178,6 +187,7 @@ pilot() {
     local name=$1 method=$2 lr=$3; shift 3
     local state; state=$(state_of "$name")
     [[ $state == finished ]] && { echo "== $name: done already"; return; }
+    [[ $state == failed ]] && { echo "== $name failed before ($(error_of "$name")): left out of the choice" >&2; return; }
     echo "== $name ($state)"
     local t0=$SECONDS
     if [[ $state == none ]]; then
@@ -187,14 +197,27 @@ pilot() {
         nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress
     fi
     echo $((SECONDS - t0)) >> "$RUNS/$name/train-seconds"
-    ended "$name"
+    excluded_if_failed "$name"
+}
+
+# excluded_if_failed NAME: a pilot that failed (e.g. diverged at a large lr or gamma) is left out
+# of the choice (the choosers read finished pilots only) instead of failing the step; a stopped
+# one stops the chain
+excluded_if_failed() {
+    local s; s=$(state_of "$1")
+    [[ $s == failed ]] && { echo "== $1 failed ($(error_of "$1")): left out of the choice" >&2; return 0; }
+    ended "$1"
+}
+
+error_of() {
+    $PY -c "import json,sys; print(json.load(open(sys.argv[1])).get('error') or 'no reason recorded')" "$RUNS/$1/status.json" 2>/dev/null || echo "no status"
 }
 
 # unpark_done NAME: the parked copy of a run is not needed any more (registered, or evaluated)
 unpark_done() {
     [[ -d $WIP/$1 ]] || return 0
     if git ls-files --error-unmatch "$WIP/$1" > /dev/null 2>&1; then
-        git rm -rq "$WIP/$1" && git commit -qm "Zoo: $1 landed; its parked copy is not needed any more" -- "$WIP/$1" || true
+        git rm -rqf "$WIP/$1" && git commit -qm "Zoo: $1 landed; its parked copy is not needed any more" -- "$WIP/$1" || true
     fi
     rm -rf "${WIP:?}/$1"
 }
@@ -203,7 +226,7 @@ unpark_done() {
 aa_done() {
     $PY -c "import json,sys; m=json.load(open('checkpoints/manifest.json')); \
 e=next((e for e in m['entries'] if e['name']==sys.argv[1]), {}); \
-sys.exit(0 if any(x.get('command')==sys.argv[2] for x in e.get('evaluation',{}).get('extra',[])) else 1)" "$1" "$2"
+sys.exit(0 if any(x.get('command')==sys.argv[2] for x in e.get('evaluation',{}).get('extra',[])) else 1)" "$1" "$2" 2>/dev/null
 }
 
 # aa NAME SOURCE: AutoAttack, the white-box PGD/CW attacks and their transfer twins (crafted on SOURCE) on 1,000 test images
@@ -211,7 +234,7 @@ aa() {
     local name=$1 source=$2
     local ecmd="python -m ciard eval --checkpoint zoo:cifar10-$name $DATA --n 1000 --attacks clean,pgd_sat,pgd_trades,cw,autoattack,bb_pgd_trades,bb_cw --source zoo:$source --json"
     # done already: in the manifest (a fresh checkout has no runs/)
-    aa_done "cifar10-$name" "$ecmd" && { echo "== aa $name: done already"; return; }
+    aa_done "cifar10-$name" "$ecmd" && { echo "== aa $name: done already"; unpark_done "aa-$name"; return; }
     echo "== $name: $ecmd"
     mkdir -p "$RUNS/$name"
     nice -n 5 $PY -m ciard eval --checkpoint "zoo:cifar10-$name" $DATA --n 1000 \
@@ -219,16 +242,24 @@ aa() {
         --partial "$RUNS/$name/eval-aa.partial.json" --json > "$RUNS/$name/eval-aa.json.tmp"
     mv "$RUNS/$name/eval-aa.json.tmp" "$RUNS/$name/eval-aa.json"
     $PY -m ciard zoo merge-eval --name "cifar10-$name" --eval-json "$RUNS/$name/eval-aa.json" --eval-command "$ecmd"
+    touch "$RUNS/$name/aa-merged"    # park keeps the partial results only until this
     git commit -qm "Zoo: AutoAttack and transfer attacks for cifar10-$name" -- checkpoints/manifest.json || true
-    unpark_done "$name"
+    unpark_done "aa-$name"
 }
 
 CHAIN="clean robust lr ciard nopush noitt mtard rslad ard pgdat aa-robust-airbench94 aa-clean-airbench94 \
 aa-ciard-resnet20 aa-nopush-resnet20 aa-noitt-resnet20 aa-mtard-resnet20 aa-rslad-resnet20 aa-ard-resnet20 aa-pgdat-resnet20 \
 dgad adaad kdiga-gamma kdiga peeraid aa-dgad-resnet20 aa-adaad-resnet20 aa-kdiga-resnet20 aa-peeraid-resnet20"
 
+# rule_committed FILE: a pilot step's choice is in git already (it is not made again)
+rule_committed() { git ls-files --error-unmatch "$1" > /dev/null 2>&1; }
+
 do_step() {
-    local step=$1
+    local step=$1 lr= gamma=
+    case $step in   # the steps that need the lr rule: without it they fail here instead of starting
+        ciard|nopush|noitt|mtard|rslad|ard|dgad|adaad|kdiga-gamma|kdiga|peeraid) lr=$(student_lr) ;;
+    esac
+    [[ $step == kdiga ]] && gamma=$(kdiga_gamma)
     case $step in
         clean)  train clean-airbench94 clean_teacher "Clean teacher: airbench94-style net, natural training, 16 epochs, batch 512, Nesterov SGD, triangle lr (peak 0.4), label smoothing 0.2." \
                     --method natural --student airbench94 --epochs 16 --batch-size 512 --lr 0.4 --lr-schedule triangle \
@@ -236,23 +267,29 @@ do_step() {
         robust) train robust-airbench94 robust_teacher "Robust teacher: airbench94-style net, FGSM with random start (fast AT, step 1.25 eps), 15 epochs, batch 256, triangle lr (peak 0.2); best epoch by validation (clean + PGD-10) / 2, which also guards against catastrophic overfitting." \
                     --method fgsm_at --student airbench94 --epochs 15 --batch-size 256 --lr 0.2 --lr-schedule triangle \
                     --nesterov --weight-decay 5e-4 --eval-size 1000 --eval-pgd-steps 10 ;;
-        lr)     for lr in $LR_CANDIDATES; do for m in ciard rslad ard; do pilot "lr-$m-$lr" $m "$lr"; done; done
-                $PY tools/choose_lr.py $RUNS
-                git add $LR_RULE && git commit -qm "Zoo: the student lr rule, chosen on the validation split" -- $LR_RULE || true ;;
-        ciard)  train ciard-resnet20 student "CIARD (push loss and ITT on)." --method ciard --lr "$(student_lr)" $STUDENT ;;
-        nopush) train nopush-resnet20 student "CIARD without the push loss (lambda 0)." --method ciard --push-weight 0 --lr "$(student_lr)" $STUDENT ;;
-        noitt)  train noitt-resnet20 student "CIARD without ITT (robust teacher frozen)." --method ciard --no-itt --lr "$(student_lr)" $STUDENT ;;
-        mtard)  train mtard-resnet20 student "B-MTARD: two teachers, adaptive weights and temperatures, no push, no ITT." --method mtard --lr "$(student_lr)" $STUDENT ;;
-        rslad)  train rslad-resnet20 student "RSLAD: robust teacher's soft labels." --method rslad --lr "$(student_lr)" $STUDENT ;;
-        ard)    train ard-resnet20 student "ARD: KD from the robust teacher (T 30)." --method ard --lr "$(student_lr)" $STUDENT ;;
+        lr)     if ! rule_committed $LR_RULE; then
+                    for lr in $LR_CANDIDATES; do for m in ciard rslad ard; do pilot "lr-$m-$lr" $m "$lr"; done; done
+                    $PY tools/choose_lr.py $RUNS
+                    git add $LR_RULE && git commit -qm "Zoo: the student lr rule, chosen on the validation split" -- $LR_RULE
+                fi
+                for lr in $LR_CANDIDATES; do for m in ciard rslad ard; do unpark_done "lr-$m-$lr"; done; done ;;
+        ciard)  train ciard-resnet20 student "CIARD (push loss and ITT on)." --method ciard --lr "$lr" $STUDENT ;;
+        nopush) train nopush-resnet20 student "CIARD without the push loss (lambda 0)." --method ciard --push-weight 0 --lr "$lr" $STUDENT ;;
+        noitt)  train noitt-resnet20 student "CIARD without ITT (robust teacher frozen)." --method ciard --no-itt --lr "$lr" $STUDENT ;;
+        mtard)  train mtard-resnet20 student "B-MTARD: two teachers, adaptive weights and temperatures, no push, no ITT." --method mtard --lr "$lr" $STUDENT ;;
+        rslad)  train rslad-resnet20 student "RSLAD: robust teacher's soft labels." --method rslad --lr "$lr" $STUDENT ;;
+        ard)    train ard-resnet20 student "ARD: KD from the robust teacher (T 30)." --method ard --lr "$lr" $STUDENT ;;
         pgdat)  train pgdat-resnet20 student "PGD-AT (Madry), no teacher: same data, epochs and attack; its standard lr 0.1." --method pgd_at --lr 0.1 $STUDENT ;;
-        dgad)   train dgad-resnet20 student "DGAD: robust teacher, clean/adversarial partition by the teacher's mistakes, label swapping, consistency term (beta 1); attack through student and teacher." --method dgad --lr "$(student_lr)" $STUDENT ;;
-        adaad)  train adaad-resnet20 student "AdaAD: KL(T(x')||S(x')) with x' maximising it through both networks (alpha 1)." --method adaad --lr "$(student_lr)" $STUDENT ;;
-        kdiga-gamma) for g in $GAMMA_CANDIDATES; do pilot "gamma-kdiga-$g" kdiga "$(student_lr)" --kdiga-gamma "$g"; done
-                $PY tools/choose_kdiga_gamma.py $RUNS
-                git add $GAMMA_RULE && git commit -qm "Zoo: KDIGA's alignment weight, chosen on the validation split" -- $GAMMA_RULE || true ;;
-        kdiga)  train kdiga-resnet20 student "KDIGA: KD on clean inputs with input-gradient alignment (alpha 0.5, T 1: project defaults, no official code; gamma chosen on the validation split, see checkpoints/zoo-kdiga-gamma.json); no attack in training." --method kdiga --kdiga-gamma "$(kdiga_gamma)" --lr "$(student_lr)" $STUDENT ;;
-        peeraid) train peeraid-resnet20 student "PeerAiD: a ResNet-20 peer trained jointly from random weights on the student's adversarial examples, no pretrained teacher; no SWA." --method peeraid --lr "$(student_lr)" $STUDENT ;;
+        dgad)   train dgad-resnet20 student "DGAD: robust teacher, clean/adversarial partition by the teacher's mistakes, label swapping, consistency term (beta 1); attack through student and teacher." --method dgad --lr "$lr" $STUDENT ;;
+        adaad)  train adaad-resnet20 student "AdaAD: KL(T(x')||S(x')) with x' maximising it through both networks (alpha 1)." --method adaad --lr "$lr" $STUDENT ;;
+        kdiga-gamma) if ! rule_committed $GAMMA_RULE; then
+                    for g in $GAMMA_CANDIDATES; do pilot "gamma-kdiga-$g" kdiga "$lr" --kdiga-gamma "$g"; done
+                    $PY tools/choose_kdiga_gamma.py $RUNS
+                    git add $GAMMA_RULE && git commit -qm "Zoo: KDIGA's alignment weight, chosen on the validation split" -- $GAMMA_RULE
+                fi
+                for g in $GAMMA_CANDIDATES; do unpark_done "gamma-kdiga-$g"; done ;;
+        kdiga)  train kdiga-resnet20 student "KDIGA: KD on clean inputs with input-gradient alignment (alpha 0.5, T 1: project defaults, no official code; gamma chosen on the validation split, see checkpoints/zoo-kdiga-gamma.json); no attack in training." --method kdiga --kdiga-gamma "$gamma" --lr "$lr" $STUDENT ;;
+        peeraid) train peeraid-resnet20 student "PeerAiD: a ResNet-20 peer trained jointly from random weights on the student's adversarial examples, no pretrained teacher; no SWA." --method peeraid --lr "$lr" $STUDENT ;;
         aa-robust-airbench94) aa robust-airbench94 $CLEAN ;;   # its own transfer would be white-box
         aa-*)   aa "${step#aa-}" $ROBUST ;;
         *) echo "unknown step '$step'" >&2; exit 2 ;;
