@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from choose_lr import best_score  # noqa: E402  (the lr chooser's score, kept in one place)
+from choose_lr import finished_pilots  # noqa: E402  (the lr chooser's reading and score, kept in one place)
 
 OUT = Path("checkpoints/zoo-kdiga-gamma.json")
 PILOT = re.compile(r"gamma-kdiga-(?P<gamma>[0-9.]+)$")
@@ -27,15 +27,7 @@ PILOT = re.compile(r"gamma-kdiga-(?P<gamma>[0-9.]+)$")
 
 def choose(root: str | Path) -> dict:
     """The pilots' table and the chosen gamma (the highest score; ties go to the smaller gamma)."""
-    runs: dict[str, dict] = {}
-    for run in sorted(Path(root).iterdir()):
-        m = PILOT.match(run.name)
-        status = run / "status.json"
-        if not m or not status.is_file() or json.loads(status.read_text()).get("state") != "finished":
-            continue
-        score = best_score(run)
-        if score:
-            runs[m["gamma"]] = score
+    runs = {m["gamma"]: score for m, score in finished_pilots(root, PILOT)}
     if not runs:
         raise SystemExit(f"no finished gamma-kdiga-* pilot under {root}")
     chosen = max(sorted(runs, key=float), key=lambda g: runs[g]["score"])

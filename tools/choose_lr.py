@@ -33,16 +33,25 @@ def best_score(run: Path) -> dict | None:
             "epoch": best["epoch"]}
 
 
-def main(root: str = "runs/zoo") -> None:
-    table: dict[str, dict[str, dict]] = {}
+def finished_pilots(root: str | Path, pattern: re.Pattern) -> list[tuple[re.Match, dict]]:
+    """(name match, best_score) of every finished run under ``root`` whose name matches
+    ``pattern``; pilots that failed (e.g. diverged) or did not end are left out."""
+    found = []
     for run in sorted(Path(root).iterdir()):
-        m = PILOT.match(run.name)
+        m = pattern.match(run.name)
         status = run / "status.json"
         if not m or not status.is_file() or json.loads(status.read_text()).get("state") != "finished":
             continue
         score = best_score(run)
         if score:
-            table.setdefault(m["lr"], {})[m["method"]] = score
+            found.append((m, score))
+    return found
+
+
+def main(root: str = "runs/zoo") -> None:
+    table: dict[str, dict[str, dict]] = {}
+    for m, score in finished_pilots(root, PILOT):
+        table.setdefault(m["lr"], {})[m["method"]] = score
     methods = sorted({meth for row in table.values() for meth in row})
     complete = {lr: row for lr, row in table.items() if set(row) == set(methods)}
     if not complete:
