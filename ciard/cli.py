@@ -109,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: seconds of a default Playground run (2-D, four MLPs; budget 5 s), best of --rounds")
 
     z = sub.add_parser("zoo", help="list the shipped models, or register one")
-    z.add_argument("action", nargs="?", default="list", choices=("list", "add", "merge-eval"),
-                   help="list; add a model; merge-eval: add a further evaluation report to an entry")
+    z.add_argument("action", nargs="?", default="list", choices=("list", "add", "merge-eval", "default"),
+                   help="list; add a model; merge-eval: add a further evaluation report to an entry; "
+                        "default: make teacher --name the one 'auto' picks for its role")
     z.add_argument("--name", help="add: entry name (the file becomes checkpoints/NAME.pt)")
     z.add_argument("--checkpoint", help="add: the checkpoint or run directory to ship")
     z.add_argument("--role", choices=("clean_teacher", "robust_teacher", "student"))
@@ -391,7 +392,7 @@ def _read_report(path: str) -> dict[str, Any]:
 def cmd_zoo(args: argparse.Namespace) -> int:
     from . import specs
     from .zoo import (add_entry, entries, evaluation_from_report, format_markdown, format_paired_markdown,
-                      format_zoo, merge_evaluation)
+                      format_zoo, merge_evaluation, set_default)
     if args.action == "merge-eval":
         missing = [f for f in ("name", "eval_json", "eval_command") if not getattr(args, f)]
         if missing:
@@ -401,6 +402,15 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         except KeyError as exc:
             raise ConfigError(exc.args[0]) from None
         print(json.dumps(entry["evaluation"]["accuracy"]))
+        return 0
+    if args.action == "default":
+        if not args.name:
+            raise ConfigError("zoo default needs --name")
+        try:
+            entry = set_default(args.name)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(exc.args[0]) from None
+        print(f"{entry['name']} is now the default {entry['role'].replace('_', ' ')} for {entry['dataset']}")
         return 0
     if args.action == "add":
         missing = [f for f in ("name", "checkpoint", "role", "train_command") if not getattr(args, f)]

@@ -68,6 +68,22 @@ def default_teacher(role: str, dataset: str = "cifar10") -> Path | None:
     return None
 
 
+def set_default(name: str) -> dict[str, Any]:
+    """Make teacher ``name`` the one ``auto`` picks for its role and dataset (the others of that
+    role and dataset stop being default)."""
+    manifest = read_manifest()
+    entry = next((e for e in manifest["entries"] if e["name"] == name), None)
+    if entry is None:
+        raise KeyError(f"no zoo entry named '{name}'")
+    if entry["role"] not in ("clean_teacher", "robust_teacher"):
+        raise ValueError(f"'{name}' is a {entry['role']}: only teachers have a default ('auto')")
+    for e in manifest["entries"]:
+        if e["role"] == entry["role"] and e.get("dataset") == entry.get("dataset"):
+            e["default"] = e["name"] == name
+    write_manifest(manifest)
+    return entry
+
+
 def hardware() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)

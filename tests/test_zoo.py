@@ -132,3 +132,27 @@ def test_a_retrained_entry_keeps_its_place_in_the_manifest(tmp_path, monkeypatch
     entries = zoo.read_manifest()["entries"]
     assert [e["name"] for e in entries] == ["first", "second", "third"]
     assert entries[0]["command"] == "python -m ciard train --retrained"
+
+
+def test_zoo_default_moves_auto_to_another_teacher_of_the_same_role(tmp_path, monkeypatch, teacher_ckpts, capsys):
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path)
+    monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "manifest.json")
+    add = ["zoo", "add", "--checkpoint", teacher_ckpts[0], "--train-command", "python -m ciard train ..."]
+    assert main(add + ["--name", "old-clean", "--role", "clean_teacher", "--default"]) == 0
+    assert main(add + ["--name", "old-robust", "--role", "robust_teacher", "--default"]) == 0
+    assert main(add + ["--name", "new-clean", "--role", "clean_teacher"]) == 0
+    assert main(add + ["--name", "demo-clean", "--role", "clean_teacher", "--dataset", "default", "--default"]) == 0
+    assert main(add + ["--name", "a-student", "--role", "student"]) == 0
+    assert zoo.default_teacher("clean_teacher").name == "old-clean.pt"
+    capsys.readouterr()
+    assert main(["zoo", "default", "--name", "new-clean"]) == 0
+    assert "new-clean is now the default clean teacher for cifar10" in capsys.readouterr().out
+    assert zoo.default_teacher("clean_teacher").name == "new-clean.pt"
+    flags = {e["name"]: e["default"] for e in zoo.read_manifest()["entries"]}
+    # the robust teacher and the other dataset's teacher keep theirs
+    assert flags == {"old-clean": False, "old-robust": True, "new-clean": True, "demo-clean": True,
+                     "a-student": False}
+    assert main(["zoo", "default", "--name", "a-student"]) == 2
+    assert "only teachers have a default" in capsys.readouterr().err
+    assert main(["zoo", "default", "--name", "nope"]) == 2
+    assert "no zoo entry named 'nope'" in capsys.readouterr().err

@@ -9,9 +9,12 @@
 #   lr                               the student lr rule: pilots of CIARD, RSLAD and ARD at each
 #                                    candidate lr on a shortened budget, scored on the validation
 #                                    split only; tools/choose_lr.py writes checkpoints/zoo-lr-rule.json
-#   ciard nopush noitt mtard rslad ard pgdat
+#   ciard defaults nopush noitt mtard rslad ard pgdat
 #                                    students: ResNet-20, identical data (the train split less the
-#                                    1,000 held-out validation images), budget, lr rule and selection
+#                                    1,000 held-out validation images), budget, lr rule and selection;
+#                                    `defaults` (once the CIARD student distilled from the new
+#                                    teachers is in) makes those teachers the ones `auto` picks, so
+#                                    the app's default student is shown with its own teachers
 #   dgad adaad kdiga-gamma kdiga peeraid
 #                                    the newer baselines, the same data, budget, lr rule and
 #                                    selection (after every step above in the chain, so that adding
@@ -247,7 +250,7 @@ aa() {
     unpark_done "aa-$name"
 }
 
-CHAIN="clean robust lr ciard nopush noitt mtard rslad ard pgdat aa-robust-airbench94 aa-clean-airbench94 \
+CHAIN="clean robust lr ciard defaults nopush noitt mtard rslad ard pgdat aa-robust-airbench94 aa-clean-airbench94 \
 aa-ciard-resnet20 aa-nopush-resnet20 aa-noitt-resnet20 aa-mtard-resnet20 aa-rslad-resnet20 aa-ard-resnet20 aa-pgdat-resnet20 \
 dgad adaad kdiga-gamma kdiga peeraid aa-dgad-resnet20 aa-adaad-resnet20 aa-kdiga-resnet20 aa-peeraid-resnet20"
 
@@ -279,6 +282,13 @@ do_step() {
         mtard)  train mtard-resnet20 student "B-MTARD: two teachers, adaptive weights and temperatures, no push, no ITT." --method mtard --lr "$lr" $STUDENT ;;
         rslad)  train rslad-resnet20 student "RSLAD: robust teacher's soft labels." --method rslad --lr "$lr" $STUDENT ;;
         ard)    train ard-resnet20 student "ARD: KD from the robust teacher (T 30)." --method ard --lr "$lr" $STUDENT ;;
+        defaults) $PY -c "import json,sys; m=json.load(open('checkpoints/manifest.json')); \
+e=next((e for e in m['entries'] if e['name']=='cifar10-ciard-resnet20'), {}); \
+sys.exit(0 if 'zoo:$ROBUST' in e.get('command', '') else 1)" \
+                    || { echo "== defaults: the CIARD student distilled from the new teachers is not in the zoo yet" >&2; exit 1; }
+                $PY -m ciard zoo default --name $CLEAN && $PY -m ciard zoo default --name $ROBUST
+                git commit -qm "Zoo: the airbench94 teachers are the defaults ('auto'), with the CIARD student distilled from them" \
+                    -- checkpoints/manifest.json || true ;;
         pgdat)  train pgdat-resnet20 student "PGD-AT (Madry), no teacher: same data, epochs and attack; its standard lr 0.1." --method pgd_at --lr 0.1 $STUDENT ;;
         dgad)   train dgad-resnet20 student "DGAD: robust teacher, clean/adversarial partition by the teacher's mistakes, label swapping, consistency term (beta 1); attack through student and teacher." --method dgad --lr "$lr" $STUDENT ;;
         adaad)  train adaad-resnet20 student "AdaAD: KL(T(x')||S(x')) with x' maximising it through both networks (alpha 1)." --method adaad --lr "$lr" $STUDENT ;;
