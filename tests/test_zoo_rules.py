@@ -61,7 +61,11 @@ def test_the_lr_rule_averages_over_methods_and_needs_every_method(tmp_path, monk
     _pilot(root, "lr-rslad-0.5", [(0.30, 0.20)], lr=0.5)
     _pilot(root, "lr-ciard-1.0", [(0.95, 0.95)], lr=1.0)
     choose_lr.main(str(root))
-    assert capsys.readouterr().out.strip() == "0.2"
+    printed = capsys.readouterr()
+    assert printed.out.strip() == "0.2"
     rule = json.loads((tmp_path / "checkpoints" / "zoo-lr-rule.json").read_text())
     assert rule["chosen_lr"] == 0.2 and rule["methods"] == ["ciard", "rslad"]
     assert set(rule["mean_score"]) == {"0.2", "0.5"}
+    # CIARD alone would have taken 0.5; 0.2 is the smallest complete candidate: both are recorded
+    assert rule["best_lr_by_method"] == {"ciard": 0.5, "rslad": 0.2}
+    assert rule["chosen_at_edge"] is True and "smallest candidate" in printed.err

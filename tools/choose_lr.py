@@ -57,17 +57,26 @@ def main(root: str = "runs/zoo") -> None:
     if not complete:
         sys.exit("no learning rate has a finished pilot for every method")
     means = {lr: statistics.mean(row[m]["score"] for m in methods) for lr, row in complete.items()}
-    chosen = max(means, key=means.get)
+    tried = sorted(complete, key=float)
+    chosen = max(tried, key=means.get)   # ties go to the smaller lr
+    # what each method alone would have chosen, and whether the choice sits at the edge of the
+    # candidates (then a larger or smaller lr might have scored higher: said, not hidden)
+    by_method = {m: max(tried, key=lambda lr, m=m: complete[lr][m]["score"]) for m in methods}
+    edge = chosen in (tried[0], tried[-1]) and len(tried) > 1
+    if edge:
+        print(f"note: the chosen lr {chosen} is the {'smallest' if chosen == tried[0] else 'largest'} "
+              "candidate with a complete set of pilots", file=sys.stderr)
     config = json.loads(next(Path(root).glob(f"lr-{methods[0]}-{chosen}/config.json")).read_text())
     OUT.write_text(json.dumps({
         "rule": "one student lr for every distillation method: the candidate with the highest mean, over "
                 "the methods, of the best validation (clean + PGD-10) / 2 on the held-out split",
         "chosen_lr": float(chosen), "methods": methods, "mean_score": {lr: round(v, 4) for lr, v in means.items()},
+        "best_lr_by_method": {m: float(lr) for m, lr in by_method.items()}, "chosen_at_edge": edge,
         "runs": table, "pilot_budget": {k: config["optim"][k] for k in ("epochs", "batch_size", "lr_schedule")}
         | {"train_subset": config["data"]["train_subset"], "pgd_steps": config["attack"]["pgd_steps"]},
     }, indent=2, sort_keys=True) + "\n")
     print(f"{'lr':>6} " + " ".join(f"{m:>8}" for m in methods) + f" {'mean':>8}", file=sys.stderr)
-    for lr in sorted(complete, key=float):
+    for lr in tried:
         print(f"{lr:>6} " + " ".join(f"{100 * complete[lr][m]['score']:>8.2f}" for m in methods)
               + f" {100 * means[lr]:>8.2f}", file=sys.stderr)
     print(chosen)
