@@ -15,6 +15,8 @@
 #                                    `defaults` (once the CIARD student distilled from the new
 #                                    teachers is in) makes those teachers the ones `auto` picks, so
 #                                    the app's default student is shown with its own teachers
+#                                    (then re-measure `make demo`: its `auto` teachers become
+#                                    airbench94, 2.9x a ResNet-20's forward FLOPs)
 #   dgad adaad kdiga-gamma kdiga peeraid
 #                                    the newer baselines, the same data, budget, lr rule and
 #                                    selection (after every step above in the chain, so that adding
