@@ -103,6 +103,8 @@ def add_entry(*, name: str, source: str, role: str, dataset: str, command: str,
     entry = {
         "name": name, "file": dest.name, "role": role, "default": default,
         "method": cfg.get("method", {}).get("method"), "arch": model.arch,
+        # CIARD's push weight, from the checkpoint's own config: the push view finds its ablation by it
+        "push_weight": cfg.get("method", {}).get("push_weight") if cfg.get("method", {}).get("method") == "ciard" else None,
         "num_classes": model.num_classes, "dataset": dataset, "command": command,
         "train_seconds": train_seconds, "hardware": hardware(), "sha256": checkpoints.sha256(dest),
         "size_bytes": dest.stat().st_size, "added": time.strftime("%Y-%m-%d"),

@@ -156,3 +156,33 @@ def test_zoo_default_moves_auto_to_another_teacher_of_the_same_role(tmp_path, mo
     assert "only teachers have a default" in capsys.readouterr().err
     assert main(["zoo", "default", "--name", "nope"]) == 2
     assert "no zoo entry named 'nope'" in capsys.readouterr().err
+
+
+def test_the_push_view_knows_each_zoo_students_push_weight_from_its_checkpoint(runs_dir):
+    """The manifest records CIARD's push weight from the checkpoint's config (not the command,
+    which omits a default): the push view finds the no-push ablation and labels the others."""
+    from ciard.studio import probe
+    for e in read_manifest()["entries"]:
+        if e.get("method") == "ciard":
+            cfg = checkpoints.load(zoo.ZOO_DIR / e["file"]).get("config") or {}
+            assert e["push_weight"] == cfg["method"]["push_weight"], e["name"]
+    cands = {c.spec: c for c in probe.student_candidates(None).values()}
+    assert cands["zoo:cifar10-ciard-resnet20"].push_weight == 1.0      # its command has no --push-weight
+    assert not cands["zoo:cifar10-ciard-resnet20"].without_push
+    assert cands["zoo:cifar10-nopush-resnet20"].without_push
+    assert cands["zoo:cifar10-rslad-resnet20"].push_weight is None and not cands["zoo:cifar10-rslad-resnet20"].without_push
+    assert any(label == "zoo: cifar10-ciard-resnet20 (ciard, push 1)" for label in probe.student_candidates(None))
+
+
+def test_zoo_add_records_the_push_weight_of_a_ciard_checkpoint(tmp_path, monkeypatch, teacher_ckpts):
+    from ciard.config import Config
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path)
+    monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "manifest.json")
+    model = checkpoints.load_model(teacher_ckpts[0])
+    for name, cfg in (("ciard-half", Config().override(method="ciard", push_weight=0.5)),
+                      ("rslad", Config().override(method="rslad"))):
+        src = checkpoints.save_model(model, tmp_path / f"{name}-src.pt", config=cfg.to_dict())
+        assert main(["zoo", "add", "--name", name, "--checkpoint", str(src), "--role", "student",
+                     "--train-command", "python -m ciard train ..."]) == 0
+    flags = {e["name"]: e["push_weight"] for e in zoo.read_manifest()["entries"]}
+    assert flags == {"ciard-half": 0.5, "rslad": None}

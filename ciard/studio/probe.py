@@ -9,7 +9,6 @@ as a traceback.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -300,15 +299,6 @@ class Candidate:
         return self.method == "ciard" and self.push_weight == 0
 
 
-def _push_weight_of(command: str) -> float | None:
-    """The ``--push-weight`` of a zoo entry's training command (its config default: None)."""
-    m = re.search(r"--push-weight[ =]([0-9.eE+-]+)", command)
-    try:
-        return float(m.group(1)) if m else None
-    except ValueError:
-        return None
-
-
 def student_candidates(active_student: str | None) -> dict[str, Candidate]:
     """label -> candidate: the active student, the zoo's students, every run's best.pt."""
     out: list[Candidate] = []
@@ -322,7 +312,7 @@ def student_candidates(active_student: str | None) -> dict[str, Candidate]:
     for e in listed:
         if e.get("role") == "student" and e.get("name") and f"zoo:{e['name']}" != active_student:
             method = e.get("method")
-            push = _push_weight_of(e.get("command") or "") if method == "ciard" else None
+            push = e.get("push_weight") if method == "ciard" else None   # from its checkpoint's config
             tag = (f" ({method}, push {push:g})" if push is not None
                    else f" ({method})" if method else "")
             out.append(Candidate(f"zoo: {e['name']}{tag}", f"zoo:{e['name']}", method, push))
