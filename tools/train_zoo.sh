@@ -78,28 +78,43 @@ state_of() {   # the run's state from status.json, or "none"
     [[ -f $f ]] && $PY -c "import json,sys; print(json.load(open(sys.argv[1])).get('state','none'))" "$f" || echo none
 }
 
-registered() {
-    $PY -c "import json,sys; m=json.load(open('checkpoints/manifest.json')); \
+registered() {   # NAME COMMAND: in the manifest with this training command, and its weights here
+    [[ -f checkpoints/$1.pt ]] && $PY -c "import json,sys; m=json.load(open('checkpoints/manifest.json')); \
 sys.exit(0 if any(e['name']==sys.argv[1] and e['command']==sys.argv[2] for e in m['entries']) else 1)" "$1" "$2" 2>/dev/null
 }
 
+# commit_entry NAME MESSAGE: commit a registered entry's weights and the manifest (again after a
+# session that ended between `zoo add` and the commit: nothing to commit is fine)
+commit_entry() {
+    git add "checkpoints/$1.pt" checkpoints/manifest.json 2>/dev/null \
+        && git commit -qm "$2" -- "checkpoints/$1.pt" checkpoints/manifest.json > /dev/null 2>&1 || true
+}
+
 WIP=zoo-wip
-PARKED_FILES="last.pt config.json metrics.jsonl status.json train-seconds"
+# best.pt too: a resumed run keeps its best score, so a later epoch that does not beat it would
+# leave no best.pt on a fresh clone
+PARKED_FILES="last.pt best.pt config.json metrics.jsonl status.json train-seconds"
 FINISHED_FILES="best.pt config.json metrics.jsonl status.json train-seconds train.log eval-full.partial.json"
 
 park() {   # ask running zoo trainers to stop at a checkpoint, then keep their runs in zoo-wip/
     local d name
+    mkdir -p "$RUNS" && touch "$RUNS/PARKING"   # a chain still running starts nothing new (see parking)
+    # evaluations keep every finished attack (--partial): stop them now, not at the session's end
+    pkill -INT -f "ciard eval --checkpoint (runs/zoo/|zoo:cifar10-)" 2>/dev/null || true
     for d in "$RUNS"/*/; do
+        [[ -d $d ]] || continue
         name=$(basename "$d")
         [[ $(state_of "$name") == running ]] && touch "$d/STOP"
     done
     for d in "$RUNS"/*/; do   # a stop is honoured after the current step
+        [[ -d $d ]] || continue
         name=$(basename "$d")
         for _ in $(seq 600); do [[ $(state_of "$name") == running ]] || break; sleep 1; done
     done
     # the chain that ran them records their seconds as it exits: let it
     for _ in $(seq 60); do pgrep -af "train_zoo.sh" | grep -v "train_zoo.sh park" | grep -q . || break; sleep 1; done
     for d in "$RUNS"/*/; do
+        [[ -d $d ]] || continue
         name=$(basename "$d")
         # an AutoAttack step's attacks so far (until merged into the manifest), in a folder of its
         # own: the training run's parked copy is dropped once that run is registered
@@ -116,6 +131,13 @@ park() {   # ask running zoo trainers to stop at a checkpoint, then keep their r
             echo "== parked $name (trained, not registered yet)"
             continue
         fi
+        if [[ $(state_of "$name") == failed && ! -f $d/registered ]]; then
+            # a failed run (e.g. a diverged pilot): its record, so that the next chain knows
+            rm -rf "${WIP:?}/$name"; mkdir -p "$WIP/$name"
+            for f in config.json status.json metrics.jsonl train-seconds; do [[ -f $d/$f ]] && cp "$d/$f" "$WIP/$name/"; done
+            echo "== parked the record of the failed run $name"
+            continue
+        fi
         [[ -f $d/last.pt ]] || continue
         rm -rf "${WIP:?}/$name"; mkdir -p "$WIP/$name"
         for f in $PARKED_FILES; do [[ -f $d/$f ]] && cp "$d/$f" "$WIP/$name/"; done
@@ -127,6 +149,7 @@ unpark() {   # restore parked runs that this checkout does not have yet
     local w name
     [[ -d $WIP ]] || return 0
     for w in "$WIP"/*/; do
+        [[ -d $w ]] || continue   # an empty zoo-wip/: the pattern stays literal
         name=$(basename "$w")
         if [[ $name == aa-* ]]; then   # an AutoAttack evaluation's results so far
             name=${name#aa-}
@@ -139,6 +162,12 @@ unpark() {   # restore parked runs that this checkout does not have yet
         mkdir -p "$RUNS/$name" && cp "$w"* "$RUNS/$name/"
         echo "== restored $name from $WIP"
     done
+}
+
+# parking: `park` ran while this chain was running: start no new training or evaluation
+parking() {
+    [[ -f $RUNS/PARKING ]] && { echo "== parked: stopping before the next piece of work" >&2; exit 3; }
+    return 0
 }
 
 # ended NAME: go on if the run finished; exit 3 if it was stopped (park, Ctrl-C: the chain must
@@ -155,33 +184,40 @@ ended() {
 train() {
     local name=$1 role=$2 notes=$3; shift 3
     local cmd="python -m ciard train $DATA $* --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name $name"
-    if registered "cifar10-$name" "$cmd"; then echo "== $name: registered already"; unpark_done "$name"; return; fi
+    if registered "cifar10-$name" "$cmd"; then
+        echo "== $name: registered already"
+        commit_entry "cifar10-$name" "Zoo: cifar10-$name ($role)"
+        unpark_done "$name"
+        return
+    fi
     local state; state=$(state_of "$name")
     echo "== $name ($state): $cmd"
     if [[ $state != finished ]]; then
-        local t0=$SECONDS
+        parking
+        local t0=$SECONDS rc=0
         if [[ $state == none ]]; then
             rm -rf "${RUNS:?}/$name"
-            nice -n 5 $PY -m ciard train $DATA "$@" --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name "$name"
+            nice -n 5 $PY -m ciard train $DATA "$@" --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name "$name" || rc=$?
         else
-            nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress
+            nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress || rc=$?
         fi
-        echo $((SECONDS - t0)) >> "$RUNS/$name/train-seconds"
+        [[ -d $RUNS/$name ]] && echo $((SECONDS - t0)) >> "$RUNS/$name/train-seconds"
+        (( rc < 128 )) || exit "$rc"   # killed by a signal: the chain stops
         ended "$name"
     fi
+    parking
     local secs; secs=$(awk '{s+=$1} END {print s+0}' "$RUNS/$name/train-seconds" 2>/dev/null || echo 0)
     local ecmd="python -m ciard eval --checkpoint zoo:cifar10-$name $DATA --n 0 --json"   # same weights as $RUNS/$name
     # --partial: each attack's result is kept as it ends, so a session that ends mid-evaluation
     # (about 1.5 h for an airbench94 teacher here) loses at most the attack under way
     nice -n 5 $PY -m ciard eval --checkpoint "$RUNS/$name" $DATA --n 0 --partial "$RUNS/$name/eval-full.partial.json" \
         --json > "$RUNS/$name/eval-full.json"
+    parking
     $PY -m ciard zoo add --name "cifar10-$name" --checkpoint "$RUNS/$name" --role "$role" --dataset cifar10 \
         --train-command "$cmd" --train-seconds "$secs" \
         --eval-json "$RUNS/$name/eval-full.json" --eval-command "$ecmd" --notes "$notes $NOTE_DATA" > /dev/null
     touch "$RUNS/$name/registered"    # park keeps finished runs only until this
-    git add "checkpoints/cifar10-$name.pt" checkpoints/manifest.json 2>/dev/null \
-        && git commit -qm "Zoo: cifar10-$name ($role), ${secs}s on $HARDWARE" -- "checkpoints/cifar10-$name.pt" checkpoints/manifest.json \
-        || true
+    commit_entry "cifar10-$name" "Zoo: cifar10-$name ($role), ${secs}s on $HARDWARE"
     unpark_done "$name"
     echo "== $name: trained in ${secs}s, registered as cifar10-$name"
 }
@@ -192,16 +228,21 @@ pilot() {
     local name=$1 method=$2 lr=$3; shift 3
     local state; state=$(state_of "$name")
     [[ $state == finished ]] && { echo "== $name: done already"; return; }
-    [[ $state == failed ]] && { echo "== $name failed before ($(error_of "$name")): left out of the choice" >&2; return; }
+    if [[ $state == failed && $(error_of "$name") == *diverged* ]]; then
+        echo "== $name diverged before: left out of the choice" >&2
+        return
+    fi
     echo "== $name ($state)"
-    local t0=$SECONDS
+    parking
+    local t0=$SECONDS rc=0
     if [[ $state == none ]]; then
         nice -n 5 $PY -m ciard train $DATA --method "$method" --lr "$lr" $STUDENT "$@" --epochs 2 --train-subset 10000 \
-            --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name "$name"
+            --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name "$name" || rc=$?
     else
-        nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress
+        nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress || rc=$?
     fi
-    echo $((SECONDS - t0)) >> "$RUNS/$name/train-seconds"
+    [[ -d $RUNS/$name ]] && echo $((SECONDS - t0)) >> "$RUNS/$name/train-seconds"
+    (( rc < 128 )) || exit "$rc"
     excluded_if_failed "$name"
 }
 
@@ -210,8 +251,11 @@ pilot() {
 # one stops the chain
 excluded_if_failed() {
     local s; s=$(state_of "$1")
-    [[ $s == failed ]] && { echo "== $1 failed ($(error_of "$1")): left out of the choice" >&2; return 0; }
-    ended "$1"
+    if [[ $s == failed && $(error_of "$1") == *diverged* ]]; then
+        echo "== $1 $(error_of "$1"): left out of the choice" >&2
+        return 0
+    fi
+    ended "$1"   # finished: go on; stopped: the chain stops; failed otherwise (a crash): the step fails
 }
 
 error_of() {
@@ -220,11 +264,13 @@ error_of() {
 
 # unpark_done NAME: the parked copy of a run is not needed any more (registered, or evaluated)
 unpark_done() {
+    [[ -d $RUNS/$1 ]] && touch "$RUNS/$1/registered"   # park leaves it alone from now on
     [[ -d $WIP/$1 ]] || return 0
     if git ls-files --error-unmatch "$WIP/$1" > /dev/null 2>&1; then
         git rm -rqf "$WIP/$1" && git commit -qm "Zoo: $1 landed; its parked copy is not needed any more" -- "$WIP/$1" || true
     fi
     rm -rf "${WIP:?}/$1"
+    rmdir "$WIP" 2>/dev/null || true
 }
 
 # aa_done NAME COMMAND: the zoo entry already holds that evaluation (its `zoo merge-eval`)
@@ -239,13 +285,26 @@ aa() {
     local name=$1 source=$2
     local ecmd="python -m ciard eval --checkpoint zoo:cifar10-$name $DATA --n 1000 --attacks clean,pgd_sat,pgd_trades,cw,autoattack,bb_pgd_trades,bb_cw --source zoo:$source --json"
     # done already: in the manifest (a fresh checkout has no runs/)
-    aa_done "cifar10-$name" "$ecmd" && { echo "== aa $name: done already"; unpark_done "aa-$name"; return; }
+    if aa_done "cifar10-$name" "$ecmd"; then
+        echo "== aa $name: done already"
+        [[ -d $RUNS/$name ]] && touch "$RUNS/$name/aa-merged"
+        git commit -qm "Zoo: AutoAttack and transfer attacks for cifar10-$name" -- checkpoints/manifest.json > /dev/null 2>&1 || true
+        unpark_done "aa-$name"
+        return
+    fi
+    # a student of this chain names the new teachers in its command; a first-zoo entry of the
+    # same name (its retraining failed) does not, and is not evaluated again
+    [[ $name == *airbench94 ]] || $PY -c "import json,sys; m=json.load(open('checkpoints/manifest.json')); \
+e=next((e for e in m['entries'] if e['name']==sys.argv[1]), {}); sys.exit(0 if sys.argv[2] in e.get('command', '') else 1)" \
+        "cifar10-$name" "zoo:$ROBUST" || { echo "== aa $name: cifar10-$name is not this chain's entry (its training step failed?)" >&2; exit 1; }
+    parking
     echo "== $name: $ecmd"
     mkdir -p "$RUNS/$name"
     nice -n 5 $PY -m ciard eval --checkpoint "zoo:cifar10-$name" $DATA --n 1000 \
         --attacks clean,pgd_sat,pgd_trades,cw,autoattack,bb_pgd_trades,bb_cw --source "zoo:$source" \
         --partial "$RUNS/$name/eval-aa.partial.json" --json > "$RUNS/$name/eval-aa.json.tmp"
     mv "$RUNS/$name/eval-aa.json.tmp" "$RUNS/$name/eval-aa.json"
+    parking
     $PY -m ciard zoo merge-eval --name "cifar10-$name" --eval-json "$RUNS/$name/eval-aa.json" --eval-command "$ecmd"
     touch "$RUNS/$name/aa-merged"    # park keeps the partial results only until this
     git commit -qm "Zoo: AutoAttack and transfer attacks for cifar10-$name" -- checkpoints/manifest.json || true
@@ -257,7 +316,7 @@ aa-ciard-resnet20 aa-nopush-resnet20 aa-noitt-resnet20 aa-mtard-resnet20 aa-rsla
 dgad adaad kdiga-gamma kdiga peeraid aa-dgad-resnet20 aa-adaad-resnet20 aa-kdiga-resnet20 aa-peeraid-resnet20"
 
 # rule_committed FILE: a pilot step's choice is in git already (it is not made again)
-rule_committed() { git ls-files --error-unmatch "$1" > /dev/null 2>&1; }
+rule_committed() { git cat-file -e "HEAD:$1" 2>/dev/null; }
 
 do_step() {
     local step=$1 lr= gamma=
@@ -288,7 +347,8 @@ do_step() {
 e=next((e for e in m['entries'] if e['name']=='cifar10-ciard-resnet20'), {}); \
 sys.exit(0 if 'zoo:$ROBUST' in e.get('command', '') else 1)" \
                     || { echo "== defaults: the CIARD student distilled from the new teachers is not in the zoo yet" >&2; exit 1; }
-                $PY -m ciard zoo default --name $CLEAN && $PY -m ciard zoo default --name $ROBUST
+                $PY -m ciard zoo default --name $CLEAN
+                $PY -m ciard zoo default --name $ROBUST
                 git commit -qm "Zoo: the airbench94 teachers are the defaults ('auto'), with the CIARD student distilled from them" \
                     -- checkpoints/manifest.json || true ;;
         pgdat)  train pgdat-resnet20 student "PGD-AT (Madry), no teacher: same data, epochs and attack; its standard lr 0.1." --method pgd_at --lr 0.1 $STUDENT ;;
@@ -316,6 +376,7 @@ for step in "${steps[@]}"; do   # a typo must not start a chain that then skips 
     [[ " $CHAIN " == *" $step "* ]] || { echo "unknown step '$step' (steps: $CHAIN)" >&2; exit 2; }
 done
 trap 'exit 130' INT TERM
+rm -f "$RUNS/PARKING"   # a new chain: the last park is over
 failed=()
 for step in "${steps[@]}"; do
     # a subshell, so that a failing step ends only itself; not in an `&&` or `if` (bash ignores
