@@ -30,9 +30,11 @@
 # add`. The commands written into the manifest are the ones run here.
 #
 # Across sessions (runs/ is not in git, and a session's processes end with it):
-#   tools/train_zoo.sh park          stop the chain's trainer at a checkpoint and copy every
-#                                    unfinished zoo run (last.pt, config, metrics, status) into
-#                                    zoo-wip/, to be committed; the next `chain` restores it
+#   tools/train_zoo.sh park          stop the chain's trainer at a checkpoint (and any evaluation
+#                                    after its last finished attack) and copy every unfinished zoo
+#                                    run (last.pt, best.pt, config, metrics, status), evaluation so
+#                                    far and failed run's record into zoo-wip/, to be committed;
+#                                    the next `chain` (or `unpark`) restores them
 #
 # Resuming: a step whose run directory exists but did not finish continues it with
 # `train --resume` (the trainer checkpoints every 100 steps and at every epoch end); a finished
@@ -96,11 +98,25 @@ WIP=zoo-wip
 PARKED_FILES="last.pt best.pt config.json metrics.jsonl status.json train-seconds"
 FINISHED_FILES="best.pt config.json metrics.jsonl status.json train-seconds train.log eval-full.partial.json"
 
+# ours PATTERN: the processes whose command line matches PATTERN and that run in this checkout
+# (another checkout's chain, or a test's scratch copy, is left alone)
+ours() {
+    local pid here; here=$(pwd -P)
+    for pid in $(pgrep -f "$1" 2>/dev/null); do
+        [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$here" ]] || continue
+        # not park/unpark itself (nor the subshells it forks, which share its command line)
+        tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qE "train_zoo.sh (un)?park" && continue
+        echo "$pid"
+    done
+    return 0
+}
+
 park() {   # ask running zoo trainers to stop at a checkpoint, then keep their runs in zoo-wip/
     local d name
     mkdir -p "$RUNS" && touch "$RUNS/PARKING"   # a chain still running starts nothing new (see parking)
     # evaluations keep every finished attack (--partial): stop them now, not at the session's end
-    pkill -INT -f "ciard eval --checkpoint (runs/zoo/|zoo:cifar10-)" 2>/dev/null || true
+    local pids; pids=$(ours "ciard eval --checkpoint (runs/zoo/|zoo:cifar10-)")
+    [[ -z $pids ]] || kill -INT $pids 2>/dev/null || true
     for d in "$RUNS"/*/; do
         [[ -d $d ]] || continue
         name=$(basename "$d")
@@ -112,7 +128,7 @@ park() {   # ask running zoo trainers to stop at a checkpoint, then keep their r
         for _ in $(seq 600); do [[ $(state_of "$name") == running ]] || break; sleep 1; done
     done
     # the chain that ran them records their seconds as it exits: let it
-    for _ in $(seq 60); do pgrep -af "train_zoo.sh" | grep -v "train_zoo.sh park" | grep -q . || break; sleep 1; done
+    for _ in $(seq 60); do [[ -n $(ours "train_zoo.sh") ]] || break; sleep 1; done
     for d in "$RUNS"/*/; do
         [[ -d $d ]] || continue
         name=$(basename "$d")
@@ -370,11 +386,13 @@ sys.exit(0 if 'zoo:$ROBUST' in e.get('command', '') else 1)" \
 
 steps=("$@")
 [[ ${steps[*]} == park ]] && { park; exit 0; }
-unpark
+[[ ${steps[*]} == unpark ]] && { unpark; exit 0; }
 [[ ${steps[*]} == chain ]] && read -r -a steps <<< "$CHAIN"
-for step in "${steps[@]}"; do   # a typo must not start a chain that then skips it
+[[ ${#steps[@]} -gt 0 ]] || { echo "usage: tools/train_zoo.sh chain | park | unpark | STEP... (steps: $CHAIN)" >&2; exit 2; }
+for step in "${steps[@]}"; do   # a typo must not start a chain that then skips it (nor restore anything)
     [[ " $CHAIN " == *" $step "* ]] || { echo "unknown step '$step' (steps: $CHAIN)" >&2; exit 2; }
 done
+unpark
 trap 'exit 130' INT TERM
 rm -f "$RUNS/PARKING"   # a new chain: the last park is over
 failed=()
