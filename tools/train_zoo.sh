@@ -111,6 +111,14 @@ ours() {
     return 0
 }
 
+# keep DIR WIPNAME FILE...: zoo-wip/WIPNAME becomes a copy of those FILEs that DIR has
+keep() {
+    local d=$1 to=$WIP/$2 f; shift 2
+    rm -rf "${to:?}"; mkdir -p "$to"
+    for f in "$@"; do [[ -f $d/$f ]] && cp "$d/$f" "$to/"; done
+    return 0
+}
+
 park() {   # ask running zoo trainers to stop at a checkpoint, then keep their runs in zoo-wip/
     local d name
     mkdir -p "$RUNS" && touch "$RUNS/PARKING"   # a chain still running starts nothing new (see parking)
@@ -135,28 +143,25 @@ park() {   # ask running zoo trainers to stop at a checkpoint, then keep their r
         # an AutoAttack step's attacks so far (until merged into the manifest), in a folder of its
         # own: the training run's parked copy is dropped once that run is registered
         if [[ -f $d/eval-aa.partial.json && ! -f $d/aa-merged ]]; then
-            rm -rf "${WIP:?}/aa-$name"; mkdir -p "$WIP/aa-$name" && cp "$d/eval-aa.partial.json" "$WIP/aa-$name/"
+            keep "$d" "aa-$name" eval-aa.partial.json
             echo "== parked the unfinished AutoAttack evaluation of $name"
         fi
         if [[ $(state_of "$name") == finished ]]; then
             # trained but not registered yet (its evaluation did not end): keep its best weights,
             # so that the next chain evaluates and registers it instead of training it again
             [[ -f $d/registered || ! -f $d/best.pt ]] && continue
-            rm -rf "${WIP:?}/$name"; mkdir -p "$WIP/$name"
-            for f in $FINISHED_FILES; do [[ -f $d/$f ]] && cp "$d/$f" "$WIP/$name/"; done
+            keep "$d" "$name" $FINISHED_FILES
             echo "== parked $name (trained, not registered yet)"
             continue
         fi
         if [[ $(state_of "$name") == failed && ! -f $d/registered ]]; then
             # a failed run (e.g. a diverged pilot): its record, so that the next chain knows
-            rm -rf "${WIP:?}/$name"; mkdir -p "$WIP/$name"
-            for f in config.json status.json metrics.jsonl train-seconds; do [[ -f $d/$f ]] && cp "$d/$f" "$WIP/$name/"; done
+            keep "$d" "$name" config.json status.json metrics.jsonl train-seconds
             echo "== parked the record of the failed run $name"
             continue
         fi
         [[ -f $d/last.pt ]] || continue
-        rm -rf "${WIP:?}/$name"; mkdir -p "$WIP/$name"
-        for f in $PARKED_FILES; do [[ -f $d/$f ]] && cp "$d/$f" "$WIP/$name/"; done
+        keep "$d" "$name" $PARKED_FILES
         echo "== parked $name at step $($PY -c "import json; print(json.load(open('$d/status.json')).get('step'))")"
     done
 }
@@ -196,6 +201,20 @@ ended() {
     exit 1
 }
 
+# run_trainer NAME STATE ARGS...: train NAME afresh with ARGS (state none) or resume it; its
+# seconds recorded; a trainer killed by a signal stops the chain (the caller reads the run's state)
+run_trainer() {
+    local name=$1 state=$2 t0=$SECONDS rc=0; shift 2
+    parking
+    if [[ $state == none ]]; then
+        nice -n 5 $PY -m ciard train $DATA "$@" --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name "$name" || rc=$?
+    else
+        nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress || rc=$?
+    fi
+    [[ -d $RUNS/$name ]] && echo $((SECONDS - t0)) >> "$RUNS/$name/train-seconds"
+    (( rc < 128 )) || exit "$rc"
+}
+
 # train NAME ROLE NOTES ARGS...: train (or resume), evaluate on the full test set, register
 train() {
     local name=$1 role=$2 notes=$3; shift 3
@@ -209,16 +228,8 @@ train() {
     local state; state=$(state_of "$name")
     echo "== $name ($state): $cmd"
     if [[ $state != finished ]]; then
-        parking
-        local t0=$SECONDS rc=0
-        if [[ $state == none ]]; then
-            rm -rf "${RUNS:?}/$name"
-            nice -n 5 $PY -m ciard train $DATA "$@" --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name "$name" || rc=$?
-        else
-            nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress || rc=$?
-        fi
-        [[ -d $RUNS/$name ]] && echo $((SECONDS - t0)) >> "$RUNS/$name/train-seconds"
-        (( rc < 128 )) || exit "$rc"   # killed by a signal: the chain stops
+        [[ $state == none ]] && rm -rf "${RUNS:?}/$name"
+        run_trainer "$name" "$state" "$@"
         ended "$name"
     fi
     parking
@@ -249,16 +260,7 @@ pilot() {
         return
     fi
     echo "== $name ($state)"
-    parking
-    local t0=$SECONDS rc=0
-    if [[ $state == none ]]; then
-        nice -n 5 $PY -m ciard train $DATA --method "$method" --lr "$lr" $STUDENT "$@" --epochs 2 --train-subset 10000 \
-            --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name "$name" || rc=$?
-    else
-        nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress || rc=$?
-    fi
-    [[ -d $RUNS/$name ]] && echo $((SECONDS - t0)) >> "$RUNS/$name/train-seconds"
-    (( rc < 128 )) || exit "$rc"
+    run_trainer "$name" "$state" --method "$method" --lr "$lr" $STUDENT "$@" --epochs 2 --train-subset 10000
     excluded_if_failed "$name"
 }
 
