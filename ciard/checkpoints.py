@@ -27,15 +27,12 @@ import torch
 import torch.nn as nn
 
 from .models import MAX_CLASSES, build_model, check_buildable
+from .errors import CheckpointError
 from .paths import path_problem, shorten
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, truncated or not one of ours; the message says which."""
 
 
 def save(obj: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -172,12 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands -----------------------------------------------------------------------
 def config_from_args(args: argparse.Namespace) -> Config:
     """The preset, config file and flags as one validated Config, its teacher files opened."""
-    from .teachers import check_teachers
     cfg = preset(args.preset) if args.preset else Config()
     if args.config:
         cfg = load_config_file(args.config, cfg)
     overrides = {k: v for k, v in vars(args).items() if k in FIELD_INDEX}
     cfg = validate(cfg.override(**overrides))
+    from .teachers import check_teachers   # torch: after the checks, which do not need it
     check_teachers(cfg)   # the Train form opens them the same way
     return cfg
 
@@ -193,9 +193,7 @@ def _run_dir_arg(text: str, flag: str, must_exist: bool) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import distributed, teachers
-    from .runlog import RunDir
-    from .runtime import resolve_device
+    # the flags and config are checked before torch is imported: a bad one is refused at once
     if args.resume:
         path = _run_dir_arg(args.resume, "--resume", must_exist=True)
         if not (path / "config.json").is_file():
@@ -214,6 +212,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(cfg.to_json())
         return 0
+    from . import distributed, teachers
+    from .runlog import RunDir
+    from .runtime import resolve_device
     resolve_device(cfg.run.device)   # an absent device: one line now, not a failed run later
     ddp = distributed.init(cfg.run.device)   # under torchrun: join the process group
     if cfg.optim.batch_size % ddp.world:
@@ -276,14 +277,6 @@ def _partial_results(path: Path, key: dict):
 def cmd_eval(args: argparse.Namespace) -> int:
     import hashlib
 
-    import torch
-    from . import specs
-    from .checkpoints import weights_fingerprint
-    from .attacks import eps_text
-    from .data import fixed_subset, load_dataset, to_float
-    from .evaluate import consistency_warnings, evaluate, format_table, protocol
-    from .runtime import resolve_device
-
     for flag, least in (("n", 0), ("aa_steps", 1), ("square_queries", 1)):
         if getattr(args, flag) < least:
             raise ConfigError(f"--{flag.replace('_', '-')} {getattr(args, flag)} must be at least {least}"
@@ -292,6 +285,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = validate(Config().override(dataset=args.dataset, data_path=args.data_path, eps=args.eps,
                                      batch_size=args.batch_size, device=args.device, seed=args.seed),
                    parts=("data", "attack", "optim", "run"))
+    import torch   # after the checks above: a bad flag is refused without loading torch
+    from . import specs
+    from .attacks import eps_text
+    from .checkpoints import weights_fingerprint
+    from .data import fixed_subset, load_dataset, to_float
+    from .evaluate import consistency_warnings, evaluate, format_table, protocol
+    from .runtime import resolve_device
     eps = cfg.attack.eps
     table = protocol(args.aa_steps, args.square_queries)
     attacks = list(table) if args.attacks == "all" else [a.strip() for a in args.attacks.split(",") if a.strip()]
@@ -512,9 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr)
-    from .checkpoints import CheckpointError
-    from .data import DataError
-    from .trainer import TrainingDiverged
+    # torch-free: a refused flag is answered without loading torch
+    from .errors import CheckpointError, DataError, TrainingDiverged
     commands: dict[str, Any] = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "zoo": cmd_zoo,
                                 "sweep": cmd_sweep, "data": cmd_data, "app": cmd_app,
                                 "queue": cmd_queue}

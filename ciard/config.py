@@ -32,6 +32,8 @@ def parse_number(value: Any) -> float:
     return float(text)
 
 
+#: where a run's images come from (ciard.data reads each)
+SOURCES: tuple[str, ...] = ("default", "cifar10-archive", "cifar10", "cifar100", "folder")
 METHODS = ("ciard", "mtard", "rslad", "ard", "pgd_at", "trades", "natural", "fgsm_at",
            "dgad", "adaad", "kdiga", "peeraid")
 #: methods that distil from teachers, and which teachers each needs
@@ -407,7 +409,6 @@ def validate(cfg: Config, parts: tuple[str, ...] | None = None) -> Config:
 
 
 def check_data(cfg: Config) -> None:
-    from .data import SOURCES   # torch-heavy: config stays light
     d = cfg.data
     data_path = user_path(d.data_path, "data_path") if d.data_path else None
     if d.dataset not in SOURCES:

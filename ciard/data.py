@@ -41,10 +41,10 @@ from PIL import Image, UnidentifiedImageError
 
 from . import cancel, resources
 from .archives import TAR_MODES, archive_kind
+from .config import SOURCES
+from .errors import DataError
 
 logger = logging.getLogger(__name__)
-
-SOURCES: tuple[str, ...] = ("default", "cifar10-archive", "cifar10", "cifar100", "folder")
 
 ASSETS_DIR = resources.ASSETS_DIR
 DEFAULT_ASSET = ASSETS_DIR / "cifar10-default.zip"
@@ -53,10 +53,6 @@ CACHE_ENV = "CIARD_CACHE"
 # Bump when the cache file format or decoding changes, so stale caches are not reused.
 _CACHE_VERSION = 1
 _CROP_PADDING = 4
-
-
-class DataError(ValueError):
-    """A dataset could not be found, read or understood. The message says which and why."""
 
 
 # ----------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from . import checkpoints, distributed, specs
 from .attacks import PGD, eps_text
 from .config import Config, ConfigError, validate
 from .data import BatchIterator, DatasetSplits, ImageData, fixed_subset, load_dataset, to_float
+from .errors import TrainingDiverged
 from .evaluate import robust_correct
 from .fold import fold
 from .methods import METHOD_CLASSES, Method, build_method
@@ -44,10 +45,6 @@ from .schedules import student_lr
 from .tracking import Trackers
 
 log = logging.getLogger(__name__)
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss term became nan or inf: the run stops (state ``failed``) without saving that state."""
 
 
 @dataclass

@@ -4,6 +4,8 @@ to dodge one)."""
 from __future__ import annotations
 
 import ast
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +101,44 @@ def test_each_module_imports_on_its_own():
         "sys.exit(1 if failed else 0)\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+
+
+#: refusals that need no model, data or checkpoint: each must come without loading torch
+#: (~0.1 s instead of ~3 s: importing torch is most of a refused command's time)
+TORCH_FREE_REFUSALS = [
+    (["train", "--lr", "nan"], "is not a finite number"),
+    (["train", "--name", "../x"], "is not allowed"),
+    (["train", "--device", "cudaXYZ"], "unknown device"),
+    (["train", "--student", "resnet21"], "unknown model"),
+    (["train", "--dataset", "nope"], "unknown dataset"),
+    (["train", "--method", "nope"], "unknown method"),
+    (["train", "--epochs", "0"], "must be at least 1"),
+    (["train", "--eps", "2"], "must be in (0, 1]"),
+    (["train", "--resume", "/nonexistent-ciard-run"], "no run directory"),
+    (["train", "--config", "/nonexistent-ciard.json"], "config file not found"),
+    (["eval", "--checkpoint", "zoo:demo-clean-resnet20", "--n", "-5"], "must be at least 0"),
+    (["eval", "--checkpoint", "zoo:demo-clean-resnet20", "--batch-size", "0"], "must be at least 1"),
+    (["eval", "--checkpoint", "zoo:demo-clean-resnet20", "--device", "cudaXYZ"], "unknown device"),
+]
+
+
+def test_bad_flags_are_refused_without_loading_torch(tmp_path):
+    """One process runs every case through the CLI's main and reports, per case, its exit status,
+    its one line, and whether torch had been imported by then."""
+    script = f"""
+import contextlib, io, json, sys
+from ciard.cli import main
+out = []
+for argv, _ in {TORCH_FREE_REFUSALS!r}:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    out.append([code, err.getvalue().strip().splitlines()[-1:], "torch" in sys.modules])
+print(json.dumps(out))
+"""
+    res = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    for (argv, expect), (code, line, torch_loaded) in zip(TORCH_FREE_REFUSALS, json.loads(res.stdout)):
+        assert code == 2 and line and line[0].startswith("error: ") and expect in line[0], (argv, code, line)
+        assert not torch_loaded, f"{' '.join(argv)} loaded torch before refusing"

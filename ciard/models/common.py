@@ -13,8 +13,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import torch
 from torch import nn
 
-CIFAR10_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD: tuple[float, float, float] = (0.2471, 0.2435, 0.2616)
+from .constants import CIFAR10_MEAN, CIFAR10_STD  # noqa: F401  (re-exported)
 
 
 class Normalize(nn.Module):

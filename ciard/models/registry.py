@@ -8,20 +8,16 @@ what ends up in checkpoints and result tables.
 
 from __future__ import annotations
 
+import importlib
 import re
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from torch import nn
+from .constants import CIFAR10_MEAN, CIFAR10_STD
 
-from .airbench import AirbenchNet
-from .common import CIFAR10_MEAN, CIFAR10_STD, Classifier, Normalize
-from .mobilenetv2 import MobileNetV2
-from .mlp import MLP, MLP_INPUTS
-from .mobilenetv2_ciard import MobileNetV2CIARD
-from .resnet18 import ResNet18
-from .resnet_cifar import CifarResNet
-from .smallcnn import SmallCNN
-from .wideresnet import WideResNet
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .common import Classifier
 
 # Canonical names for --help text and tests. Any wrn-D-K with (D-4) % 6 == 0 and
 # any mobilenetv2_xW are accepted too; these are the commonly used ones.
@@ -63,7 +59,15 @@ _MLP_RE = re.compile(r"mlp[-_ ]?(\d+)x(\d+)")
 MAX_MLP_WIDTH = 4096
 MAX_MLP_DEPTH = 32
 
-BackboneFactory = Callable[[], nn.Module]
+BackboneFactory = Callable[[], "nn.Module"]
+
+
+def _lazy(module: str, cls: str, *args: Any, **kwargs: Any) -> BackboneFactory:
+    """A factory that imports its architecture (and torch) only when called: parsing and checking
+    a name stays torch-free, so a typo'd ``--student`` is refused without loading torch."""
+    def factory() -> "nn.Module":
+        return getattr(importlib.import_module(f"{__package__}.{module}"), cls)(*args, **kwargs)
+    return factory
 
 
 def _unknown(name: str) -> ValueError:
@@ -93,7 +97,7 @@ def resolve_model_name(
     if _MOBILENET_CIARD_RE.fullmatch(key):
         if width_mult is not None:
             raise ValueError(f"width_mult only applies to mobilenetv2, not {name!r}")
-        return "mobilenetv2-ciard", MobileNetV2CIARD
+        return "mobilenetv2-ciard", _lazy("mobilenetv2_ciard", "MobileNetV2CIARD")
 
     if m := _MOBILENET_RE.fullmatch(key):
         name_width = float(m.group(1)) if m.group(1) is not None else None
@@ -104,7 +108,7 @@ def resolve_model_name(
         width = name_width if name_width is not None else (width_mult if width_mult is not None else 1.0)
         if not 0 < width <= MAX_MOBILENET_WIDTH:
             raise ValueError(f"invalid model {name!r}: width multiplier must be in (0, {MAX_MOBILENET_WIDTH:g}]")
-        return _mobilenet_name(width), lambda: MobileNetV2(width_mult=width)
+        return _mobilenet_name(width), _lazy("mobilenetv2", "MobileNetV2", width_mult=width)
 
     # Only MobileNetV2 has a width multiplier; silently ignoring it elsewhere
     # would let a typo'd config train the wrong model.
@@ -114,9 +118,9 @@ def resolve_model_name(
     if m := _RESNET_RE.fullmatch(key):
         depth = int(m.group(1))
         if depth == 18:
-            return "resnet18", ResNet18
+            return "resnet18", _lazy("resnet18", "ResNet18")
         if depth in _CIFAR_RESNET_DEPTHS:
-            return f"resnet{depth}", lambda: CifarResNet(depth)
+            return f"resnet{depth}", _lazy("resnet_cifar", "CifarResNet", depth)
         raise _unknown(name)
 
     if m := _WRN_RE.fullmatch(key):
@@ -130,21 +134,21 @@ def resolve_model_name(
         if depth > MAX_WRN_DEPTH or widen > MAX_WRN_WIDEN:
             raise ValueError(f"model {name!r} is too large: WideResNets go up to depth {MAX_WRN_DEPTH} "
                              f"and widen factor {MAX_WRN_WIDEN} here")
-        return f"wrn-{depth}-{widen}", lambda: WideResNet(depth, widen)
+        return f"wrn-{depth}-{widen}", _lazy("wideresnet", "WideResNet", depth, widen)
 
     if _SMALLCNN_RE.fullmatch(key):
-        return "smallcnn", SmallCNN
+        return "smallcnn", _lazy("smallcnn", "SmallCNN")
 
     if key in _AIRBENCH_WIDTHS:
         widths = _AIRBENCH_WIDTHS[key]
-        return key, lambda: AirbenchNet(widths)
+        return key, _lazy("airbench", "AirbenchNet", widths)
 
     if m := _MLP_RE.fullmatch(key):
         width, depth = int(m.group(1)), int(m.group(2))
         if not (1 <= width <= MAX_MLP_WIDTH and 1 <= depth <= MAX_MLP_DEPTH):
             raise ValueError(f"invalid model {name!r}: mlp-WxD needs 1 <= W <= {MAX_MLP_WIDTH} "
                              f"and 1 <= D <= {MAX_MLP_DEPTH}")
-        return f"mlp-{width}x{depth}", lambda: MLP(width, depth)
+        return f"mlp-{width}x{depth}", _lazy("mlp", "MLP", width, depth)
 
     raise _unknown(name)
 
@@ -190,6 +194,8 @@ def build_model(
     only valid for MobileNetV2 (``mobilenetv2_x0.5`` in the name works too).
     Unknown keyword arguments raise ``TypeError``.
     """
+    from .common import Classifier, Normalize
+    from .mlp import MLP_INPUTS
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CLASSES:
         raise ValueError(f"num_classes must be an int from 1 to {MAX_CLASSES}, got {num_classes!r}")
     arch, factory = resolve_model_name(name, width_mult)
