@@ -1,4 +1,6 @@
 """Every shipped checkpoint: present, hash as recorded, loads, runs, and its figures are sane."""
+import re
+
 import pytest
 import torch
 
@@ -54,12 +56,37 @@ def test_consistency_warnings_flag_each_sign_of_gradient_masking():
     assert len(below) == 1 and below[0].startswith("bb_cw (30.00%) below")
 
 
-@pytest.mark.parametrize("entry", CIFAR10, ids=[e["name"] for e in CIFAR10])
+def _aa_reports(entry: dict) -> list[dict]:
+    return [x for x in entry["evaluation"].get("extra", []) if "autoattack" in x["accuracy"]]
+
+
+WITH_AA = [e for e in CIFAR10 if _aa_reports(e)]
+
+
+def _chain_steps() -> set[str]:
+    """The steps of ``tools/train_zoo.sh chain`` (its CHAIN variable)."""
+    text = (zoo.ZOO_DIR.parent / "tools" / "train_zoo.sh").read_text()
+    m = re.search(r'^CHAIN="(.*?)"', text, re.S | re.M)
+    assert m, "no CHAIN in tools/train_zoo.sh"
+    return set(m.group(1).replace("\\\n", " ").split())
+
+
+def test_every_cifar10_entry_has_an_autoattack_report_or_the_chain_step_that_adds_it():
+    """The retraining chain registers an entry after its full-test evaluation and adds its
+    AutoAttack report later (its ``aa-NAME`` step, after the students): until then the entry
+    must be one that a step of the chain completes. Any other entry without one fails."""
+    assert len(WITH_AA) >= 2, "the zoo has lost its AutoAttack reports"
+    steps = _chain_steps()
+    assert "aa-ciard-resnet20" in steps and "aa-robust-airbench94" in steps   # the parse found them
+    missing = [e["name"] for e in CIFAR10 if not _aa_reports(e)]
+    orphans = [n for n in missing if f"aa-{n.removeprefix('cifar10-')}" not in steps]
+    assert not orphans, f"no AutoAttack report and no chain step to add one: {orphans}"
+
+
+@pytest.mark.parametrize("entry", WITH_AA, ids=[e["name"] for e in WITH_AA])
 def test_cifar10_entries_autoattack_report_passes_the_checks(entry):
-    """Each CIFAR-10 entry holds an AutoAttack report on >= 1,000 images that the checks pass."""
-    aa = [x for x in entry["evaluation"].get("extra", []) if "autoattack" in x["accuracy"]]
-    assert aa, "no AutoAttack report"
-    rep = aa[-1]
+    """Each AutoAttack report of a CIFAR-10 entry is on >= 1,000 images and passes the checks."""
+    rep = _aa_reports(entry)[-1]
     assert rep["n"] >= 1000 and rep["command"]
     assert consistency_warnings({k: {"accuracy": v} for k, v in rep["accuracy"].items()}) == []
 
