@@ -24,7 +24,9 @@
 #                                    chooses KDIGA's alignment weight by pilots on the validation
 #                                    split, as the lr step chooses the lr
 #   aa-NAME (e.g. aa-ciard-resnet20) AutoAttack + transfer attacks on 1,000 test images for
-#                                    an entry already registered
+#                                    an entry already registered; the teachers' come right after
+#                                    them, so that a robust teacher whose PGD figures hide a masked
+#                                    gradient is found before any student is distilled from it
 # Each training step trains runs/zoo/NAME, evaluates the best checkpoint on the full 10,000-image
 # test set (clean, FGSM, PGD-SAT, PGD-TRADES, CW-inf) and registers it with `python -m ciard zoo
 # add`. The commands written into the manifest are the ones run here.
@@ -329,7 +331,7 @@ e=next((e for e in m['entries'] if e['name']==sys.argv[1]), {}); sys.exit(0 if s
     unpark_done "aa-$name"
 }
 
-CHAIN="clean robust lr ciard defaults nopush noitt mtard rslad ard pgdat aa-robust-airbench94 aa-clean-airbench94 \
+CHAIN="clean robust aa-robust-airbench94 aa-clean-airbench94 lr ciard defaults nopush noitt mtard rslad ard pgdat \
 aa-ciard-resnet20 aa-nopush-resnet20 aa-noitt-resnet20 aa-mtard-resnet20 aa-rslad-resnet20 aa-ard-resnet20 aa-pgdat-resnet20 \
 dgad adaad kdiga-gamma kdiga peeraid aa-dgad-resnet20 aa-adaad-resnet20 aa-kdiga-resnet20 aa-peeraid-resnet20"
 
