@@ -325,6 +325,13 @@ e=next((e for e in m['entries'] if e['name']==sys.argv[1]), {}); sys.exit(0 if s
         --partial "$RUNS/$name/eval-aa.partial.json" --json > "$RUNS/$name/eval-aa.json.tmp"
     mv "$RUNS/$name/eval-aa.json.tmp" "$RUNS/$name/eval-aa.json"
     parking
+    # a teacher whose report fails the gradient-masking checks stops the chain here, before any
+    # student is distilled from it (its report is kept in $RUNS/$name/eval-aa.json, not merged)
+    if [[ $name == *airbench94 ]] && ! $PY -c "import json,sys; w=json.load(open(sys.argv[1]))['warnings']; \
+print(*w, sep='\n', file=sys.stderr); sys.exit(1 if w else 0)" "$RUNS/$name/eval-aa.json"; then
+        echo "== aa $name: the teacher's report fails the gradient-masking checks (above); not merged" >&2
+        exit 1
+    fi
     $PY -m ciard zoo merge-eval --name "cifar10-$name" --eval-json "$RUNS/$name/eval-aa.json" --eval-command "$ecmd"
     touch "$RUNS/$name/aa-merged"    # park keeps the partial results only until this
     git commit -qm "Zoo: AutoAttack and transfer attacks for cifar10-$name" -- checkpoints/manifest.json || true
@@ -410,8 +417,8 @@ for step in "${steps[@]}"; do
     [[ $rc -eq 0 ]] && continue
     # stopped (park, Ctrl-C: exit 3) or killed by a signal: the chain stops with it
     [[ $rc -eq 3 || $rc -ge 128 ]] && { echo "== $step stopped; the chain stops (run it again to resume)" >&2; exit "$rc"; }
-    case $step in   # every later step needs the teachers and the lr rule
-        clean|robust|lr) echo "== $step failed: the steps after it need it; stopping" >&2; exit 1 ;;
+    case $step in   # every later step needs the teachers (checked by their AutoAttack) and the lr rule
+        clean|robust|aa-robust-airbench94|aa-clean-airbench94|lr) echo "== $step failed: the steps after it need it; stopping" >&2; exit 1 ;;
     esac
     # a student (e.g. one that diverged) or its attack step: the other students do not need it
     echo "== $step failed; going on with the steps that do not need it" >&2
