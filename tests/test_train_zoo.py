@@ -95,3 +95,20 @@ def test_park_keeps_what_unpark_restores(scratch):
     (runs / "robust-x" / "last.pt").write_text("newer")
     assert _run(scratch, "unpark").returncode == 0
     assert (runs / "robust-x" / "last.pt").read_text() == "newer"
+
+
+def test_park_stops_an_evaluation_started_in_the_background(scratch):
+    """The chain runs in the background (nohup ... &), so its evaluations ignore SIGINT: `park`
+    must still stop them (their finished attacks are on disk). A stand-in process with the
+    evaluation's command line, SIGINT ignored as bash does for background jobs, in this checkout."""
+    stand_in = ("import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(120)"
+                "  # ciard eval --checkpoint runs/zoo/robust-airbench94")
+    proc = subprocess.Popen([sys.executable, "-c", stand_in], cwd=scratch)
+    try:
+        res = _run(scratch, "park")
+        assert res.returncode == 0, res.stderr
+        proc.wait(timeout=30)   # stopped by park, not by the end of its sleep
+        assert proc.returncode != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -126,7 +126,10 @@ park() {   # ask running zoo trainers to stop at a checkpoint, then keep their r
     mkdir -p "$RUNS" && touch "$RUNS/PARKING"   # a chain still running starts nothing new (see parking)
     # evaluations keep every finished attack (--partial): stop them now, not at the session's end
     local pids; pids=$(ours "ciard eval --checkpoint (runs/zoo/|zoo:cifar10-)")
-    [[ -z $pids ]] || kill -INT $pids 2>/dev/null || true
+    # SIGTERM, not SIGINT: a chain started in the background (nohup ... &) runs its children with
+    # SIGINT ignored; the results file is replaced atomically at each attack's end, so a stop loses
+    # only the attack under way
+    [[ -z $pids ]] || kill -TERM $pids 2>/dev/null || true
     for d in "$RUNS"/*/; do
         [[ -d $d ]] || continue
         name=$(basename "$d")
