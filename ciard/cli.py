@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import (FIELD_INDEX, PRESETS, Config, ConfigError, field_help, load_config_file, preset,
-                     validate)
+from .config import (EVAL_ATTACKS, FIELD_INDEX, PRESETS, TRANSFER_ATTACKS, Config, ConfigError, field_help,
+                     load_config_file, preset, validate)
 from .names import check_name
 from .paths import shorten, user_path
 
@@ -285,25 +285,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = validate(Config().override(dataset=args.dataset, data_path=args.data_path, eps=args.eps,
                                      batch_size=args.batch_size, device=args.device, seed=args.seed),
                    parts=("data", "attack", "optim", "run"))
+    attacks = list(EVAL_ATTACKS) if args.attacks == "all" else [a.strip() for a in args.attacks.split(",") if a.strip()]
+    unknown = [a for a in attacks if a not in EVAL_ATTACKS]
+    if unknown:
+        raise ConfigError(f"unknown attack '{unknown[0]}'; choose from: {', '.join(EVAL_ATTACKS)}")
+    if not attacks:
+        raise ConfigError("--attacks names no attack; choose from: " + ", ".join(EVAL_ATTACKS))
+    if any(a in TRANSFER_ATTACKS for a in attacks) and not args.source:
+        if args.attacks == "all":
+            attacks = [a for a in attacks if a not in TRANSFER_ATTACKS]
+            log.warning("no --source model: skipping the transfer attacks")
+        else:
+            raise ConfigError("the bb_* attacks need --source CHECKPOINT (e.g. the robust teacher)")
     import torch   # after the checks above: a bad flag is refused without loading torch
     from . import specs
     from .attacks import eps_text
     from .checkpoints import weights_fingerprint
     from .data import fixed_subset, load_dataset, to_float
-    from .evaluate import consistency_warnings, evaluate, format_table, protocol
+    from .evaluate import consistency_warnings, evaluate, format_table
     from .runtime import resolve_device
     eps = cfg.attack.eps
-    table = protocol(args.aa_steps, args.square_queries)
-    attacks = list(table) if args.attacks == "all" else [a.strip() for a in args.attacks.split(",") if a.strip()]
-    unknown = [a for a in attacks if a not in table]
-    if unknown:
-        raise ConfigError(f"unknown attack '{unknown[0]}'; choose from: {', '.join(table)}")
-    if any(table[a].transfer for a in attacks) and not args.source:
-        if args.attacks == "all":
-            attacks = [a for a in attacks if not table[a].transfer]
-            log.warning("no --source model: skipping the transfer attacks")
-        else:
-            raise ConfigError("the bb_* attacks need --source CHECKPOINT (e.g. the robust teacher)")
     device = resolve_device(args.device)
     model = specs.load_model(args.checkpoint, device, role=args.role)
     source = specs.load_model(args.source, device) if args.source else None

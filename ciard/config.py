@@ -47,6 +47,12 @@ TEACHERS_NEEDED = {
     "kdiga": ("robust",),
     # peeraid trains its own peer (the student's architecture, from random weights): no teacher
 }
+#: the evaluation protocol's attacks by their command-line names, in the protocol's order
+#: (``ciard.evaluate.protocol`` builds them; kept here so that ``eval`` refuses a bad name
+#: without loading torch), and those crafted on a source model and transferred
+EVAL_ATTACKS = ("clean", "fgsm", "pgd_sat", "pgd_trades", "cw", "apgd", "autoattack",
+                "bb_pgd_trades", "bb_cw", "square", "square100")
+TRANSFER_ATTACKS = ("bb_pgd_trades", "bb_cw")
 PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_MODES = ("auto", "on", "off")
 LR_SCHEDULES = ("ciard", "cosine", "constant", "triangle")

@@ -120,6 +120,16 @@ def test_cw_inf_starts_from_x_itself(trained_cnn, batch):
     assert torch.equal(CWInf(EPS, steps=3)(model, x, y), CWInf(EPS, steps=3)(model, x, y))
 
 
+def test_the_cli_knows_the_protocols_attacks_by_name():
+    """``eval`` checks attack names against ciard.config's torch-free lists: the same names, order
+    and transfer flags as the protocol that runs them."""
+    from ciard.config import EVAL_ATTACKS, TRANSFER_ATTACKS
+    from ciard.evaluate import protocol
+    table = protocol()
+    assert tuple(table) == EVAL_ATTACKS
+    assert tuple(k for k, a in table.items() if a.transfer) == TRANSFER_ATTACKS
+
+
 def test_protocol_has_the_papers_100_query_square():
     from ciard.evaluate import protocol
     table = protocol()

@@ -119,6 +119,9 @@ TORCH_FREE_REFUSALS = [
     (["eval", "--checkpoint", "zoo:demo-clean-resnet20", "--n", "-5"], "must be at least 0"),
     (["eval", "--checkpoint", "zoo:demo-clean-resnet20", "--batch-size", "0"], "must be at least 1"),
     (["eval", "--checkpoint", "zoo:demo-clean-resnet20", "--device", "cudaXYZ"], "unknown device"),
+    (["eval", "--checkpoint", "zoo:demo-clean-resnet20", "--attacks", "clean,nope"], "unknown attack 'nope'"),
+    (["eval", "--checkpoint", "zoo:demo-clean-resnet20", "--attacks", ","], "names no attack"),
+    (["eval", "--checkpoint", "zoo:demo-clean-resnet20", "--attacks", "bb_cw"], "need --source"),
 ]
 
 
