@@ -140,9 +140,10 @@ class MethodConfig:
     # newer distillation baselines (defaults: the official CIFAR-10 commands; see each method)
     dgad_beta: float = 1.0            # DGAD: weight of the predictive-consistency (ALP) term
     adaad_alpha: float = 1.0          # AdaAD: weight of KL(T(x')||S(x')); 1 - it on KL(T(x)||S(x))
-    kdiga_alpha: float = 0.5          # KDIGA: KD weight (1 - it on the CE); not from the paper
-    kdiga_temp: float = 1.0           # KDIGA: KD temperature; not from the paper
-    kdiga_gamma: float = 1.0          # KDIGA: input-gradient alignment weight; not from the paper
+    kdiga_alpha: float = 0.5          # KDIGA: KD weight (1 - it on the CE); the author's script's default
+    kdiga_temp: float = 1.0           # KDIGA: KD temperature; the author's script's default
+    kdiga_gamma: float = 0.5          # KDIGA: input-gradient alignment weight (the term is gamma/N ||.||_2);
+                                      # the author's script's default
     peeraid_temp: float = 5.0         # PeerAiD: T of the student's KD terms
     peeraid_lambda1: float = 0.0      # PeerAiD: student's CE(S(x'), y)
     peeraid_lambda2: float = 1.0      # PeerAiD: student's KL(P(x') || S(x'))

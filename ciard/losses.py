@@ -8,7 +8,7 @@ the reduction to the code). Three conventions, each written once:
   (``torch.mean`` of the element-wise ``kl_loss`` in their training scripts);
 * ``kd_mean``: ``nn.KLDivLoss()`` with its default element-wise mean, also ``batchmean / C``
   but with the exact ``log p`` (no ``+1e-5``). ARD (``goldblum/AdversariallyRobustDistillation``,
-  ``main.py``), which multiplies it by ``T^2``;
+  ``main.py``), which multiplies it by ``T^2``, and KDIGA (its author's fork of that script);
 * ``kd_batchmean``: ``KL(p || q)`` summed over classes, averaged over the batch. TRADES
   (``nn.KLDivLoss(size_average=False)`` divided by the batch size), the only method here at
   full KL scale: C times the others (10x on CIFAR-10, 100x on CIFAR-100).

@@ -62,7 +62,7 @@ DEFAULT_SPACE: tuple[Param, ...] = (
 METHOD_SPACES: dict[str, tuple[Param, ...]] = {
     "dgad": (Param("dgad_beta", 0.1, 10.0, log=True), Param("eps_warmup", 0.0, 0.5)),
     "adaad": (Param("adaad_alpha", 0.5, 1.0), Param("eps_warmup", 0.0, 0.5)),
-    "kdiga": (Param("kdiga_gamma", 0.1, 100.0, log=True), Param("kdiga_alpha", 0.0, 1.0),
+    "kdiga": (Param("kdiga_gamma", 0.1, 1000.0, log=True), Param("kdiga_alpha", 0.0, 1.0),
               Param("kdiga_temp", 1.0, 10.0)),
     "peeraid": (Param("peeraid_temp", 1.0, 10.0), Param("peeraid_gamma2", 0.01, 1.0, log=True),
                 Param("peeraid_lambda3", 0.1, 10.0, log=True), Param("eps_warmup", 0.0, 0.5)),

@@ -1,8 +1,8 @@
 """Choose KDIGA's input-gradient alignment weight gamma for the zoo's KDIGA student.
 
-KDIGA has no official code and the values of its CIFAR-10 experiments were not available
-here (see ``ciard/methods/kdiga.py``), and the size of its alignment term depends on choices
-the paper leaves open, so gamma is not taken on trust: ``tools/train_zoo.sh kdiga-gamma``
+KDIGA's paper links no code; its first author's script (followed by ``ciard/methods/kdiga.py``)
+has a default gamma of 0.5, but the values of the paper's CIFAR-10 experiments were not
+available here, so gamma is not taken on trust: ``tools/train_zoo.sh kdiga-gamma``
 trains a pilot ``runs/zoo/gamma-kdiga-G`` at each candidate G with the zoo's student lr on the
 lr step's shortened budget, and this picks the G with the best validation (clean + PGD-10) / 2
 on the 1,000 held-out training images, scored as ``tools/choose_lr.py`` scores its pilots.
