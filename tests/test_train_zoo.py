@@ -112,3 +112,88 @@ def test_park_stops_an_evaluation_started_in_the_background(scratch):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# A stand-in for the interpreter the chain calls ($PY): `-m ciard train` writes a pilot run the way
+# the trainer does (status, config, one validation record) without training; everything else runs
+# in the real interpreter. FAKE_STOP names a pilot stopped (as by park) the first time it starts;
+# lr 1.0 diverges for ard. Every trainer call is logged to FAKE_LOG.
+FAKE_PY = r'''
+import json, os, subprocess, sys
+from pathlib import Path
+args = sys.argv[1:]
+if args[:3] != ["-m", "ciard", "train"]:
+    sys.exit(subprocess.call([REAL, *args]))
+def flag(name, default=None):
+    return args[args.index(name) + 1] if name in args else default
+if "--resume" in args:
+    run = Path(flag("--resume"))
+    config = json.loads((run / "config.json").read_text())
+else:
+    run = Path(flag("--out-dir")) / flag("--name")
+    if run.exists():                # the trainer never writes into a directory it did not make
+        run = run.with_name(run.name + "-2")
+    run.mkdir(parents=True)
+    config = {"optim": {"epochs": 2, "batch_size": 128, "lr_schedule": "cosine", "lr": float(flag("--lr"))},
+              "data": {"train_subset": 10000}, "attack": {"pgd_steps": 5},
+              "method": {"method": flag("--method")},
+              "run": {"name": run.name, "eval_size": 1000, "eval_pgd_steps": 10, "seed": 0}}
+    (run / "config.json").write_text(json.dumps(config))
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(("resume " if "--resume" in args else "train ") + run.name + "\n")
+lr, method = config["optim"]["lr"], config["method"]["method"]
+status = {"state": "finished"}
+if run.name == os.environ.get("FAKE_STOP") and "--resume" not in args:
+    status = {"state": "stopped", "step": 50}
+elif lr == 1.0 and method == "ard":
+    status = {"state": "failed", "error": "training diverged at step 9: loss is nan"}
+else:   # ciard and rslad best at 0.2 (mean), ard best at 0.5 alone
+    score = {0.1: 0.30, 0.2: 0.40, 0.5: 0.35, 1.0: 0.20}[lr] + (0.1 if method == "ard" and lr == 0.5 else 0)
+    (run / "metrics.jsonl").write_text(json.dumps({"kind": "epoch", "epoch": 2, "score": score,
+                                                   "student_clean": score + 0.1, "student_pgd": score - 0.1}) + "\n")
+(run / "status.json").write_text(json.dumps(status))
+'''
+
+
+def test_the_lr_step_resumes_a_stopped_pilot_leaves_out_a_diverged_one_and_chooses_once(scratch, tmp_path):
+    for f in ("choose_lr.py", "pilots.py"):
+        shutil.copy(ROOT / "tools" / f, scratch / "tools")
+    fake = tmp_path / "fakepy"
+    fake.write_text(f"#!{sys.executable}\nREAL = {sys.executable!r}\n" + FAKE_PY)
+    fake.chmod(0o755)
+    log = tmp_path / "trainer.log"
+    # a trainer killed while it loaded (before its first status): its directory has no status.json
+    (scratch / "runs" / "zoo" / "lr-ciard-0.1").mkdir(parents=True)
+    env = {**os.environ, "PY": str(fake), "PYTHONPATH": str(scratch), "FAKE_LOG": str(log),
+           "FAKE_STOP": "lr-rslad-0.2"}
+
+    def lr_step():
+        return subprocess.run(["bash", "tools/train_zoo.sh", "lr"], cwd=scratch, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    first = lr_step()   # stops at the stopped pilot, as at a park
+    assert first.returncode == 3, first.stdout + first.stderr
+    assert log.read_text().split("\n")[:4] == ["train lr-ciard-0.1", "train lr-rslad-0.1", "train lr-ard-0.1",
+                                               "train lr-ciard-0.2"]
+    assert not (scratch / "runs" / "zoo" / "lr-ciard-0.1-2").exists()
+    assert not (scratch / "checkpoints" / "zoo-lr-rule.json").exists()
+
+    second = lr_step()   # resumes it, trains the rest, leaves out the diverged pilot, chooses
+    assert second.returncode == 0, second.stdout + second.stderr
+    calls = log.read_text().splitlines()
+    assert calls[4:7] == ["train lr-rslad-0.2", "resume lr-rslad-0.2", "train lr-ard-0.2"]
+    assert len(calls) == 13 and calls.count("train lr-ciard-0.1") == 1
+    rule = json.loads((scratch / "checkpoints" / "zoo-lr-rule.json").read_text())
+    assert rule["chosen_lr"] == 0.2 and rule["methods"] == ["ciard", "rslad", "ard"]
+    assert rule["excluded"] == {"lr-ard-1.0": "training diverged at step 9: loss is nan"}
+    assert rule["not_eligible"] == {"1.0": ["ard"]} and rule["best_lr_by_method"]["ard"] == 0.5
+    committed = subprocess.run(["git", "log", "--format=%s", "--", "checkpoints/zoo-lr-rule.json"], cwd=scratch,
+                               capture_output=True, text=True).stdout
+    assert "the student lr rule" in committed
+
+    n_calls = len(log.read_text().splitlines())
+    third = lr_step()   # chosen and committed: nothing is trained or chosen again
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert len(log.read_text().splitlines()) == n_calls
+    assert subprocess.run(["git", "log", "--format=%s", "--", "checkpoints/zoo-lr-rule.json"], cwd=scratch,
+                          capture_output=True, text=True).stdout == committed

@@ -11,61 +11,120 @@ import choose_kdiga_gamma  # noqa: E402
 import choose_lr  # noqa: E402
 
 
+def _script(root: Path, lrs: str = "0.2 0.5 1.0", methods: str = "ciard rslad", gammas: str = "0.1 1 10") -> Path:
+    """A stand-in for tools/train_zoo.sh: only the candidate lines the rules read."""
+    script = root / "train_zoo.sh"
+    script.write_text(f'LR_CANDIDATES="{lrs}"\nLR_METHODS="{methods}"\nGAMMA_CANDIDATES="{gammas}"\n')
+    return script
+
+
 def _pilot(root: Path, name: str, scores: list[tuple[float, float]], state: str = "finished",
-           lr: float = 0.2, gamma: float = 1.0) -> None:
-    run = root / name
-    run.mkdir(parents=True)
-    (run / "status.json").write_text(json.dumps({"state": state}))
+           lr: float = 0.2, gamma: float = 1.0, error: str | None = None, **run) -> None:
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "status.json").write_text(json.dumps({"state": state, "error": error}))
     records = [{"kind": "step", "step": 1, "loss": 2.0}]
     records += [{"kind": "epoch", "epoch": i + 1, "student_clean": c, "student_pgd": p, "score": (c + p) / 2}
                 for i, (c, p) in enumerate(scores)]
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    (run / "config.json").write_text(json.dumps({
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (run_dir / "config.json").write_text(json.dumps({
         "optim": {"epochs": 2, "batch_size": 128, "lr_schedule": "cosine", "lr": lr},
         "data": {"train_subset": 10000}, "attack": {"pgd_steps": 5},
-        "method": {"kdiga_alpha": 0.5, "kdiga_temp": 1.0, "kdiga_gamma": gamma}}))
+        "method": {"method": name.split("-")[1], "kdiga_alpha": 0.5, "kdiga_temp": 1.0, "kdiga_gamma": gamma},
+        "run": {"name": name, "eval_size": 1000, "eval_pgd_steps": 10, "seed": 0} | run}))
 
 
-def test_the_gamma_rule_takes_each_pilots_best_epoch_and_skips_unfinished_ones(tmp_path):
-    _pilot(tmp_path, "gamma-kdiga-0.1", [(0.60, 0.10), (0.70, 0.12)], gamma=0.1)   # best 0.41
-    _pilot(tmp_path, "gamma-kdiga-1", [(0.55, 0.30), (0.50, 0.25)])                 # best 0.425 (epoch 1)
-    _pilot(tmp_path, "gamma-kdiga-10", [(0.90, 0.90)], state="running", gamma=10)   # unfinished: ignored
-    _pilot(tmp_path, "lr-ciard-0.2", [(0.99, 0.99)])                                # another rule's pilot
-    result = choose_kdiga_gamma.choose(tmp_path)
-    assert result["chosen_gamma"] == 1.0
-    assert set(result["runs"]) == {"0.1", "1"}
+def test_the_gamma_rule_takes_each_pilots_best_epoch_and_ignores_other_directories(tmp_path):
+    script = _script(tmp_path, gammas="0.1 1")
+    root = tmp_path / "runs"
+    _pilot(root, "gamma-kdiga-0.1", [(0.60, 0.10), (0.70, 0.12)], gamma=0.1)   # best 0.41
+    _pilot(root, "gamma-kdiga-1", [(0.55, 0.30), (0.50, 0.25)])                 # best 0.425 (epoch 1)
+    _pilot(root, "gamma-kdiga-10", [(0.90, 0.90)], gamma=10)                    # not a candidate now
+    _pilot(root, "lr-ciard-0.2", [(0.99, 0.99)])                                # another rule's pilot
+    result = choose_kdiga_gamma.choose(root, script)
+    assert result["chosen_gamma"] == 1.0 and result["candidates"] == [0.1, 1.0]
+    assert set(result["runs"]) == {"0.1", "1"} and result["ignored_directories"] == ["gamma-kdiga-10"]
     assert result["runs"]["1"]["epoch"] == 1 and result["runs"]["1"]["score"] == pytest.approx(0.425)
     assert result["pilot_budget"]["lr"] == 0.2 and result["pilot_budget"]["kdiga_alpha"] == 0.5
+    assert result["evaluation"]["eval_size"] == 1000 and result["chosen_at_edge"] is True
 
 
 def test_a_gamma_tie_goes_to_the_weaker_alignment(tmp_path):
-    for g in ("10", "2"):   # "10" sorts before "2" as a string: the order must be numeric
-        _pilot(tmp_path, f"gamma-kdiga-{g}", [(0.5, 0.3)], gamma=float(g))
-    assert choose_kdiga_gamma.choose(tmp_path)["chosen_gamma"] == 2.0
+    script = _script(tmp_path, gammas="10 2 50")
+    for g in ("10", "2", "50"):   # "10" sorts before "2" as a string: the order must be numeric
+        _pilot(tmp_path / "runs", f"gamma-kdiga-{g}", [(0.5, 0.3)], gamma=float(g))
+    result = choose_kdiga_gamma.choose(tmp_path / "runs", script)
+    assert result["chosen_gamma"] == 2.0 and result["chosen_at_edge"] is True
 
 
-def test_no_finished_gamma_pilot_is_refused(tmp_path):
-    _pilot(tmp_path, "gamma-kdiga-1", [(0.5, 0.3)], state="stopped")
-    with pytest.raises(SystemExit, match="no finished gamma-kdiga"):
-        choose_kdiga_gamma.choose(tmp_path)
+def test_a_diverged_gamma_pilot_is_left_out_and_said(tmp_path):
+    script = _script(tmp_path, gammas="1 10 100")
+    root = tmp_path / "runs"
+    _pilot(root, "gamma-kdiga-1", [(0.5, 0.2)])
+    _pilot(root, "gamma-kdiga-10", [(0.5, 0.3)], gamma=10)
+    _pilot(root, "gamma-kdiga-100", [], state="failed", gamma=100, error="training diverged at step 40")
+    result = choose_kdiga_gamma.choose(root, script)
+    assert result["chosen_gamma"] == 10.0 and result["chosen_at_edge"] is False
+    assert result["excluded"] == {"gamma-kdiga-100": "training diverged at step 40"}
+
+
+@pytest.mark.parametrize("state", [None, "running", "stopped"])
+def test_a_gamma_pilot_that_did_not_run_or_end_stops_the_choice(tmp_path, state):
+    script = _script(tmp_path, gammas="1 10")
+    _pilot(tmp_path / "runs", "gamma-kdiga-1", [(0.5, 0.3)])
+    if state:
+        _pilot(tmp_path / "runs", "gamma-kdiga-10", [(0.9, 0.9)], state=state, gamma=10)
+    with pytest.raises(SystemExit, match="gamma-kdiga-10 has not (run|finished)"):
+        choose_kdiga_gamma.choose(tmp_path / "runs", script)
+
+
+def test_pilots_of_different_budgets_or_without_a_held_out_split_are_refused(tmp_path):
+    script = _script(tmp_path, gammas="1 10")
+    _pilot(tmp_path / "a", "gamma-kdiga-1", [(0.5, 0.3)])
+    _pilot(tmp_path / "a", "gamma-kdiga-10", [(0.5, 0.3)], gamma=10, eval_pgd_steps=20)
+    with pytest.raises(SystemExit, match="differ in run.eval_pgd_steps"):
+        choose_kdiga_gamma.choose(tmp_path / "a", script)
+    _pilot(tmp_path / "b", "gamma-kdiga-1", [(0.5, 0.3)], eval_size=0)
+    _pilot(tmp_path / "b", "gamma-kdiga-10", [(0.5, 0.3)], gamma=10, eval_size=0)
+    with pytest.raises(SystemExit, match="no held-out split"):
+        choose_kdiga_gamma.choose(tmp_path / "b", script)
 
 
 def test_the_lr_rule_averages_over_methods_and_needs_every_method(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "checkpoints").mkdir()
     root = tmp_path / "runs"
-    # lr 0.5 is best for ciard alone, 0.2 on the mean; 1.0 lacks a method and cannot be chosen
+    script = _script(tmp_path, lrs="0.2 0.5 1.0", methods="ciard rslad")
+    # lr 0.5 is best for ciard alone among complete lrs, 0.2 on the mean; at 1.0 rslad diverged,
+    # so 1.0 cannot be chosen, though ciard alone scored best there
     _pilot(root, "lr-ciard-0.2", [(0.60, 0.30)], lr=0.2)
     _pilot(root, "lr-rslad-0.2", [(0.50, 0.30)], lr=0.2)
     _pilot(root, "lr-ciard-0.5", [(0.70, 0.30)], lr=0.5)
     _pilot(root, "lr-rslad-0.5", [(0.30, 0.20)], lr=0.5)
     _pilot(root, "lr-ciard-1.0", [(0.95, 0.95)], lr=1.0)
-    choose_lr.main(str(root))
+    _pilot(root, "lr-rslad-1.0", [], state="failed", lr=1.0, error="training diverged at step 12")
+    _pilot(root, "lr-ard-0.2", [(0.99, 0.99)], lr=0.2)    # not among LR_METHODS: ignored
+    choose_lr.main(str(root), script)
     printed = capsys.readouterr()
     assert printed.out.strip() == "0.2"
     rule = json.loads((tmp_path / "checkpoints" / "zoo-lr-rule.json").read_text())
     assert rule["chosen_lr"] == 0.2 and rule["methods"] == ["ciard", "rslad"]
-    assert set(rule["mean_score"]) == {"0.2", "0.5"}
-    # CIARD alone would have taken 0.5; 0.2 is the smallest complete candidate: both are recorded
-    assert rule["best_lr_by_method"] == {"ciard": 0.5, "rslad": 0.2}
-    assert rule["chosen_at_edge"] is True and "smallest candidate" in printed.err
+    assert rule["candidates"] == [0.2, 0.5, 1.0] and set(rule["mean_score"]) == {"0.2", "0.5"}
+    assert rule["not_eligible"] == {"1.0": ["rslad"]}
+    assert rule["excluded"] == {"lr-rslad-1.0": "training diverged at step 12"}
+    assert rule["ignored_directories"] == ["lr-ard-0.2"]
+    # each method's own best among all its finished pilots is recorded beside the choice
+    assert rule["best_lr_by_method"] == {"ciard": 1.0, "rslad": 0.2}
+    assert rule["chosen_at_edge"] is True and "smallest" in printed.err
+    assert "lr-rslad-1.0 left out: training diverged" in printed.err
+    assert rule["evaluation"]["eval_pgd_steps"] == 10
+
+
+def test_the_rules_read_the_chains_own_candidate_lines():
+    """choose_lr and choose_kdiga_gamma take their candidates from tools/train_zoo.sh's lines,
+    which its lr and kdiga-gamma steps loop over."""
+    from pilots import SCRIPT, script_list
+    text = SCRIPT.read_text()
+    assert script_list("LR_CANDIDATES") and script_list("LR_METHODS") and script_list("GAMMA_CANDIDATES")
+    assert "for lr in $LR_CANDIDATES; do for m in $LR_METHODS; do pilot" in text
+    assert "for g in $GAMMA_CANDIDATES; do pilot" in text

@@ -19,36 +19,53 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from choose_lr import finished_pilots  # noqa: E402  (the lr chooser's reading and score, kept in one place)
+from pilots import SCRIPT, evaluation, read_pilots, script_list, unused  # noqa: E402  (shared with choose_lr)
 
 OUT = Path("checkpoints/zoo-kdiga-gamma.json")
 PILOT = re.compile(r"gamma-kdiga-(?P<gamma>[0-9.]+)$")
 
 
-def choose(root: str | Path) -> dict:
+def choose(root: str | Path, script: Path = SCRIPT) -> dict:
     """The pilots' table and the chosen gamma (the highest score; ties go to the smaller gamma)."""
-    runs = {m["gamma"]: score for m, score in finished_pilots(root, PILOT)}
+    candidates = script_list("GAMMA_CANDIDATES", script)
+    names = [f"gamma-kdiga-{g}" for g in candidates]
+    scores, excluded, config = read_pilots(root, names)
+    runs = {g: scores[f"gamma-kdiga-{g}"] for g in candidates if f"gamma-kdiga-{g}" in scores}
     if not runs:
-        raise SystemExit(f"no finished gamma-kdiga-* pilot under {root}")
-    chosen = max(sorted(runs, key=float), key=lambda g: runs[g]["score"])
-    config = json.loads((Path(root) / f"gamma-kdiga-{chosen}" / "config.json").read_text())
+        raise SystemExit(f"no gamma-kdiga-* pilot finished under {root}"
+                         + "".join(f"\n  {n}: {why}" for n, why in excluded.items()))
+    tried = sorted(runs, key=float)
+    chosen = max(tried, key=lambda g: runs[g]["score"])
     return {
-        "rule": "KDIGA's gamma: the candidate whose pilot has the best validation (clean + PGD-10) / 2 "
-                "on the held-out split (the lr rule's pilot budget and the zoo's student lr)",
-        "chosen_gamma": float(chosen), "runs": runs,
+        "rule": "KDIGA's gamma: the candidate whose pilot has the best validation (clean + PGD) / 2 "
+                "on the held-out split (the lr rule's pilot budget and the zoo's student lr); failed "
+                "pilots (e.g. diverged) are not eligible",
+        "chosen_gamma": float(chosen), "candidates": [float(g) for g in candidates], "runs": runs,
+        "excluded": excluded, "ignored_directories": unused(root, PILOT, names),
+        "chosen_at_edge": len(candidates) > 1 and chosen in (min(candidates, key=float), max(candidates, key=float)),
+        "evaluation": evaluation(config),
         "pilot_budget": {k: config["optim"][k] for k in ("epochs", "batch_size", "lr_schedule", "lr")}
         | {"train_subset": config["data"]["train_subset"],
            "kdiga_alpha": config["method"]["kdiga_alpha"], "kdiga_temp": config["method"]["kdiga_temp"]},
     }
 
 
-def main(root: str = "runs/zoo") -> None:
-    result = choose(root)
+def main(root: str = "runs/zoo", script: str | Path = SCRIPT) -> None:
+    result = choose(root, Path(script))
     OUT.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    print(f"{'gamma':>8} {'score':>8} {'clean':>8} {'PGD-10':>8}", file=sys.stderr)
+    for name, why in result["excluded"].items():
+        print(f"note: {name} left out: {why}", file=sys.stderr)
+    if result["ignored_directories"]:
+        print(f"note: not candidates, ignored: {', '.join(result['ignored_directories'])}", file=sys.stderr)
+    if len(result["runs"]) == 1:
+        print("note: only one candidate's pilot finished: gamma was not compared", file=sys.stderr)
+    if result["chosen_at_edge"]:
+        print(f"note: the chosen gamma {result['chosen_gamma']:g} is at the edge of the candidates",
+              file=sys.stderr)
+    print(f"{'gamma':>8} {'score':>8} {'clean':>8} {'PGD':>8}", file=sys.stderr)
     for g in sorted(result["runs"], key=float):
         r = result["runs"][g]
-        print(f"{g:>8} {100 * r['score']:>8.2f} {100 * r['val_clean']:>8.2f} {100 * r['val_pgd10']:>8.2f}",
+        print(f"{g:>8} {100 * r['score']:>8.2f} {100 * r['val_clean']:>8.2f} {100 * r['val_pgd']:>8.2f}",
               file=sys.stderr)
     print(f"{result['chosen_gamma']:g}")
 

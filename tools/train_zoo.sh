@@ -60,6 +60,7 @@ STUDENT="--student resnet20 --epochs 6 --batch-size 128 --pgd-steps 5 --pgd-step
 --lr-schedule cosine --weight-decay 2e-4 --itt-lr 1e-3 --eval-size 1000 --eval-pgd-steps 10 $TEACHERS"
 LR_RULE=checkpoints/zoo-lr-rule.json
 LR_CANDIDATES="0.1 0.2 0.5 1.0"
+LR_METHODS="ciard rslad ard"   # the methods piloted at each lr (tools/choose_lr.py reads both lines)
 # KDIGA's alignment weight: its author's script has a default (0.5) but the paper's CIFAR-10 values
 # were not available (see ciard/methods/kdiga.py), so it is chosen like the lr, by pilots scored on
 # the validation split (tools/choose_kdiga_gamma.py): the script's default and the values its
@@ -267,6 +268,9 @@ pilot() {
         return
     fi
     echo "== $name ($state)"
+    # a run directory without a status (a trainer killed while it loaded) is started afresh, as
+    # train() does; otherwise the trainer would open NAME-2 and this pilot would never end
+    [[ $state == none ]] && rm -rf "${RUNS:?}/$name"
     run_trainer "$name" "$state" --method "$method" --lr "$lr" $STUDENT "$@" --epochs 2 --train-subset 10000
     excluded_if_failed "$name"
 }
@@ -364,11 +368,11 @@ do_step() {
                     --method fgsm_at --student airbench94 --epochs 15 --batch-size 256 --lr 0.2 --lr-schedule triangle \
                     --nesterov --weight-decay 5e-4 --eval-size 1000 --eval-pgd-steps 10 ;;
         lr)     if ! rule_committed $LR_RULE; then
-                    for lr in $LR_CANDIDATES; do for m in ciard rslad ard; do pilot "lr-$m-$lr" $m "$lr"; done; done
+                    for lr in $LR_CANDIDATES; do for m in $LR_METHODS; do pilot "lr-$m-$lr" $m "$lr"; done; done
                     $PY tools/choose_lr.py $RUNS
                     git add $LR_RULE && git commit -qm "Zoo: the student lr rule, chosen on the validation split" -- $LR_RULE
                 fi
-                for lr in $LR_CANDIDATES; do for m in ciard rslad ard; do unpark_done "lr-$m-$lr"; done; done ;;
+                for lr in $LR_CANDIDATES; do for m in $LR_METHODS; do unpark_done "lr-$m-$lr"; done; done ;;
         ciard)  train ciard-resnet20 student "CIARD (push loss and ITT on)." --method ciard --lr "$lr" $STUDENT ;;
         nopush) train nopush-resnet20 student "CIARD without the push loss (lambda 0)." --method ciard --push-weight 0 --lr "$lr" $STUDENT ;;
         noitt)  train noitt-resnet20 student "CIARD without ITT (robust teacher frozen)." --method ciard --no-itt --lr "$lr" $STUDENT ;;

@@ -1,0 +1,110 @@
+"""Reading the zoo's pilot runs for the hyperparameter rules (``choose_lr.py``,
+``choose_kdiga_gamma.py``): which pilots were meant to run, how each ended, and its score.
+
+The candidates are the ones ``tools/train_zoo.sh`` trains pilots at (its ``LR_CANDIDATES``,
+``LR_METHODS`` and ``GAMMA_CANDIDATES`` lines), not whatever directories happen to exist, so a
+stray or stale pilot (another candidate list, another loss) never enters a choice. Each
+expected pilot is either scored (finished), excluded with the reason it failed (e.g. it
+diverged: a rule is still chosen from the others, and the reason is written down), or, if it
+is missing or did not end, the choice is refused. Every scored pilot must have the same budget
+and evaluation as the others (apart from the value being chosen) and be scored on a held-out
+split (``eval_size`` > 0), never on the test set.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent / "train_zoo.sh"
+#: config keys that may differ between the pilots of one rule: the value chosen, the method
+#: piloted and the run's own name
+VARYING = {("optim", "lr"), ("method", "method"), ("method", "kdiga_gamma"), ("run", "name")}
+
+
+def script_list(name: str, script: Path = SCRIPT) -> list[str]:
+    """The words of ``NAME="a b c"`` in tools/train_zoo.sh."""
+    m = re.search(rf'^{name}="([^"]*)"', Path(script).read_text(), re.M)
+    if not m or not m.group(1).split():
+        raise SystemExit(f"{name} is not set in {script}")
+    return m.group(1).split()
+
+
+def best_score(run: Path) -> dict | None:
+    """The pilot's best validation epoch: (clean + PGD) / 2 and its parts, or None."""
+    f = run / "metrics.jsonl"
+    if not f.is_file():
+        return None
+    epochs = [r for r in map(json.loads, f.read_text().splitlines()) if r.get("kind") == "epoch"]
+    if not epochs:
+        return None
+    best = max(epochs, key=lambda e: e["score"])
+    return {"score": best["score"], "val_clean": best["student_clean"], "val_pgd": best["student_pgd"],
+            "epoch": best["epoch"]}
+
+
+def _budget(config: dict) -> dict:
+    return {(section, key): value for section, fields in config.items() if isinstance(fields, dict)
+            for key, value in fields.items() if (section, key) not in VARYING}
+
+
+def read_pilots(root: str | Path, names: list[str]) -> tuple[dict[str, dict], dict[str, str], dict]:
+    """(scores of the finished pilots, {name: why excluded} of the failed ones, the shared config
+    of the scored pilots) for the expected pilot ``names`` under ``root``.
+
+    Raises SystemExit when a pilot is missing or has not ended (the step that trains them must
+    finish first), when the scored pilots' budgets or evaluations differ, or when they were
+    scored without a held-out split.
+    """
+    root = Path(root)
+    scores: dict[str, dict] = {}
+    excluded: dict[str, str] = {}
+    configs: dict[str, dict] = {}
+    for name in names:
+        status = root / name / "status.json"
+        if not status.is_file():
+            raise SystemExit(f"pilot {name} has not run (no {status}): run its step first")
+        info = json.loads(status.read_text())
+        state = info.get("state")
+        if state == "failed":
+            excluded[name] = info.get("error") or "failed, no reason recorded"
+            continue
+        if state != "finished":
+            raise SystemExit(f"pilot {name} has not finished (state '{state}'): run its step again")
+        score = best_score(root / name)
+        if score is None:
+            raise SystemExit(f"pilot {name} finished without a validation record")
+        scores[name] = score
+        configs[name] = json.loads((root / name / "config.json").read_text())
+    if not scores:
+        return scores, excluded, {}
+    first, config = next(iter(configs.items()))
+    run = config.get("run", {})
+    if not run.get("eval_size"):
+        raise SystemExit(f"pilot {first} has no held-out split (eval_size {run.get('eval_size')}): "
+                         "its epoch scores would be on the test set")
+    reference = _budget(config)
+    for name, other in configs.items():
+        diff = sorted(k for k in reference.keys() | _budget(other).keys()
+                      if reference.get(k) != _budget(other).get(k))
+        if diff:
+            section, key = diff[0]
+            raise SystemExit(f"pilots {first} and {name} differ in {section}.{key} "
+                             f"({reference.get(diff[0])!r} vs {_budget(other).get(diff[0])!r}): "
+                             "not the same budget")
+    return scores, excluded, config
+
+
+def unused(root: str | Path, pattern: re.Pattern, names: list[str]) -> list[str]:
+    """Directories that look like pilots of this rule but are not among its candidates."""
+    root = Path(root)
+    return sorted(d.name for d in root.iterdir() if pattern.match(d.name) and d.name not in names) \
+        if root.is_dir() else []
+
+
+def evaluation(config: dict) -> dict:
+    """How the pilots were scored (written beside each choice)."""
+    run = config["run"]
+    return {"split": f"{run['eval_size']} images held out of the training set",
+            "eval_size": run["eval_size"], "eval_pgd_steps": run["eval_pgd_steps"], "seed": run["seed"],
+            "score": f"best epoch's (clean + PGD-{run['eval_pgd_steps']}) / 2"}
