@@ -65,6 +65,7 @@ def test_park_keeps_what_unpark_restores(scratch):
     _fake_run(scratch, "robust-x", "stopped", ("last.pt", "best.pt", "metrics.jsonl", "train-seconds", "junk.bin"), step=7)
     _fake_run(scratch, "clean-x", "finished", ("best.pt", "eval-full.partial.json", "last.pt"))
     _fake_run(scratch, "lr-ard-1.0", "failed", ("metrics.jsonl",), error="training diverged at step 3: loss is nan")
+    _fake_run(scratch, "lr-ard-0.5", "finished", ("metrics.jsonl", "best.pt", "last.pt"))
     _fake_run(scratch, "ciard-x", "finished", ("best.pt", "registered", "eval-aa.partial.json"))
     _fake_run(scratch, "done-x", "finished", ("best.pt", "registered", "eval-aa.partial.json", "aa-merged"))
     res = _run(scratch, "park")
@@ -79,6 +80,8 @@ def test_park_keeps_what_unpark_restores(scratch):
         "clean-x/best.pt", "clean-x/config.json", "clean-x/status.json", "clean-x/eval-full.partial.json",
         # diverged: its record, so that the next chain does not train it again
         "lr-ard-1.0/config.json", "lr-ard-1.0/status.json", "lr-ard-1.0/metrics.jsonl",
+        # a finished pilot: its record is its result (no weights in git)
+        "lr-ard-0.5/config.json", "lr-ard-0.5/status.json", "lr-ard-0.5/metrics.jsonl",
         # registered, its AutoAttack evaluation not merged yet: the attacks so far, apart
         "aa-ciard-x/eval-aa.partial.json",
     }

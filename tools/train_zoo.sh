@@ -158,6 +158,11 @@ park() {   # ask running zoo trainers to stop at a checkpoint, then keep their r
             # trained but not registered yet (its evaluation did not end): keep its best weights,
             # so that the next chain evaluates and registers it instead of training it again
             [[ -f $d/registered || ! -f $d/best.pt ]] && continue
+            if [[ $name == lr-* || $name == gamma-kdiga-* ]]; then   # a pilot: its record is its result
+                keep "$d" "$name" config.json status.json metrics.jsonl train-seconds
+                echo "== parked the record of the finished pilot $name"
+                continue
+            fi
             keep "$d" "$name" $FINISHED_FILES
             echo "== parked $name (trained, not registered yet)"
             continue
