@@ -294,12 +294,15 @@ def official_peeraid_steps(student_net, peer_net, batches, seeds, student_optimi
 
 
 @pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")
-@pytest.mark.parametrize("lamb1,gamma2", [(0.0, 0.1), (0.5, 1.0)])
-def test_peeraid_steps_equal_the_official_code(batch, lamb1, gamma2):
+@pytest.mark.parametrize("lamb1,lamb2,lamb3,gamma1,gamma2,tp", [
+    (0.0, 1.0, 1.0, 1.0, 0.1, 1.0),      # the official CIFAR-10 command
+    (0.5, 0.7, 1.3, 0.9, 0.4, 2.0)])     # every weight distinct: a swapped or dropped one shows
+def test_peeraid_steps_equal_the_official_code(batch, lamb1, lamb2, lamb3, gamma1, gamma2, tp):
     """Two steps (the peer and its optimiser carry over): the joint backward, including the
     gradient the peer loss sends into the student through its undetached target."""
     x, y = batch
-    cfg = _cfg("peeraid", lr=LR, peeraid_lambda1=lamb1, peeraid_gamma2=gamma2)
+    cfg = _cfg("peeraid", lr=LR, peeraid_lambda1=lamb1, peeraid_lambda2=lamb2, peeraid_lambda3=lamb3,
+               peeraid_gamma1=gamma1, peeraid_gamma2=gamma2, peeraid_peer_temp=tp)
     s0 = _student()
     ours, ref = copy.deepcopy(s0), copy.deepcopy(s0)
     torch.manual_seed(61)
@@ -314,7 +317,7 @@ def test_peeraid_steps_equal_the_official_code(batch, lamb1, gamma2):
         our_losses.append(out.loss.detach())
     ref_peer = copy.deepcopy(peer0)
     ref_losses = official_peeraid_steps(ref, ref_peer, [(x, y)] * 2, seeds, _sgd(ref), _sgd(ref_peer),
-                                        5.0, lamb1, 1.0, 1.0, 1.0, gamma2, 1.0)
+                                        5.0, lamb1, lamb2, lamb3, gamma1, gamma2, tp)
     assert our_losses[0].item() == pytest.approx(ref_losses[0].item(), rel=1e-5)
     _assert_same(our_losses[-1], ref_losses[-1], ours, ref)
     _assert_same(our_losses[-1], ref_losses[-1], method.peer, ref_peer)

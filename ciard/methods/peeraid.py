@@ -20,7 +20,8 @@ As the official code (``jaewonalive/PeerAiD``, ``main.py``, ``train_kd``; attack
    so the student also receives the gradient of gamma2 Tp^2 KL(S(x') || P(x')). Followed.
 
 Defaults are the official CIFAR-10 ResNet-18 command (T 5, lambda 0/1/1, gamma 1/0.1,
-Tp 1). The peer has the student's architecture (the paper's pairs: ResNet-18/ResNet-18,
+Tp 1); the official CIFAR-100 scripts use ``--gamma2 1`` (not switched by dataset here: pass
+``--peeraid-gamma2 1``). The peer has the student's architecture (the paper's pairs: ResNet-18/ResNet-18,
 WRN-34-10/WRN-34-10) and uses the student's optimiser settings and learning-rate schedule
 (the official config gives both networks lr 0.1, the same decay epochs and weight decay).
 **Not reproduced:** the published figures evaluate a stochastic-weight-averaged student
