@@ -256,22 +256,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _partial_results(path: Path, key: dict):
     """The results an interrupted ``eval --partial`` kept for exactly this evaluation (same
-    weights, images and settings; anything else is ignored and replaced), and the callback that
-    keeps each new one, atomically. ``evaluate`` also checks that each kept attack is the one
+    weights, images and settings; anything else is ignored and replaced), the attack it was in
+    the middle of (its batches so far), and the callbacks that keep each finished attack and
+    each finished batch, atomically. ``evaluate`` also checks that each kept attack is the one
     it would run now (its full description), so a result from changed attack code is redone."""
     from .runlog import read_json, write_json
     kept = read_json(path) if path.is_file() else {}
-    done = kept.get("results", {}) if kept.get("key") == key else {}
-    if done:
-        log.info("resuming the evaluation kept in %s: %s done", path, ", ".join(done))
+    mine = kept.get("key") == key
+    done = kept.get("results", {}) if mine else {}
+    unfinished = kept.get("unfinished") if mine else None
+    if done or unfinished:
+        log.info("resuming the evaluation kept in %s: %s", path,
+                 ", ".join([*done, *([f"{unfinished['key']} ({unfinished['done']}/{unfinished['n']} images)"]
+                                     if unfinished else [])]) + " done")
     elif kept:
         log.info("%s holds another evaluation's results: starting afresh", path)
     state = {"key": key, "results": dict(done)}
+    if unfinished:   # kept until that attack ends (a stop before its next batch loses nothing)
+        state["unfinished"] = unfinished
 
     def keep(name: str, result: dict) -> None:
         state["results"][name] = result
+        if state.get("unfinished", {}).get("key") == name:
+            del state["unfinished"]
         write_json(path, state)
-    return done, keep
+
+    def keep_batch(progress: dict) -> None:
+        state["unfinished"] = progress
+        write_json(path, state)
+    return done, keep, unfinished, keep_batch
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -312,9 +325,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     test = data.test if args.n in (0, None) or args.n >= len(data.test) else fixed_subset(data.test, args.n, seed=args.seed)
     x, y = to_float(test.x).to(device), test.y.to(device)
     torch.manual_seed(args.seed)
-    done, keep = {}, None
+    done, keep, unfinished, keep_batch = {}, None, None, None
     if args.partial:
-        done, keep = _partial_results(Path(args.partial), {
+        done, keep, unfinished, keep_batch = _partial_results(Path(args.partial), {
             "weights": weights_fingerprint(model), "source": source and weights_fingerprint(source),
             "dataset": args.dataset, "data_path": args.data_path, "device": device.type, "n": len(y),
             "images": hashlib.sha256(test.x.numpy().tobytes() + test.y.numpy().tobytes()).hexdigest(),
@@ -322,7 +335,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "square_queries": args.square_queries})
     results = evaluate(model, x, y, attacks, eps=eps, source=source, batch_size=args.batch_size,
                        seed=args.seed, aa_steps=args.aa_steps, square_queries=args.square_queries,
-                       done=done, on_result=keep)
+                       done=done, on_result=keep, unfinished=unfinished, on_batch=keep_batch)
     warnings = consistency_warnings(results)
     out = {"checkpoint": args.checkpoint, "role": args.role, "arch": model.arch, "dataset": args.dataset,
            "n": len(y), "seed": args.seed, "eps": eps, "source": args.source, "precision": "fp32",
