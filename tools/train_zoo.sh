@@ -33,7 +33,7 @@
 #
 # Across sessions (runs/ is not in git, and a session's processes end with it):
 #   tools/train_zoo.sh park          stop the chain's trainer at a checkpoint (and any evaluation
-#                                    after its last finished attack) and copy every unfinished zoo
+#                                    after its last finished batch) and copy every unfinished zoo
 #                                    run (last.pt, best.pt, config, metrics, status), evaluation so
 #                                    far and failed run's record into zoo-wip/, to be committed;
 #                                    the next `chain` (or `unpark`) restores them
@@ -127,11 +127,11 @@ keep() {
 park() {   # ask running zoo trainers to stop at a checkpoint, then keep their runs in zoo-wip/
     local d name
     mkdir -p "$RUNS" && touch "$RUNS/PARKING"   # a chain still running starts nothing new (see parking)
-    # evaluations keep every finished attack (--partial): stop them now, not at the session's end
+    # evaluations keep every finished attack and batch (--partial): stop them now, not at the session's end
     local pids; pids=$(ours "ciard eval --checkpoint (runs/zoo/|zoo:cifar10-)")
     # SIGTERM, not SIGINT: a chain started in the background (nohup ... &) runs its children with
-    # SIGINT ignored; the results file is replaced atomically at each attack's end, so a stop loses
-    # only the attack under way
+    # SIGINT ignored; the results file is replaced atomically at each attack's and batch's end, so a stop loses
+    # only the batch under way
     [[ -z $pids ]] || kill -TERM $pids 2>/dev/null || true
     for d in "$RUNS"/*/; do
         [[ -d $d ]] || continue
@@ -248,8 +248,9 @@ train() {
     parking
     local secs; secs=$(awk '{s+=$1} END {print s+0}' "$RUNS/$name/train-seconds" 2>/dev/null || echo 0)
     local ecmd="python -m ciard eval --checkpoint zoo:cifar10-$name $DATA --n 0 --json"   # same weights as $RUNS/$name
-    # --partial: each attack's result is kept as it ends, so a session that ends mid-evaluation
-    # (about 1.5 h for an airbench94 teacher here) loses at most the attack under way
+    # --partial: each attack's result, and each batch of the attack under way, is kept as it ends,
+    # so a session that ends mid-evaluation (about 1.5 h for an airbench94 teacher here) loses at
+    # most one batch
     nice -n 5 $PY -m ciard eval --checkpoint "$RUNS/$name" $DATA --n 0 --partial "$RUNS/$name/eval-full.partial.json" \
         --json > "$RUNS/$name/eval-full.json"
     parking
