@@ -148,10 +148,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
             torch.manual_seed(seed)
             u = unfinished or {}
             if (u.get("key") == key and u.get("attack") == described and u.get("n") == len(x)
-                    and u.get("batch_size") == batch_size and 0 < u.get("done", 0) < len(x)):
+                    and u.get("batch_size") == batch_size and 0 < u.get("done", 0) < len(x)
+                    and set(u.get("rng", {})) == set(_rng_keys(x.device, devices))):
                 start, earlier = u["done"], u["seconds"]
                 masks.append(torch.from_numpy(decode_mask(u["mask"], start)))
-                _set_rng(u["rng"], devices)
+                _set_rng(u["rng"])
                 log.info("%-14s resuming at image %d of %d (kept from the interrupted evaluation)",
                          entry.label, start, len(x))
             for i in range(start, len(x), batch_size):
@@ -163,7 +164,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
                 if on_batch and end < len(x):
                     on_batch({"key": key, "attack": described, "n": len(x), "batch_size": batch_size,
                               "done": end, "mask": encode_mask(torch.cat(masks).numpy()),
-                              "rng": _get_rng(devices), "seconds": round(earlier + time.perf_counter() - t0, 2)})
+                              "rng": _get_rng(x.device, devices), "seconds": round(earlier + time.perf_counter() - t0, 2)})
         seconds = earlier + time.perf_counter() - t0
         mask = torch.cat(masks) if masks else torch.zeros(0, dtype=torch.bool)
         hits = int(mask.sum())
@@ -177,20 +178,34 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[s
     return results
 
 
-def _get_rng(devices: list[int]) -> dict:
-    """The random state an attack's next batch starts from, as text (CPU, and CUDA if used)."""
-    state = {"cpu": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii")}
+def _rng_keys(device: torch.device, devices: list[int]) -> list[str]:
+    """The generators an attack's random starts draw from: the CPU's and the device's."""
+    return ["cpu", *(f"cuda:{d}" for d in devices), *(["mps"] if device.type == "mps" else [])]
+
+
+def _get_rng(device: torch.device, devices: list[int]) -> dict:
+    """The random state an attack's next batch starts from, as text, for every generator it uses
+    (resuming on another set of devices starts the attack afresh)."""
+    def text(t: torch.Tensor) -> str:
+        return base64.b64encode(t.cpu().numpy().tobytes()).decode("ascii")
+    state = {"cpu": text(torch.get_rng_state())}
     for d in devices:
-        state[f"cuda:{d}"] = base64.b64encode(torch.cuda.get_rng_state(d).numpy().tobytes()).decode("ascii")
+        state[f"cuda:{d}"] = text(torch.cuda.get_rng_state(d))
+    if device.type == "mps":
+        state["mps"] = text(torch.mps.get_rng_state())
     return state
 
 
-def _set_rng(state: dict, devices: list[int]) -> None:
+def _set_rng(state: dict) -> None:
     def tensor(text: str) -> torch.Tensor:
         return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
-    torch.set_rng_state(tensor(state["cpu"]))
-    for d in devices:
-        torch.cuda.set_rng_state(tensor(state[f"cuda:{d}"]), d)
+    for name, text in state.items():
+        if name == "cpu":
+            torch.set_rng_state(tensor(text))
+        elif name == "mps":
+            torch.mps.set_rng_state(tensor(text))
+        else:
+            torch.cuda.set_rng_state(tensor(text), int(name.split(":")[1]))
 
 
 def consistency_warnings(results: dict[str, dict]) -> list[str]:

@@ -136,3 +136,31 @@ def test_protocol_has_the_papers_100_query_square():
     assert table["square"].make(EPS, 0).queries == 5000
     assert table["square100"].make(EPS, 0).queries == 100 and not table["square100"].transfer
     assert table["cw"].make(EPS, 0).start == "none" and table["bb_cw"].make(EPS, 0).start == "none"
+
+
+def test_an_unfinished_attack_from_other_devices_or_settings_starts_afresh():
+    """evaluate() resumes an attack's batches only when the kept state is this attack's, on these
+    images and batch size, with a random state for exactly the generators used here."""
+    import torch.nn as nn
+
+    from ciard.evaluate import evaluate
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+    x = torch.rand(12, 3, 8, 8)
+    y = model(x).argmax(1)
+    kept = []
+    whole = evaluate(model, x, y, ["pgd_sat"], batch_size=4, fold_bn=False, on_batch=kept.append)
+    assert [k["done"] for k in kept] == [4, 8]
+    seen = []
+
+    def progress(key, done, n):
+        seen.append(done)
+    good = kept[0]
+    for bad in ({**good, "rng": {**good["rng"], "cuda:1": good["rng"]["cpu"]}},   # kept on a GPU
+                {**good, "batch_size": 6}, {**good, "key": "pgd_trades"}, {**good, "n": 13}):
+        seen.clear()
+        evaluate(model, x, y, ["pgd_sat"], batch_size=4, fold_bn=False, unfinished=bad, progress=progress)
+        assert seen == [4, 8, 12]
+    seen.clear()
+    resumed = evaluate(model, x, y, ["pgd_sat"], batch_size=4, fold_bn=False, unfinished=good, progress=progress)
+    assert seen == [8, 12] and resumed["pgd_sat"]["mask"] == whole["pgd_sat"]["mask"]

@@ -64,8 +64,31 @@ def test_a_diverged_gamma_pilot_is_left_out_and_said(tmp_path):
     _pilot(root, "gamma-kdiga-10", [(0.5, 0.3)], gamma=10)
     _pilot(root, "gamma-kdiga-100", [], state="failed", gamma=100, error="training diverged at step 40")
     result = choose_kdiga_gamma.choose(root, script)
-    assert result["chosen_gamma"] == 10.0 and result["chosen_at_edge"] is False
+    # 10 is the largest gamma whose pilot finished: a larger one might have done better had it not
+    # diverged, so the choice is at the edge (as the lr rule counts it)
+    assert result["chosen_gamma"] == 10.0 and result["chosen_at_edge"] is True
     assert result["excluded"] == {"gamma-kdiga-100": "training diverged at step 40"}
+
+
+def test_a_crashed_pilot_stops_the_choice(tmp_path):
+    """Only a diverged pilot is left out (as train_zoo.sh's pilot step does); any other failure
+    is a fault to look at, not a result."""
+    script = _script(tmp_path, gammas="1 10")
+    _pilot(tmp_path / "runs", "gamma-kdiga-1", [(0.5, 0.3)])
+    _pilot(tmp_path / "runs", "gamma-kdiga-10", [], state="failed", gamma=10, error="RuntimeError: out of memory")
+    with pytest.raises(SystemExit, match="gamma-kdiga-10 failed: RuntimeError"):
+        choose_kdiga_gamma.choose(tmp_path / "runs", script)
+
+
+def test_gamma_pilots_at_different_lrs_are_refused_but_a_resume_on_another_device_is_not(tmp_path):
+    script = _script(tmp_path, gammas="1 10")
+    _pilot(tmp_path / "a", "gamma-kdiga-1", [(0.5, 0.3)], lr=0.2)
+    _pilot(tmp_path / "a", "gamma-kdiga-10", [(0.5, 0.3)], lr=0.5, gamma=10)   # from an older lr rule
+    with pytest.raises(SystemExit, match="differ in optim.lr"):
+        choose_kdiga_gamma.choose(tmp_path / "a", script)
+    _pilot(tmp_path / "b", "gamma-kdiga-1", [(0.5, 0.3)], device="auto", threads=0)
+    _pilot(tmp_path / "b", "gamma-kdiga-10", [(0.5, 0.4)], gamma=10, device="cpu", threads=2)
+    assert choose_kdiga_gamma.choose(tmp_path / "b", script)["chosen_gamma"] == 10.0
 
 
 @pytest.mark.parametrize("state", [None, "running", "stopped"])

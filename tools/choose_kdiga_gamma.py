@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pilots import SCRIPT, evaluation, read_pilots, script_list, unused  # noqa: E402  (shared with choose_lr)
+from pilots import GAMMA_VARYING, SCRIPT, evaluation, read_pilots, script_list, unused  # noqa: E402  (shared with choose_lr)
 
 OUT = Path("checkpoints/zoo-kdiga-gamma.json")
 PILOT = re.compile(r"gamma-kdiga-(?P<gamma>[0-9.]+)$")
@@ -29,7 +29,7 @@ def choose(root: str | Path, script: Path = SCRIPT) -> dict:
     """The pilots' table and the chosen gamma (the highest score; ties go to the smaller gamma)."""
     candidates = script_list("GAMMA_CANDIDATES", script)
     names = [f"gamma-kdiga-{g}" for g in candidates]
-    scores, excluded, config = read_pilots(root, names)
+    scores, excluded, config = read_pilots(root, names, GAMMA_VARYING)
     runs = {g: scores[f"gamma-kdiga-{g}"] for g in candidates if f"gamma-kdiga-{g}" in scores}
     if not runs:
         raise SystemExit(f"no gamma-kdiga-* pilot finished under {root}"
@@ -42,7 +42,8 @@ def choose(root: str | Path, script: Path = SCRIPT) -> dict:
                 "pilots (e.g. diverged) are not eligible",
         "chosen_gamma": float(chosen), "candidates": [float(g) for g in candidates], "runs": runs,
         "excluded": excluded, "ignored_directories": unused(root, PILOT, names),
-        "chosen_at_edge": len(candidates) > 1 and chosen in (min(candidates, key=float), max(candidates, key=float)),
+        # as the lr rule: at the edge of the candidates whose pilots finished
+        "chosen_at_edge": len(tried) > 1 and chosen in (tried[0], tried[-1]),
         "evaluation": evaluation(config),
         "pilot_budget": {k: config["optim"][k] for k in ("epochs", "batch_size", "lr_schedule", "lr")}
         | {"train_subset": config["data"]["train_subset"],

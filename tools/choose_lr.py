@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pilots import SCRIPT, evaluation, read_pilots, script_list, unused  # noqa: E402
+from pilots import LR_VARYING, SCRIPT, evaluation, read_pilots, script_list, unused  # noqa: E402
 
 OUT = Path("checkpoints/zoo-lr-rule.json")
 PILOT = re.compile(r"lr-(?P<method>[a-z_]+)-(?P<lr>[0-9.]+)$")
@@ -30,7 +30,7 @@ def choose(root: str | Path, script: Path = SCRIPT) -> dict:
     candidates every method finished; ties go to the smaller lr)."""
     candidates, methods = script_list("LR_CANDIDATES", script), script_list("LR_METHODS", script)
     names = [f"lr-{m}-{lr}" for lr in candidates for m in methods]
-    scores, excluded, config = read_pilots(root, names)
+    scores, excluded, config = read_pilots(root, names, LR_VARYING)
     table = {lr: {m: scores[f"lr-{m}-{lr}"] for m in methods if f"lr-{m}-{lr}" in scores} for lr in candidates}
     complete = {lr: row for lr, row in table.items() if len(row) == len(methods)}
     if not complete:

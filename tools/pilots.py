@@ -6,7 +6,7 @@ The candidates are the ones ``tools/train_zoo.sh`` trains pilots at (its ``LR_CA
 stray or stale pilot (another candidate list, another loss) never enters a choice. Each
 expected pilot is either scored (finished), excluded with the reason it failed (e.g. it
 diverged: a rule is still chosen from the others, and the reason is written down), or, if it
-is missing or did not end, the choice is refused. Every scored pilot must have the same budget
+is missing, did not end or crashed, the choice is refused. Every scored pilot must have the same budget
 and evaluation as the others (apart from the value being chosen) and be scored on a held-out
 split (``eval_size`` > 0), never on the test set.
 """
@@ -17,9 +17,13 @@ import re
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent / "train_zoo.sh"
-#: config keys that may differ between the pilots of one rule: the value chosen, the method
-#: piloted and the run's own name
-VARYING = {("optim", "lr"), ("method", "method"), ("method", "kdiga_gamma"), ("run", "name")}
+#: config keys that may differ between any two pilots of a rule: the run's own name and how it
+#: was run (a resume may change the device, threads and progress display), not what it trained
+RUN_ONLY = {("run", k) for k in ("name", "out_dir", "device", "threads", "progress", "log", "log_every",
+                                 "checkpoint_every")}
+#: and, for each rule, what its pilots vary on purpose
+LR_VARYING = {("optim", "lr"), ("method", "method")}
+GAMMA_VARYING = {("method", "kdiga_gamma")}
 
 
 def script_list(name: str, script: Path = SCRIPT) -> list[str]:
@@ -43,18 +47,19 @@ def best_score(run: Path) -> dict | None:
             "epoch": best["epoch"]}
 
 
-def _budget(config: dict) -> dict:
+def _budget(config: dict, varying: set) -> dict:
     return {(section, key): value for section, fields in config.items() if isinstance(fields, dict)
-            for key, value in fields.items() if (section, key) not in VARYING}
+            for key, value in fields.items() if (section, key) not in varying | RUN_ONLY}
 
 
-def read_pilots(root: str | Path, names: list[str]) -> tuple[dict[str, dict], dict[str, str], dict]:
-    """(scores of the finished pilots, {name: why excluded} of the failed ones, the shared config
-    of the scored pilots) for the expected pilot ``names`` under ``root``.
+def read_pilots(root: str | Path, names: list[str], varying: set) -> tuple[dict[str, dict], dict[str, str], dict]:
+    """(scores of the finished pilots, {name: why excluded} of the diverged ones, the shared config
+    of the scored pilots) for the expected pilot ``names`` under ``root``; ``varying``: the config
+    keys, (section, key), the pilots may differ in (the value the rule chooses).
 
-    Raises SystemExit when a pilot is missing or has not ended (the step that trains them must
-    finish first), when the scored pilots' budgets or evaluations differ, or when they were
-    scored without a held-out split.
+    Raises SystemExit when a pilot is missing, has not ended or failed otherwise than by
+    diverging (the step that trains them treats a crash as its own failure), when the scored
+    pilots' budgets or evaluations differ, or when they were scored without a held-out split.
     """
     root = Path(root)
     scores: dict[str, dict] = {}
@@ -67,7 +72,10 @@ def read_pilots(root: str | Path, names: list[str]) -> tuple[dict[str, dict], di
         info = json.loads(status.read_text())
         state = info.get("state")
         if state == "failed":
-            excluded[name] = info.get("error") or "failed, no reason recorded"
+            error = info.get("error") or "failed, no reason recorded"
+            if "diverged" not in error:
+                raise SystemExit(f"pilot {name} failed: {error}")
+            excluded[name] = error
             continue
         if state != "finished":
             raise SystemExit(f"pilot {name} has not finished (state '{state}'): run its step again")
@@ -83,15 +91,14 @@ def read_pilots(root: str | Path, names: list[str]) -> tuple[dict[str, dict], di
     if not run.get("eval_size"):
         raise SystemExit(f"pilot {first} has no held-out split (eval_size {run.get('eval_size')}): "
                          "its epoch scores would be on the test set")
-    reference = _budget(config)
+    reference = _budget(config, varying)
     for name, other in configs.items():
-        diff = sorted(k for k in reference.keys() | _budget(other).keys()
-                      if reference.get(k) != _budget(other).get(k))
+        theirs = _budget(other, varying)
+        diff = sorted(k for k in reference.keys() | theirs.keys() if reference.get(k) != theirs.get(k))
         if diff:
             section, key = diff[0]
             raise SystemExit(f"pilots {first} and {name} differ in {section}.{key} "
-                             f"({reference.get(diff[0])!r} vs {_budget(other).get(diff[0])!r}): "
-                             "not the same budget")
+                             f"({reference.get(diff[0])!r} vs {theirs.get(diff[0])!r}): not the same budget")
     return scores, excluded, config
 
 

@@ -22,6 +22,9 @@ alignment of the two input gradients is what carries the robustness over), where
   (with ``create_graph``, double backpropagation) for its input gradient, so its BatchNorm
   statistics move twice per step; the frozen teacher runs in eval mode, and its gradient is a
   constant (run once here: in eval mode its two passes in the script are the same);
+* N is the batch of one process: under ``torchrun`` each rank's alignment term uses its own
+  N, so at the same global batch it weighs K^1.5 times more on K ranks (the CE and KL means
+  do not change); compare gammas at the same per-process batch;
 * alpha 0.5, tau 1 and gamma 0.5 are the script's defaults (``--alpha 0.5 --temp 1.0
   --gamma 0.5``). The paper's per-experiment gamma values were not available here; the zoo
   chooses gamma on the validation split (``tools/choose_kdiga_gamma.py``).
