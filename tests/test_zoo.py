@@ -218,3 +218,35 @@ def test_zoo_add_records_the_push_weight_of_a_ciard_checkpoint(tmp_path, monkeyp
                      "--train-command", "python -m ciard train ..."]) == 0
     flags = {e["name"]: e["push_weight"] for e in zoo.read_manifest()["entries"]}
     assert flags == {"ciard-half": 0.5, "rslad": None}
+
+
+def test_the_readme_shows_the_retrained_zoo_as_the_manifest_has_it():
+    """README.md's generated block (tools/readme_zoo.py) matches checkpoints/manifest.json: an
+    entry the chain registered shows in the README with the commit that registered it, or CI
+    says so (fix: python tools/readme_zoo.py)."""
+    import sys
+    sys.path.insert(0, str(Path(ciard.__file__).resolve().parents[1] / "tools"))
+    import readme_zoo
+    text = readme_zoo.README.read_text()
+    assert readme_zoo.render(text, zoo.entries()) == text, \
+        "README.md's retrained-zoo block is out of date: run python tools/readme_zoo.py"
+    landed = readme_zoo.retrained(zoo.entries())
+    assert {e["name"] for e in landed} >= set(readme_zoo.TEACHERS)
+    block = text[text.index(readme_zoo.BEGIN):text.index(readme_zoo.END)]
+    assert all(f"| {e['name']} |" in block for e in landed)
+
+
+def test_the_retrained_zoo_block_adds_paired_intervals_once_ciard_lands():
+    import sys
+    sys.path.insert(0, str(Path(ciard.__file__).resolve().parents[1] / "tools"))
+    import readme_zoo
+    teachers = [e for e in zoo.entries() if e["name"] in readme_zoo.TEACHERS]
+    assert "paired 95 %" not in readme_zoo.block(teachers)
+    old_student = next(e for e in zoo.entries() if e["name"] == "cifar10-nopush-resnet20")
+    assert readme_zoo.retrained([old_student]) == []          # the first zoo's: not shown here
+    new = dict(old_student, name=readme_zoo.CIARD, command=old_student["command"] + " --robust-teacher zoo:cifar10-robust-airbench94")
+    other = dict(old_student, command=new["command"])
+    text = readme_zoo.block(teachers + [new, other])
+    assert "paired 95 %" in text and f"difference vs {readme_zoo.CIARD}" in text
+    with pytest.raises(SystemExit, match="no <!-- retrained-zoo"):
+        readme_zoo.render("no markers here", teachers)

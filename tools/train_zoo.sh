@@ -36,7 +36,8 @@
 #                                    after its last finished batch) and copy every unfinished zoo
 #                                    run (last.pt, best.pt, config, metrics, status), evaluation so
 #                                    far and failed run's record into zoo-wip/, to be committed;
-#                                    the next `chain` (or `unpark`) restores them
+#                                    the next `chain` (or `unpark`) restores them; it also
+#                                    rewrites README.md's retrained-zoo block (tools/readme_zoo.py)
 #
 # Resuming: a step whose run directory exists but did not finish continues it with
 # `train --resume` (the trainer checkpoints every 100 steps and at every epoch end); a finished
@@ -177,6 +178,10 @@ park() {   # ask running zoo trainers to stop at a checkpoint, then keep their r
         keep "$d" "$name" $PARKED_FILES
         echo "== parked $name at step $($PY -c "import json; print(json.load(open('$d/status.json')).get('step'))")"
     done
+    # the README shows what this session's chain registered (commit it with zoo-wip/)
+    if [[ -f tools/readme_zoo.py ]]; then
+        $PY tools/readme_zoo.py || echo "== README.md's retrained-zoo block was not rewritten" >&2
+    fi
 }
 
 unpark() {   # restore parked runs that this checkout does not have yet
