@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from ..config import FIELD_INDEX, PRESETS, Config, ConfigError, field_choices, field_help, preset, validate
-from ..data import SOURCES
+from ..config import (FIELD_INDEX, PRESETS, SOURCES, Config, ConfigError, field_choices, field_help, preset,
+                      validate)
 from ..models import MODEL_NAMES
 from ..teachers import check_teachers
 
