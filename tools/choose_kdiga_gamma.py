@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pilots import GAMMA_VARYING, SCRIPT, evaluation, read_pilots, script_list, unused  # noqa: E402  (shared with choose_lr)
+from pilots import GAMMA_VARYING, SCRIPT, evaluation, read_pilots, script_list, unused, write_rule  # noqa: E402  (shared with choose_lr)
 
 OUT = Path("checkpoints/zoo-kdiga-gamma.json")
 PILOT = re.compile(r"gamma-kdiga-(?P<gamma>[0-9.]+)$")
@@ -53,11 +53,7 @@ def choose(root: str | Path, script: Path = SCRIPT) -> dict:
 
 def main(root: str = "runs/zoo", script: str | Path = SCRIPT) -> None:
     result = choose(root, Path(script))
-    OUT.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    for name, why in result["excluded"].items():
-        print(f"note: {name} left out: {why}", file=sys.stderr)
-    if result["ignored_directories"]:
-        print(f"note: not candidates, ignored: {', '.join(result['ignored_directories'])}", file=sys.stderr)
+    write_rule(result, OUT)
     if len(result["runs"]) == 1:
         print("note: only one candidate's pilot finished: gamma was not compared", file=sys.stderr)
     if result["chosen_at_edge"]:

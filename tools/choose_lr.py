@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pilots import LR_VARYING, SCRIPT, evaluation, read_pilots, script_list, unused  # noqa: E402
+from pilots import LR_VARYING, SCRIPT, evaluation, read_pilots, script_list, unused, write_rule  # noqa: E402
 
 OUT = Path("checkpoints/zoo-lr-rule.json")
 PILOT = re.compile(r"lr-(?P<method>[a-z_]+)-(?P<lr>[0-9.]+)$")
@@ -65,11 +65,7 @@ def choose(root: str | Path, script: Path = SCRIPT) -> dict:
 
 def main(root: str = "runs/zoo", script: str | Path = SCRIPT) -> None:
     result = choose(root, Path(script))
-    OUT.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    for name, why in result["excluded"].items():
-        print(f"note: {name} left out: {why}", file=sys.stderr)
-    if result["ignored_directories"]:
-        print(f"note: not candidates, ignored: {', '.join(result['ignored_directories'])}", file=sys.stderr)
+    write_rule(result, OUT)
     if result["chosen_at_edge"]:
         tried = sorted(result["mean_score"], key=float)
         print(f"note: the chosen lr {result['chosen_lr']:g} is the "

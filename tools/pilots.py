@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent / "train_zoo.sh"
@@ -115,3 +116,12 @@ def evaluation(config: dict) -> dict:
     return {"split": f"{run['eval_size']} images held out of the training set",
             "eval_size": run["eval_size"], "eval_pgd_steps": run["eval_pgd_steps"], "seed": run["seed"],
             "score": f"best epoch's (clean + PGD-{run['eval_pgd_steps']}) / 2"}
+
+
+def write_rule(result: dict, out: Path) -> None:
+    """Write a rule's JSON and say, on stderr, which pilots it left out or ignored."""
+    out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    for name, why in result["excluded"].items():
+        print(f"note: {name} left out: {why}", file=sys.stderr)
+    if result["ignored_directories"]:
+        print(f"note: not candidates, ignored: {', '.join(result['ignored_directories'])}", file=sys.stderr)
