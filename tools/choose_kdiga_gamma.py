@@ -13,7 +13,6 @@ The test set is never read. Writes the table and the choice to
 """
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path

@@ -12,7 +12,6 @@ the README cites) and prints the chosen lr.
 """
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import sys
