@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--dataset", default="cifar10", help="add: dataset it was trained on (cifar10, default, ...)")
     z.add_argument("--train-command", help="add: the command that trained it")
     z.add_argument("--train-seconds", type=float)
+    z.add_argument("--train-log", metavar="FILE",
+                   help="add: a training log, one line per session: its seconds, then the machine it "
+                        "ran on (tools/train_zoo.sh writes RUN/train-seconds); gives the training "
+                        "time and hardware instead of --train-seconds and this machine")
     z.add_argument("--default", action="store_true", help="add: the teacher 'auto' picks for its role")
     z.add_argument("--eval-json", help="add: output of `python -m ciard eval --json` for it")
     z.add_argument("--eval-command", help="add: the command that produced --eval-json")
@@ -406,7 +410,7 @@ def _read_report(path: str) -> dict[str, Any]:
 def cmd_zoo(args: argparse.Namespace) -> int:
     from . import specs
     from .zoo import (add_entry, entries, evaluation_from_report, format_markdown, format_paired_markdown,
-                      format_zoo, merge_evaluation, set_default)
+                      format_zoo, merge_evaluation, set_default, training_sessions)
     if args.action == "merge-eval":
         missing = [f for f in ("name", "eval_json", "eval_command") if not getattr(args, f)]
         if missing:
@@ -432,10 +436,21 @@ def cmd_zoo(args: argparse.Namespace) -> int:
             raise ConfigError(f"zoo add needs --{missing[0].replace('_', '-')}")
         check_name(args.name, "zoo entry name")   # it becomes checkpoints/NAME.pt
         evaluation = evaluation_from_report(_read_report(args.eval_json)) if args.eval_json else None
+        seconds, trained_on = args.train_seconds, None
+        if args.train_log:
+            if args.train_seconds is not None:
+                raise ConfigError("zoo add takes --train-seconds or --train-log, not both")
+            try:
+                seconds, trained_on = training_sessions(Path(args.train_log).read_text())
+            except OSError as exc:
+                raise ConfigError(f"cannot read --train-log {args.train_log}: {exc.strerror}") from None
+            except ValueError as exc:
+                raise ConfigError(f"--train-log {args.train_log}: {exc}") from None
         entry = add_entry(name=args.name, source=str(specs.resolve(args.checkpoint, "--checkpoint")), role=args.role,
                           dataset=args.dataset, command=args.train_command,
-                          train_seconds=args.train_seconds, default=args.default,
-                          evaluation=evaluation, eval_command=args.eval_command, notes=args.notes)
+                          train_seconds=seconds, default=args.default,
+                          evaluation=evaluation, eval_command=args.eval_command, notes=args.notes,
+                          trained_on=trained_on)
         print(json.dumps(entry, indent=2))
         return 0
     listed = entries()

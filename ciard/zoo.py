@@ -91,10 +91,41 @@ def hardware() -> str:
     return f"CPU: {device_name(torch.device('cpu'))}, {platform.machine()}, {kind}"
 
 
+def training_sessions(text: str) -> tuple[float, str | None]:
+    """(total seconds, where they were spent) from a run's training log: one line per training
+    session, its seconds and then the machine it ran on as :func:`hardware` words it (a chain of
+    sessions may cross machines, e.g. fp32-only and bf16 CPUs, whose ``auto`` precision differs).
+
+    One machine: its description. Several: each with its seconds, most first. Lines with the
+    seconds only (logs written before machines were recorded) count as "machine not recorded";
+    a log of such lines only gives None (the caller falls back to this machine).
+    """
+    per: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        secs, _, machine = line.strip().partition(" ")
+        try:
+            seconds = float(secs)
+        except ValueError:
+            raise ValueError(f"training log line '{line.strip()}' does not start with seconds") from None
+        key = machine.strip() or "machine not recorded"
+        per[key] = per.get(key, 0.0) + seconds
+    total = sum(per.values())
+    if not per or set(per) == {"machine not recorded"}:
+        return total, None
+    if len(per) == 1:
+        return total, next(iter(per))
+    return total, "; ".join(f"{m}: {s:.0f} s" for m, s in sorted(per.items(), key=lambda kv: -kv[1]))
+
+
 def add_entry(*, name: str, source: str, role: str, dataset: str, command: str,
               train_seconds: float | None, default: bool, evaluation: dict[str, Any] | None,
-              eval_command: str | None, notes: str = "") -> dict[str, Any]:
-    """Copy a checkpoint into the zoo (model-only) and record it in the manifest."""
+              eval_command: str | None, notes: str = "", trained_on: str | None = None) -> dict[str, Any]:
+    """Copy a checkpoint into the zoo (model-only) and record it in the manifest.
+
+    ``trained_on``: the machine(s) it trained on (:func:`training_sessions`); default: this one.
+    """
     model = checkpoints.load_model(source)
     ck = checkpoints.load(source)
     dest = ZOO_DIR / f"{name}.pt"
@@ -106,7 +137,7 @@ def add_entry(*, name: str, source: str, role: str, dataset: str, command: str,
         # CIARD's push weight, from the checkpoint's own config: the push view finds its ablation by it
         "push_weight": cfg.get("method", {}).get("push_weight") if cfg.get("method", {}).get("method") == "ciard" else None,
         "num_classes": model.num_classes, "dataset": dataset, "command": command,
-        "train_seconds": train_seconds, "hardware": hardware(), "sha256": checkpoints.sha256(dest),
+        "train_seconds": train_seconds, "hardware": trained_on or hardware(), "sha256": checkpoints.sha256(dest),
         "size_bytes": dest.stat().st_size, "added": time.strftime("%Y-%m-%d"),
         "evaluation": evaluation or {}, "eval_command": eval_command, "notes": notes,
     }

@@ -166,6 +166,37 @@ def test_a_retrained_entry_keeps_its_place_in_the_manifest(tmp_path, monkeypatch
     assert entries[0]["command"] == "python -m ciard train --retrained"
 
 
+def test_training_sessions_sum_the_seconds_and_name_every_machine():
+    fp32 = "CPU: AMD EPYC (2 threads), x86_64, fp32 only (no AVX-512 BF16)"
+    bf16 = "CPU: Intel Xeon (2 threads), x86_64, AVX-512 BF16/AMX"
+    assert zoo.training_sessions(f"100 {fp32}\n250 {fp32}\n") == (350.0, fp32)
+    total, where = zoo.training_sessions(f"100 {fp32}\n300 {bf16}\n\n50 {fp32}\n")
+    assert total == 450.0 and where == f"{bf16}: 300 s; {fp32}: 150 s"     # most time first
+    # lines from before machines were logged: counted, and said to be unknown
+    assert zoo.training_sessions(f"10\n20 {bf16}\n") == (30.0, f"{bf16}: 20 s; machine not recorded: 10 s")
+    assert zoo.training_sessions("10\n20\n") == (30.0, None)
+    with pytest.raises(ValueError, match="does not start with seconds"):
+        zoo.training_sessions("CPU: something\n")
+
+
+def test_zoo_add_takes_time_and_hardware_from_a_training_log(tmp_path, monkeypatch, teacher_ckpts, capsys):
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path)
+    monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "manifest.json")
+    log = tmp_path / "train-seconds"
+    log.write_text("120 CPU: A, fp32 only (no AVX-512 BF16)\n60 CPU: B, AVX-512 BF16/AMX\n")
+    add = ["zoo", "add", "--name", "m", "--checkpoint", teacher_ckpts[0], "--role", "student",
+           "--train-command", "python -m ciard train ..."]
+    assert main(add + ["--train-log", str(log)]) == 0
+    entry = zoo.read_manifest()["entries"][0]
+    assert entry["train_seconds"] == 180.0
+    assert entry["hardware"] == "CPU: A, fp32 only (no AVX-512 BF16): 120 s; CPU: B, AVX-512 BF16/AMX: 60 s"
+    assert main(add + ["--train-log", str(log), "--train-seconds", "5"]) == 2
+    assert main(add + ["--train-log", str(tmp_path / "gone")]) == 2
+    assert "cannot read --train-log" in capsys.readouterr().err
+    assert main(add + ["--train-seconds", "5"]) == 0      # no log: this machine
+    assert zoo.read_manifest()["entries"][0]["hardware"] == zoo.hardware()
+
+
 def test_zoo_default_moves_auto_to_another_teacher_of_the_same_role(tmp_path, monkeypatch, teacher_ckpts, capsys):
     monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path)
     monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "manifest.json")

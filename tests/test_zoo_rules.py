@@ -141,6 +141,24 @@ def test_the_lr_rule_averages_over_methods_and_needs_every_method(tmp_path, monk
     assert rule["chosen_at_edge"] is True and "smallest" in printed.err
     assert "lr-rslad-1.0 left out: training diverged" in printed.err
     assert rule["evaluation"]["eval_pgd_steps"] == 10
+    # the pilots have no training log here: where they trained is said to be unknown, not guessed
+    assert rule["trained_on"] == ["not recorded"]
+
+
+def test_a_rule_says_when_its_pilots_trained_on_different_machines(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    script = _script(tmp_path, gammas="0.1 1")
+    root = tmp_path / "runs"
+    _pilot(root, "gamma-kdiga-0.1", [(0.6, 0.1)], gamma=0.1)
+    _pilot(root, "gamma-kdiga-1", [(0.5, 0.3)])
+    (root / "gamma-kdiga-0.1" / "train-seconds").write_text("30 CPU: A, fp32 only (no AVX-512 BF16)\n")
+    (root / "gamma-kdiga-1" / "train-seconds").write_text("20 CPU: B, AVX-512 BF16/AMX\n")
+    choose_kdiga_gamma.main(str(root), script)
+    rule = json.loads((tmp_path / "checkpoints" / "zoo-kdiga-gamma.json").read_text())
+    assert rule["runs"]["1"]["trained_on"] == "CPU: B, AVX-512 BF16/AMX"
+    assert rule["trained_on"] == ["CPU: A, fp32 only (no AVX-512 BF16)", "CPU: B, AVX-512 BF16/AMX"]
+    assert "trained on different machines" in capsys.readouterr().err
 
 
 def test_the_rules_read_the_chains_own_candidate_lines():

@@ -17,6 +17,9 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # the repository, for ciard
+from ciard.zoo import training_sessions  # noqa: E402
+
 SCRIPT = Path(__file__).resolve().parent / "train_zoo.sh"
 #: config keys that may differ between any two pilots of a rule: the run's own name and how it
 #: was run (a resume may change the device, threads and progress display), not what it trained
@@ -83,6 +86,10 @@ def read_pilots(root: str | Path, names: list[str], varying: set) -> tuple[dict[
         score = best_score(root / name)
         if score is None:
             raise SystemExit(f"pilot {name} finished without a validation record")
+        # where it trained (train_zoo.sh logs each session's machine): pilots on CPUs of different
+        # kinds ran at different ``auto`` precisions, which the rule's evidence should show
+        log = root / name / "train-seconds"
+        score["trained_on"] = (training_sessions(log.read_text())[1] if log.is_file() else None) or "not recorded"
         scores[name] = score
         configs[name] = json.loads((root / name / "config.json").read_text())
     if not scores:
@@ -118,9 +125,26 @@ def evaluation(config: dict) -> dict:
             "score": f"best epoch's (clean + PGD-{run['eval_pgd_steps']}) / 2"}
 
 
+def machines(runs: dict) -> list[str]:
+    """The machines the scored pilots in a rule's ``runs`` table trained on (the table may be
+    nested, lr -> method -> score)."""
+    found: set[str] = set()
+    for value in runs.values():
+        if isinstance(value, dict) and "trained_on" in value:
+            found.add(value["trained_on"])
+        elif isinstance(value, dict):
+            found.update(machines(value))
+    return sorted(found)
+
+
 def write_rule(result: dict, out: Path) -> None:
-    """Write a rule's JSON and say, on stderr, which pilots it left out or ignored."""
+    """Write a rule's JSON and say, on stderr, which pilots it left out or ignored, and whether
+    they trained on different machines."""
+    result["trained_on"] = machines(result["runs"])
     out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    if len(result["trained_on"]) > 1:
+        print("note: the pilots trained on different machines (their 'auto' precision may differ): "
+              + " | ".join(result["trained_on"]), file=sys.stderr)
     for name, why in result["excluded"].items():
         print(f"note: {name} left out: {why}", file=sys.stderr)
     if result["ignored_directories"]:

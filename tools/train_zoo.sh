@@ -42,7 +42,8 @@
 # Resuming: a step whose run directory exists but did not finish continues it with
 # `train --resume` (the trainer checkpoints every 100 steps and at every epoch end); a finished
 # run is evaluated and registered without training again; a registered one is skipped. The
-# seconds of every training session are appended to NAME/train-seconds and summed.
+# seconds of every training session, and the machine it ran on, are appended to NAME/train-seconds;
+# registration sums them and records each machine (`zoo add --train-log`).
 # Editing this file while a chain runs: bash reads a script as it goes, so an in-place edit can
 # make the running chain execute fragments of the new text; write a copy and `mv` it over this
 # file (a new inode: the running chain keeps reading the old one).
@@ -229,8 +230,15 @@ run_trainer() {
     else
         nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress || rc=$?
     fi
-    [[ -d $RUNS/$name ]] && echo $((SECONDS - t0)) >> "$RUNS/$name/train-seconds"
+    # the machine too: a run resumed across sessions may change CPU (fp32-only / bf16), and so precision
+    [[ -d $RUNS/$name ]] && echo "$((SECONDS - t0)) $HARDWARE" >> "$RUNS/$name/train-seconds"
     (( rc < 128 )) || exit "$rc"
+}
+
+# trained_on NAME: the machine(s) NAME's training sessions ran on, as its manifest entry says
+trained_on() {
+    $PY -c "import json,sys; print(next(e['hardware'] for e in json.load(open('checkpoints/manifest.json'))['entries'] \
+        if e['name'] == sys.argv[1]))" "cifar10-$1"
 }
 
 # train NAME ROLE NOTES ARGS...: train (or resume), evaluate on the full test set, register
@@ -252,6 +260,7 @@ train() {
     fi
     parking
     local secs; secs=$(awk '{s+=$1} END {print s+0}' "$RUNS/$name/train-seconds" 2>/dev/null || echo 0)
+    local tlog=(); [[ -f $RUNS/$name/train-seconds ]] && tlog=(--train-log "$RUNS/$name/train-seconds")
     local ecmd="python -m ciard eval --checkpoint zoo:cifar10-$name $DATA --n 0 --json"   # same weights as $RUNS/$name
     # --partial: each attack's result, and each batch of the attack under way, is kept as it ends,
     # so a session that ends mid-evaluation (about 1.5 h for an airbench94 teacher here) loses at
@@ -260,10 +269,10 @@ train() {
         --json > "$RUNS/$name/eval-full.json"
     parking
     $PY -m ciard zoo add --name "cifar10-$name" --checkpoint "$RUNS/$name" --role "$role" --dataset cifar10 \
-        --train-command "$cmd" --train-seconds "$secs" \
+        --train-command "$cmd" "${tlog[@]}" \
         --eval-json "$RUNS/$name/eval-full.json" --eval-command "$ecmd" --notes "$notes $NOTE_DATA" > /dev/null
     touch "$RUNS/$name/registered"    # park keeps finished runs only until this
-    commit_entry "cifar10-$name" "Zoo: cifar10-$name ($role), ${secs}s on $HARDWARE"
+    commit_entry "cifar10-$name" "Zoo: cifar10-$name ($role), ${secs}s on $(trained_on "$name")"
     unpark_done "$name"
     echo "== $name: trained in ${secs}s, registered as cifar10-$name"
 }
