@@ -91,14 +91,15 @@ def hardware() -> str:
     return f"CPU: {device_name(torch.device('cpu'))}, {platform.machine()}, {kind}"
 
 
-def training_sessions(text: str) -> tuple[float, str | None]:
-    """(total seconds, where they were spent) from a run's training log: one line per training
-    session, its seconds and then the machine it ran on as :func:`hardware` words it (a chain of
-    sessions may cross machines, e.g. fp32-only and bf16 CPUs, whose ``auto`` precision differs).
+#: what a training log says of a session logged before machines were recorded
+NOT_RECORDED = "machine not recorded"
 
-    One machine: its description. Several: each with its seconds, most first. Lines with the
-    seconds only (logs written before machines were recorded) count as "machine not recorded";
-    a log of such lines only gives None (the caller falls back to this machine).
+
+def machine_seconds(text: str) -> dict[str, float]:
+    """{machine: seconds} from a run's training log: one line per training session, its seconds
+    and then the machine it ran on as :func:`hardware` words it (a chain of sessions may cross
+    machines, e.g. fp32-only and bf16 CPUs, whose ``auto`` precision differs). Lines with the
+    seconds only (logs written before machines were recorded) count under :data:`NOT_RECORDED`.
     """
     per: dict[str, float] = {}
     for line in text.splitlines():
@@ -109,14 +110,18 @@ def training_sessions(text: str) -> tuple[float, str | None]:
             seconds = float(secs)
         except ValueError:
             raise ValueError(f"training log line '{line.strip()}' does not start with seconds") from None
-        key = machine.strip() or "machine not recorded"
+        key = machine.strip() or NOT_RECORDED
         per[key] = per.get(key, 0.0) + seconds
-    total = sum(per.values())
-    if not per or set(per) == {"machine not recorded"}:
-        return total, None
-    if len(per) == 1:
-        return total, next(iter(per))
-    return total, "; ".join(f"{m}: {s:.0f} s" for m, s in sorted(per.items(), key=lambda kv: -kv[1]))
+    return per
+
+
+def training_sessions(text: str) -> tuple[float, str]:
+    """(total seconds, where they were spent) from a run's training log (:func:`machine_seconds`):
+    one machine, its description; several, each with its seconds, most first."""
+    per = machine_seconds(text)
+    if len(per) <= 1:
+        return sum(per.values()), next(iter(per), NOT_RECORDED)
+    return sum(per.values()), "; ".join(f"{m}: {s:.0f} s" for m, s in sorted(per.items(), key=lambda kv: -kv[1]))
 
 
 def add_entry(*, name: str, source: str, role: str, dataset: str, command: str,

@@ -174,7 +174,9 @@ def test_training_sessions_sum_the_seconds_and_name_every_machine():
     assert total == 450.0 and where == f"{bf16}: 300 s; {fp32}: 150 s"     # most time first
     # lines from before machines were logged: counted, and said to be unknown
     assert zoo.training_sessions(f"10\n20 {bf16}\n") == (30.0, f"{bf16}: 20 s; machine not recorded: 10 s")
-    assert zoo.training_sessions("10\n20\n") == (30.0, None)
+    # only such lines: unknown, never guessed to be the machine that reads the log
+    assert zoo.training_sessions("10\n20\n") == (30.0, "machine not recorded")
+    assert zoo.machine_seconds(f"10\n20 {bf16}\n5 {bf16}\n") == {"machine not recorded": 10.0, bf16: 25.0}
     with pytest.raises(ValueError, match="does not start with seconds"):
         zoo.training_sessions("CPU: something\n")
 
@@ -193,6 +195,9 @@ def test_zoo_add_takes_time_and_hardware_from_a_training_log(tmp_path, monkeypat
     assert main(add + ["--train-log", str(log), "--train-seconds", "5"]) == 2
     assert main(add + ["--train-log", str(tmp_path / "gone")]) == 2
     assert "cannot read --train-log" in capsys.readouterr().err
+    log.write_text("120\n")                               # a log from before machines were logged
+    assert main(add + ["--train-log", str(log)]) == 0
+    assert zoo.read_manifest()["entries"][0]["hardware"] == "machine not recorded"
     assert main(add + ["--train-seconds", "5"]) == 0      # no log: this machine
     assert zoo.read_manifest()["entries"][0]["hardware"] == zoo.hardware()
 

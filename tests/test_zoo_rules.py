@@ -142,7 +142,8 @@ def test_the_lr_rule_averages_over_methods_and_needs_every_method(tmp_path, monk
     assert "lr-rslad-1.0 left out: training diverged" in printed.err
     assert rule["evaluation"]["eval_pgd_steps"] == 10
     # the pilots have no training log here: where they trained is said to be unknown, not guessed
-    assert rule["trained_on"] == ["not recorded"]
+    assert rule["trained_on"] == ["machine not recorded"]
+    assert "different machines" not in printed.err
 
 
 def test_a_rule_says_when_its_pilots_trained_on_different_machines(tmp_path, monkeypatch, capsys):
@@ -152,13 +153,24 @@ def test_a_rule_says_when_its_pilots_trained_on_different_machines(tmp_path, mon
     root = tmp_path / "runs"
     _pilot(root, "gamma-kdiga-0.1", [(0.6, 0.1)], gamma=0.1)
     _pilot(root, "gamma-kdiga-1", [(0.5, 0.3)])
-    (root / "gamma-kdiga-0.1" / "train-seconds").write_text("30 CPU: A, fp32 only (no AVX-512 BF16)\n")
-    (root / "gamma-kdiga-1" / "train-seconds").write_text("20 CPU: B, AVX-512 BF16/AMX\n")
+    a, b = "CPU: A, fp32 only (no AVX-512 BF16)", "CPU: B, AVX-512 BF16/AMX"
+    # one pilot on one machine (one session from before machines were logged), the other resumed
+    # on a second machine: the rule lists machines, not the pilots' summaries
+    (root / "gamma-kdiga-0.1" / "train-seconds").write_text(f"30 {a}\n40\n")
+    (root / "gamma-kdiga-1" / "train-seconds").write_text(f"20 {a}\n10 {b}\n")
     choose_kdiga_gamma.main(str(root), script)
     rule = json.loads((tmp_path / "checkpoints" / "zoo-kdiga-gamma.json").read_text())
-    assert rule["runs"]["1"]["trained_on"] == "CPU: B, AVX-512 BF16/AMX"
-    assert rule["trained_on"] == ["CPU: A, fp32 only (no AVX-512 BF16)", "CPU: B, AVX-512 BF16/AMX"]
+    assert rule["runs"]["1"]["trained_on"] == f"{a}: 20 s; {b}: 10 s" and rule["runs"]["1"]["machines"] == [a, b]
+    assert rule["trained_on"] == [a, b, "machine not recorded"]
     assert "trained on different machines" in capsys.readouterr().err
+    # all on one machine, some sessions unlogged: no note
+    (root / "gamma-kdiga-1" / "train-seconds").write_text(f"20 {a}\n")
+    choose_kdiga_gamma.main(str(root), script)
+    assert "different machines" not in capsys.readouterr().err
+    # a damaged log stops the choice with a message naming it
+    (root / "gamma-kdiga-1" / "train-seconds").write_text("oops\n")
+    with pytest.raises(SystemExit, match="gamma-kdiga-1.*does not start with seconds"):
+        choose_kdiga_gamma.main(str(root), script)
 
 
 def test_the_rules_read_the_chains_own_candidate_lines():

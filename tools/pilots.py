@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # the repository, for ciard
-from ciard.zoo import training_sessions  # noqa: E402
+from ciard.zoo import NOT_RECORDED, machine_seconds, training_sessions  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parent / "train_zoo.sh"
 #: config keys that may differ between any two pilots of a rule: the run's own name and how it
@@ -89,7 +89,11 @@ def read_pilots(root: str | Path, names: list[str], varying: set) -> tuple[dict[
         # where it trained (train_zoo.sh logs each session's machine): pilots on CPUs of different
         # kinds ran at different ``auto`` precisions, which the rule's evidence should show
         log = root / name / "train-seconds"
-        score["trained_on"] = (training_sessions(log.read_text())[1] if log.is_file() else None) or "not recorded"
+        text = log.read_text() if log.is_file() else ""
+        try:
+            score["trained_on"], score["machines"] = training_sessions(text)[1], sorted(machine_seconds(text)) or [NOT_RECORDED]
+        except ValueError as exc:
+            raise SystemExit(f"pilot {name}: {log}: {exc}") from None
         scores[name] = score
         configs[name] = json.loads((root / name / "config.json").read_text())
     if not scores:
@@ -126,12 +130,12 @@ def evaluation(config: dict) -> dict:
 
 
 def machines(runs: dict) -> list[str]:
-    """The machines the scored pilots in a rule's ``runs`` table trained on (the table may be
+    """Every machine the scored pilots in a rule's ``runs`` table trained on (the table may be
     nested, lr -> method -> score)."""
     found: set[str] = set()
     for value in runs.values():
-        if isinstance(value, dict) and "trained_on" in value:
-            found.add(value["trained_on"])
+        if isinstance(value, dict) and "machines" in value:
+            found.update(value["machines"])
         elif isinstance(value, dict):
             found.update(machines(value))
     return sorted(found)
@@ -142,9 +146,10 @@ def write_rule(result: dict, out: Path) -> None:
     they trained on different machines."""
     result["trained_on"] = machines(result["runs"])
     out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    if len(result["trained_on"]) > 1:
+    known = [m for m in result["trained_on"] if m != NOT_RECORDED]
+    if len(known) > 1:
         print("note: the pilots trained on different machines (their 'auto' precision may differ): "
-              + " | ".join(result["trained_on"]), file=sys.stderr)
+              + " | ".join(known), file=sys.stderr)
     for name, why in result["excluded"].items():
         print(f"note: {name} left out: {why}", file=sys.stderr)
     if result["ignored_directories"]:
