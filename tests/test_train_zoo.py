@@ -191,10 +191,12 @@ def test_the_lr_step_resumes_a_stopped_pilot_leaves_out_a_diverged_one_and_choos
     assert rule["excluded"] == {"lr-ard-1.0": "training diverged at step 9: loss is nan"}
     assert rule["not_eligible"] == {"1.0": ["ard"]} and rule["best_lr_by_method"]["ard"] == 0.5
     # each training session's seconds and machine are logged, and the rule says where its pilots ran
-    from ciard.zoo import hardware
+    # (as a fresh process words it: it names the thread count, which other tests change in this one)
+    machine = subprocess.run([sys.executable, "-c", "from ciard.zoo import hardware; print(hardware())"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     sessions = (scratch / "runs" / "zoo" / "lr-rslad-0.2" / "train-seconds").read_text().splitlines()
-    assert len(sessions) == 2 and all(line.split(" ", 1)[1] == hardware() for line in sessions)
-    assert rule["trained_on"] == [hardware()]
+    assert len(sessions) == 2 and all(line.split(" ", 1)[1] == machine for line in sessions)
+    assert rule["trained_on"] == [machine]
     committed = subprocess.run(["git", "log", "--format=%s", "--", "checkpoints/zoo-lr-rule.json"], cwd=scratch,
                                capture_output=True, text=True).stdout
     assert "the student lr rule" in committed
