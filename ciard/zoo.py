@@ -115,13 +115,18 @@ def machine_seconds(text: str) -> dict[str, float]:
     return per
 
 
-def training_sessions(text: str) -> tuple[float, str]:
-    """(total seconds, where they were spent) from a run's training log (:func:`machine_seconds`):
-    one machine, its description; several, each with its seconds, most first."""
-    per = machine_seconds(text)
+def machines_text(per: dict[str, float]) -> str:
+    """Where a run's sessions were spent, from :func:`machine_seconds`: one machine, its
+    description; several, each with its seconds, most first."""
     if len(per) <= 1:
-        return sum(per.values()), next(iter(per), NOT_RECORDED)
-    return sum(per.values()), "; ".join(f"{m}: {s:.0f} s" for m, s in sorted(per.items(), key=lambda kv: -kv[1]))
+        return next(iter(per), NOT_RECORDED)
+    return "; ".join(f"{m}: {s:.0f} s" for m, s in sorted(per.items(), key=lambda kv: -kv[1]))
+
+
+def training_sessions(text: str) -> tuple[float, str]:
+    """(total seconds, :func:`machines_text`) from a run's training log (:func:`machine_seconds`)."""
+    per = machine_seconds(text)
+    return sum(per.values()), machines_text(per)
 
 
 def add_entry(*, name: str, source: str, role: str, dataset: str, command: str,

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # the repository, for ciard
-from ciard.zoo import NOT_RECORDED, machine_seconds, training_sessions  # noqa: E402
+from ciard.zoo import NOT_RECORDED, machine_seconds, machines_text  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parent / "train_zoo.sh"
 #: config keys that may differ between any two pilots of a rule: the run's own name and how it
@@ -91,9 +91,10 @@ def read_pilots(root: str | Path, names: list[str], varying: set) -> tuple[dict[
         log = root / name / "train-seconds"
         text = log.read_text() if log.is_file() else ""
         try:
-            score["trained_on"], score["machines"] = training_sessions(text)[1], sorted(machine_seconds(text)) or [NOT_RECORDED]
+            per = machine_seconds(text)
         except ValueError as exc:
             raise SystemExit(f"pilot {name}: {log}: {exc}") from None
+        score["trained_on"], score["machines"] = machines_text(per), sorted(per) or [NOT_RECORDED]
         scores[name] = score
         configs[name] = json.loads((root / name / "config.json").read_text())
     if not scores:

@@ -235,10 +235,10 @@ run_trainer() {
     (( rc < 128 )) || exit "$rc"
 }
 
-# trained_on NAME: the machine(s) NAME's training sessions ran on, as its manifest entry says
-trained_on() {
-    $PY -c "import json,sys; print(next(e['hardware'] for e in json.load(open('checkpoints/manifest.json'))['entries'] \
-        if e['name'] == sys.argv[1]))" "cifar10-$1"
+# trained NAME: "SECONDS s on MACHINE(S)", NAME's training time and hardware as its manifest entry has them
+trained() {
+    $PY -c "import json,sys; e=next(e for e in json.load(open('checkpoints/manifest.json'))['entries'] \
+        if e['name'] == sys.argv[1]); print(f\"{e['train_seconds'] or 0:.0f}s on {e['hardware']}\")" "cifar10-$1"
 }
 
 # train NAME ROLE NOTES ARGS...: train (or resume), evaluate on the full test set, register
@@ -259,7 +259,6 @@ train() {
         ended "$name"
     fi
     parking
-    local secs; secs=$(awk '{s+=$1} END {print s+0}' "$RUNS/$name/train-seconds" 2>/dev/null || echo 0)
     local tlog=(); [[ -f $RUNS/$name/train-seconds ]] && tlog=(--train-log "$RUNS/$name/train-seconds")
     local ecmd="python -m ciard eval --checkpoint zoo:cifar10-$name $DATA --n 0 --json"   # same weights as $RUNS/$name
     # --partial: each attack's result, and each batch of the attack under way, is kept as it ends,
@@ -272,9 +271,10 @@ train() {
         --train-command "$cmd" "${tlog[@]}" \
         --eval-json "$RUNS/$name/eval-full.json" --eval-command "$ecmd" --notes "$notes $NOTE_DATA" > /dev/null
     touch "$RUNS/$name/registered"    # park keeps finished runs only until this
-    commit_entry "cifar10-$name" "Zoo: cifar10-$name ($role), ${secs}s on $(trained_on "$name")"
+    local how; how=$(trained "$name")
+    commit_entry "cifar10-$name" "Zoo: cifar10-$name ($role), $how"
     unpark_done "$name"
-    echo "== $name: trained in ${secs}s, registered as cifar10-$name"
+    echo "== $name: trained in $how, registered as cifar10-$name"
 }
 
 # pilot NAME METHOD LR [ARGS...]: the shortened budget (10,000 training images, 2 epochs),
