@@ -4,6 +4,7 @@ typo is refused before anything happens, and what `park` keeps is what `unpark` 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,53 @@ def test_park_stops_an_evaluation_started_in_the_background(scratch):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_park_stops_a_trainer_the_chain_starts_while_park_waits(scratch):
+    """The race seen in a real session: the chain passed its `parking` check just before PARKING
+    appeared and started one more pilot, which reports "running" only once loaded. `park` must
+    keep stopping runs until the chain has exited, not look once. A stand-in chain (in this
+    checkout, SIGINT ignored) starts its "trainer" 3 s after park began; the trainer stops only
+    when asked (STOP), as the real one does."""
+    stand_in = r'''
+import json, os, signal, socket, sys, time
+from pathlib import Path
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+time.sleep(3)
+run = Path("runs/zoo/lr-late-0.5"); run.mkdir(parents=True, exist_ok=True)
+(run / "config.json").write_text("{}")
+(run / "status.json").write_text(json.dumps({"state": "running", "pid": os.getpid(), "host": socket.gethostname(), "step": 0}))
+for step in range(1, 120):
+    time.sleep(0.5)
+    if (run / "STOP").exists():
+        (run / "last.pt").write_text("x")
+        (run / "status.json").write_text(json.dumps({"state": "stopped", "step": step}))
+        sys.exit(0)
+sys.exit(7)   # never asked to stop
+# train_zoo.sh chain
+'''
+    (scratch / "runs" / "zoo").mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-c", stand_in], cwd=scratch)
+    try:
+        res = _run(scratch, "park")
+        assert res.returncode == 0, res.stderr
+        assert proc.wait(timeout=5) == 0   # asked to stop by park (7: it never was)
+        assert "parked lr-late-0.5 at step" in res.stdout, res.stdout
+        assert (scratch / "zoo-wip" / "lr-late-0.5" / "last.pt").is_file()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_park_does_not_wait_for_a_run_left_running_by_a_dead_trainer(scratch):
+    """A trainer killed outright leaves status "running": park sees its pid is gone and goes on."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    _fake_run(scratch, "robust-killed", "running", ("last.pt",), pid=int(dead), host=socket.gethostname(), step=3)
+    res = _run(scratch, "park")
+    assert res.returncode == 0, res.stderr
+    assert "parked robust-killed at step 3" in res.stdout
+    assert not (scratch / "runs" / "zoo" / "robust-killed" / "STOP").exists()
 
 
 # A stand-in for the interpreter the chain calls ($PY): `-m ciard train` writes a pilot run the way

@@ -126,27 +126,61 @@ keep() {
     return 0
 }
 
+# live_runs: the run directories whose trainer is running, here and now (a status left "running"
+# by a killed trainer, or by another machine's, is not)
+live_runs() {
+    $PY - "$RUNS" <<'PYEOF'
+import json, os, socket, sys
+from pathlib import Path
+for st in sorted(Path(sys.argv[1]).glob("*/status.json")):
+    try:
+        s = json.loads(st.read_text())
+        pid = int(s.get("pid", 0))
+    except (OSError, ValueError, TypeError):
+        continue   # being replaced, or damaged: the next pass reads it
+    if s.get("state") != "running" or pid <= 0 or s.get("host", socket.gethostname()) != socket.gethostname():
+        continue
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        continue
+    except PermissionError:
+        pass
+    print(st.parent)
+PYEOF
+}
+
 park() {   # ask running zoo trainers to stop at a checkpoint, then keep their runs in zoo-wip/
     local d name
     mkdir -p "$RUNS" && touch "$RUNS/PARKING"   # a chain still running starts nothing new (see parking)
-    # evaluations keep every finished attack and batch (--partial): stop them now, not at the session's end
-    local pids; pids=$(ours "ciard eval --checkpoint (runs/zoo/|zoo:cifar10-)")
-    # SIGTERM, not SIGINT: a chain started in the background (nohup ... &) runs its children with
-    # SIGINT ignored; the results file is replaced atomically at each attack's and batch's end, so a stop loses
-    # only the batch under way
-    [[ -z $pids ]] || kill -TERM $pids 2>/dev/null || true
-    for d in "$RUNS"/*/; do
-        [[ -d $d ]] || continue
-        name=$(basename "$d")
-        [[ $(state_of "$name") == running ]] && touch "$d/STOP"
+    # Until this checkout's chain has exited and no run is running: stop each evaluation and ask
+    # each running trainer to stop. Again and again, not once: a chain that had passed its
+    # `parking` check just before PARKING appeared may start one more trainer or evaluation
+    # (a trainer reports "running" only once loaded, about 10 s later); it is stopped too.
+    # Evaluations keep every finished attack and batch (--partial): stop them now, not at the
+    # session's end. SIGTERM, not SIGINT: a chain started in the background (nohup ... &) runs its
+    # children with SIGINT ignored; the results file is replaced atomically at each attack's and
+    # batch's end, so a stop loses only the batch under way. A trainer honours STOP after its
+    # current step, and the chain that ran it records its seconds as it exits.
+    local pid pids busy signalled=" "
+    for _ in $(seq 900); do
+        busy=0
+        pids=$(ours "ciard eval --checkpoint (runs/zoo/|zoo:cifar10-)")
+        for pid in $pids; do
+            busy=1
+            [[ $signalled == *" $pid "* ]] && continue
+            kill -TERM "$pid" 2>/dev/null || true
+            signalled+="$pid "
+        done
+        for d in $(live_runs); do
+            busy=1
+            [[ -f $d/STOP ]] || touch "$d/STOP"
+        done
+        [[ -n $(ours "train_zoo.sh") ]] && busy=1
+        (( busy )) || break
+        sleep 1
     done
-    for d in "$RUNS"/*/; do   # a stop is honoured after the current step
-        [[ -d $d ]] || continue
-        name=$(basename "$d")
-        for _ in $(seq 600); do [[ $(state_of "$name") == running ]] || break; sleep 1; done
-    done
-    # the chain that ran them records their seconds as it exits: let it
-    for _ in $(seq 60); do [[ -n $(ours "train_zoo.sh") ]] || break; sleep 1; done
+    (( busy )) && echo "== park: something still runs after 15 min; its state may be incomplete" >&2
     for d in "$RUNS"/*/; do
         [[ -d $d ]] || continue
         name=$(basename "$d")
