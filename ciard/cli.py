@@ -329,12 +329,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     test = data.test if args.n in (0, None) or args.n >= len(data.test) else fixed_subset(data.test, args.n, seed=args.seed)
     x, y = to_float(test.x).to(device), test.y.to(device)
     torch.manual_seed(args.seed)
+    # which images, exactly: two reports are compared image by image only when this matches
+    images = hashlib.sha256(test.x.numpy().tobytes() + test.y.numpy().tobytes()).hexdigest()
     done, keep, unfinished, keep_batch = {}, None, None, None
     if args.partial:
         done, keep, unfinished, keep_batch = _partial_results(Path(args.partial), {
             "weights": weights_fingerprint(model), "source": source and weights_fingerprint(source),
             "dataset": args.dataset, "data_path": args.data_path, "device": device.type, "n": len(y),
-            "images": hashlib.sha256(test.x.numpy().tobytes() + test.y.numpy().tobytes()).hexdigest(),
+            "images": images,
             "seed": args.seed, "eps": eps, "batch_size": args.batch_size, "aa_steps": args.aa_steps,
             "square_queries": args.square_queries})
     results = evaluate(model, x, y, attacks, eps=eps, source=source, batch_size=args.batch_size,
@@ -342,7 +344,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        done=done, on_result=keep, unfinished=unfinished, on_batch=keep_batch)
     warnings = consistency_warnings(results)
     out = {"checkpoint": args.checkpoint, "role": args.role, "arch": model.arch, "dataset": args.dataset,
-           "n": len(y), "seed": args.seed, "eps": eps, "source": args.source, "precision": "fp32",
+           "n": len(y), "seed": args.seed, "images": images, "eps": eps, "source": args.source, "precision": "fp32",
            "accuracy": {k: v["accuracy"] for k, v in results.items()}, "results": results,
            "warnings": warnings}
     if args.json:

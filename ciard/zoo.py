@@ -163,7 +163,7 @@ def add_entry(*, name: str, source: str, role: str, dataset: str, command: str,
 
 def evaluation_from_report(report: dict[str, Any]) -> dict[str, Any]:
     """The manifest's form of one ``python -m ciard eval --json`` report."""
-    keep = ("accuracy", "n", "seed", "eps", "dataset", "precision", "source", "warnings")
+    keep = ("accuracy", "n", "seed", "images", "eps", "dataset", "precision", "source", "warnings")
     out = {k: report[k] for k in keep if k in report} | {
         "attacks": {k: v["attack"] for k, v in report["results"].items()}}
     masks = {k: v["mask"] for k, v in report["results"].items() if "mask" in v}
@@ -236,15 +236,24 @@ def _n_column(ev: dict[str, Any]) -> str:
     return f"{n}" + "".join(f" ({k}: {v})" for k, v in other.items())
 
 
-def attack_mask(entry: dict[str, Any], key: str) -> tuple[Any, int, int] | None:
-    """(per-image mask, n, seed) of one attack from the entry's reports (the full-test one
-    first, then the extra ones), or None where no report kept its mask."""
+def attack_mask(entry: dict[str, Any], key: str) -> tuple[Any, int, int, str | None] | None:
+    """(per-image mask, n, seed, images fingerprint or None) of one attack from the entry's
+    reports (the full-test one first, then the extra ones), or None where no report kept its mask."""
     ev = entry.get("evaluation", {})
     for report in [ev, *ev.get("extra", [])]:
         text = report.get("masks", {}).get(key)
         if text is not None:
-            return decode_mask(text, report["n"]), report["n"], report.get("seed", 0)
+            return decode_mask(text, report["n"]), report["n"], report.get("seed", 0), report.get("images")
     return None
+
+
+def same_images(mine: tuple, theirs: tuple) -> bool:
+    """Two ``attack_mask`` results cover the same images in the same order: the same number,
+    drawn with the same seed, and the same images fingerprint where both reports record one
+    (reports before it was recorded are matched on n and seed alone)."""
+    if mine[1:3] != theirs[1:3]:
+        return False
+    return mine[3] is None or theirs[3] is None or mine[3] == theirs[3]
 
 
 #: the comparisons the README makes: (attack key, label); AutoAttack runs on 1,000 images
@@ -254,8 +263,8 @@ PAIRED_KEYS = (("clean", "clean"), ("pgd_sat", "PGD-SAT"), ("autoattack", "AutoA
 def paired_comparisons(entries: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
     """Each entry against ``baseline`` on the same images: {name, key: PairedDifference}.
 
-    A comparison is made only where both reports hold per-image masks for the same number of
-    images drawn with the same seed (the same class-balanced test images)."""
+    A comparison is made only where both reports hold per-image masks for the same images
+    (see ``same_images``)."""
     base = next((e for e in entries if e["name"] == baseline), None)
     if base is None:
         raise KeyError(f"no zoo entry named '{baseline}'")
@@ -266,7 +275,7 @@ def paired_comparisons(entries: list[dict[str, Any]], baseline: str) -> list[dic
         row: dict[str, Any] = {"name": e["name"]}
         for key, _ in PAIRED_KEYS:
             mine, theirs = attack_mask(e, key), attack_mask(base, key)
-            if mine and theirs and mine[1:] == theirs[1:]:
+            if mine and theirs and same_images(mine, theirs):
                 row[key] = paired_difference(mine[0], theirs[0])
         rows.append(row)
     return rows

@@ -177,8 +177,8 @@ def test_dgad_step_equals_the_official_code(batch, robust_teacher, beta):
 
 
 def test_dgad_all_wrong_batch_is_finite(batch, robust_teacher):
-    """Where the teacher misses every clean input the official adversarial term is 0/0 = nan;
-    here it is 0 and the clean term carries the loss."""
+    """Where the teacher misses every clean input the official script stops with
+    ZeroDivisionError (1 / (N - n) in Python floats); here the adversarial term is 0 and the clean term carries the loss."""
     x, y = batch
     wrong = (robust_teacher(x).argmax(1) + 1) % 10   # labels the teacher gets wrong everywhere
     method = build_method(_cfg("dgad"), _student(), {"robust": copy.deepcopy(robust_teacher)})

@@ -84,6 +84,9 @@ def test_an_interrupted_eval_resumes_at_its_first_unfinished_attack(capsys, tmp_
     code, out, err = _run(capsys, *argv)
     assert code == 0, err
     whole = json.loads(out)["results"]
+    # which images: the fingerprint the zoo's paired comparisons match reports on
+    images = json.loads(out)["images"]
+    assert len(images) == 64 and images != json.loads(_run(capsys, *argv[:4], "41", *argv[5:])[1])["images"]
 
     partial = tmp_path / "eval.partial.json"
     real, calls, session = ev.robust_correct, [], {"ends_during_pgd": True}

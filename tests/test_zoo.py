@@ -284,5 +284,20 @@ def test_the_retrained_zoo_block_adds_paired_intervals_once_ciard_lands():
     other = dict(old_student, command=new["command"])
     text = readme_zoo.block(teachers + [new, other])
     assert "paired 95 %" in text and f"difference vs {readme_zoo.CIARD}" in text
+    assert "No student has a comparison" in text   # the first zoo's reports kept no masks
+    # with per-image masks: the verdicts in words, and what they do not cover
+    import numpy as np
+    from ciard.stats import encode_mask
+    n = old_student["evaluation"]["n"]
+
+    def with_mask(e, name, k):
+        mask = np.arange(n) < k
+        return dict(e, name=name, evaluation=dict(e["evaluation"], seed=0, masks={"clean": encode_mask(mask)}))
+    text = readme_zoo.block(teachers + [with_mask(new, readme_zoo.CIARD, 5000), with_mask(other, "cifar10-same", 5000),
+                                        with_mask(other, "cifar10-better", 5600)])
+    assert f"- clean: cifar10-same vs {readme_zoo.CIARD}: +0.0 points" in text
+    assert "not measurable at this budget" in text.split("cifar10-same vs")[-1].split("\n")[0]
+    assert f"cifar10-better vs {readme_zoo.CIARD}: +6.0 points" in text and "cifar10-better is higher" in text
+    assert "one seed" in text and "The 2 comparisons are not adjusted for multiplicity" in text
     with pytest.raises(SystemExit, match="no <!-- retrained-zoo"):
         readme_zoo.render("no markers here", teachers)

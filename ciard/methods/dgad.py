@@ -25,7 +25,8 @@ Where this differs from the official script, and why:
 * the script divides by its configured batch size ``args.bs``; this uses the batch's own
   size (the same for every full batch);
 * when the teacher gets every clean input of a batch wrong, the script's adversarial term is
-  0 / 0 = nan; here that term is 0 (its weight (N - n)/N is 0 then anyway);
+  ``1 / (len(adv_inputs) - num_lambda)`` with a float 0 below: the script stops with
+  ZeroDivisionError; here that term is 0 (its weight (N - n)/N is 0 then anyway);
 * the script's MobileNetV2 branch computes ``0.5 * (n/N * L_clean + (N - n)/N) * L_adv``
   (a parenthesis that multiplies the clean term into the adversarial one); it is keyed on the
   script's model name and is not reproduced: every student here gets the formula above, the

@@ -192,7 +192,7 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
     if len(follows) == 2:
         (na, fa_), (nb, fb_) = follows.items()
         d = paired_difference(fa_, fb_)
-        st.markdown("**Paired comparison on the same images** (exact McNemar interval): "
+        st.markdown("**Paired comparison on the same images** (paired score interval, McNemar): "
                     + d.verdict("A", "B").replace(": ", " — ", 1))
         if d.significant:
             lower = "A" if d.diff < 0 else "B"
