@@ -60,6 +60,11 @@ TEACHERS="--clean-teacher zoo:$CLEAN --robust-teacher zoo:$ROBUST"
 # the students' shared budget (see README, "Model zoo"): one lr for every distillation method
 STUDENT="--student resnet20 --epochs 6 --batch-size 128 --pgd-steps 5 --pgd-step-size 2/255 \
 --lr-schedule cosine --weight-decay 2e-4 --itt-lr 1e-3 --eval-size 1000 --eval-pgd-steps 10 $TEACHERS"
+# a student's training: that budget in fp32 on every machine. The chain spans sessions whose CPUs
+# differ, and `auto` precision is bf16 on CPUs with AVX-512 BF16: every student, and every part
+# of a run resumed on another machine, must train at the same precision (the pilots keep `auto`:
+# their rule records the machines they ran on)
+STUDENT_FP32="$STUDENT --precision fp32"
 LR_RULE=checkpoints/zoo-lr-rule.json
 LR_CANDIDATES="0.1 0.2 0.5 1.0"
 LR_METHODS="ciard rslad ard"   # the methods piloted at each lr (tools/choose_lr.py reads both lines)
@@ -427,12 +432,12 @@ do_step() {
                     git add $LR_RULE && git commit -qm "Zoo: the student lr rule, chosen on the validation split" -- $LR_RULE
                 fi
                 for lr in $LR_CANDIDATES; do for m in $LR_METHODS; do unpark_done "lr-$m-$lr"; done; done ;;
-        ciard)  train ciard-resnet20 student "CIARD (push loss and ITT on)." --method ciard --lr "$lr" $STUDENT ;;
-        nopush) train nopush-resnet20 student "CIARD without the push loss (lambda 0)." --method ciard --push-weight 0 --lr "$lr" $STUDENT ;;
-        noitt)  train noitt-resnet20 student "CIARD without ITT (robust teacher frozen)." --method ciard --no-itt --lr "$lr" $STUDENT ;;
-        mtard)  train mtard-resnet20 student "B-MTARD: two teachers, adaptive weights and temperatures, no push, no ITT." --method mtard --lr "$lr" $STUDENT ;;
-        rslad)  train rslad-resnet20 student "RSLAD: robust teacher's soft labels." --method rslad --lr "$lr" $STUDENT ;;
-        ard)    train ard-resnet20 student "ARD: KD from the robust teacher (T 30)." --method ard --lr "$lr" $STUDENT ;;
+        ciard)  train ciard-resnet20 student "CIARD (push loss and ITT on)." --method ciard --lr "$lr" $STUDENT_FP32 ;;
+        nopush) train nopush-resnet20 student "CIARD without the push loss (lambda 0)." --method ciard --push-weight 0 --lr "$lr" $STUDENT_FP32 ;;
+        noitt)  train noitt-resnet20 student "CIARD without ITT (robust teacher frozen)." --method ciard --no-itt --lr "$lr" $STUDENT_FP32 ;;
+        mtard)  train mtard-resnet20 student "B-MTARD: two teachers, adaptive weights and temperatures, no push, no ITT." --method mtard --lr "$lr" $STUDENT_FP32 ;;
+        rslad)  train rslad-resnet20 student "RSLAD: robust teacher's soft labels." --method rslad --lr "$lr" $STUDENT_FP32 ;;
+        ard)    train ard-resnet20 student "ARD: KD from the robust teacher (T 30)." --method ard --lr "$lr" $STUDENT_FP32 ;;
         defaults) $PY -c "import json,sys; m=json.load(open('checkpoints/manifest.json')); \
 e=next((e for e in m['entries'] if e['name']=='cifar10-ciard-resnet20'), {}); \
 sys.exit(0 if 'zoo:$ROBUST' in e.get('command', '') else 1)" \
@@ -441,17 +446,17 @@ sys.exit(0 if 'zoo:$ROBUST' in e.get('command', '') else 1)" \
                 $PY -m ciard zoo default --name $ROBUST
                 git commit -qm "Zoo: the airbench94 teachers are the defaults ('auto'), with the CIARD student distilled from them" \
                     -- checkpoints/manifest.json || true ;;
-        pgdat)  train pgdat-resnet20 student "PGD-AT (Madry), no teacher: same data, epochs and attack; its standard lr 0.1." --method pgd_at --lr 0.1 $STUDENT ;;
-        dgad)   train dgad-resnet20 student "DGAD: robust teacher, clean/adversarial partition by the teacher's mistakes, label swapping, consistency term (beta 1); attack through student and teacher." --method dgad --lr "$lr" $STUDENT ;;
-        adaad)  train adaad-resnet20 student "AdaAD: KL(T(x')||S(x')) with x' maximising it through both networks (alpha 1)." --method adaad --lr "$lr" $STUDENT ;;
+        pgdat)  train pgdat-resnet20 student "PGD-AT (Madry), no teacher: same data, epochs and attack; its standard lr 0.1." --method pgd_at --lr 0.1 $STUDENT_FP32 ;;
+        dgad)   train dgad-resnet20 student "DGAD: robust teacher, clean/adversarial partition by the teacher's mistakes, label swapping, consistency term (beta 1); attack through student and teacher." --method dgad --lr "$lr" $STUDENT_FP32 ;;
+        adaad)  train adaad-resnet20 student "AdaAD: KL(T(x')||S(x')) with x' maximising it through both networks (alpha 1)." --method adaad --lr "$lr" $STUDENT_FP32 ;;
         kdiga-gamma) if ! rule_committed $GAMMA_RULE; then
                     for g in $GAMMA_CANDIDATES; do pilot "gamma-kdiga-$g" kdiga "$lr" --kdiga-gamma "$g"; done
                     $PY tools/choose_kdiga_gamma.py $RUNS
                     git add $GAMMA_RULE && git commit -qm "Zoo: KDIGA's alignment weight, chosen on the validation split" -- $GAMMA_RULE
                 fi
                 for g in $GAMMA_CANDIDATES; do unpark_done "gamma-kdiga-$g"; done ;;
-        kdiga)  train kdiga-resnet20 student "KDIGA: KD on clean inputs with input-gradient alignment, as its first author's script (alpha 0.5, T 1: the script's defaults; gamma chosen on the validation split, see checkpoints/zoo-kdiga-gamma.json); no attack in training." --method kdiga --kdiga-gamma "$gamma" --lr "$lr" $STUDENT ;;
-        peeraid) train peeraid-resnet20 student "PeerAiD: a ResNet-20 peer trained jointly from random weights on the student's adversarial examples, no pretrained teacher; no SWA." --method peeraid --lr "$lr" $STUDENT ;;
+        kdiga)  train kdiga-resnet20 student "KDIGA: KD on clean inputs with input-gradient alignment, as its first author's script (alpha 0.5, T 1: the script's defaults; gamma chosen on the validation split, see checkpoints/zoo-kdiga-gamma.json); no attack in training." --method kdiga --kdiga-gamma "$gamma" --lr "$lr" $STUDENT_FP32 ;;
+        peeraid) train peeraid-resnet20 student "PeerAiD: a ResNet-20 peer trained jointly from random weights on the student's adversarial examples, no pretrained teacher; no SWA." --method peeraid --lr "$lr" $STUDENT_FP32 ;;
         aa-robust-airbench94) aa robust-airbench94 $CLEAN ;;   # its own transfer would be white-box
         aa-*)   aa "${step#aa-}" $ROBUST ;;
         *) echo "unknown step '$step'" >&2; exit 2 ;;
