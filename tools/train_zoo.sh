@@ -71,9 +71,11 @@ LR_METHODS="ciard rslad ard"   # the methods piloted at each lr (tools/choose_lr
 # KDIGA's alignment weight: its author's script has a default (0.5) but the paper's CIFAR-10 values
 # were not available (see ciard/methods/kdiga.py), so it is chosen like the lr, by pilots scored on
 # the validation split (tools/choose_kdiga_gamma.py): the script's default and the values its
-# author's later sweeps used, in the script's scale (the term is gamma/N ||grad difference||_2)
+# author's later sweeps used, in the script's scale (the term is gamma/N ||grad difference||_2),
+# and one decade more: at batch 128 even gamma 1,000 weighs each sample's gradient difference
+# by only about 0.7, so a best pilot at 1,000 would otherwise sit at the edge of the grid
 GAMMA_RULE=checkpoints/zoo-kdiga-gamma.json
-GAMMA_CANDIDATES="0.5 10 100 1000"
+GAMMA_CANDIDATES="0.5 10 100 1000 10000"
 kdiga_gamma() {
     [[ -f $GAMMA_RULE ]] || { echo "no $GAMMA_RULE: run the 'kdiga-gamma' step first" >&2; exit 1; }
     $PY -c "import json; print(json.load(open('$GAMMA_RULE'))['chosen_gamma'])"

@@ -3,8 +3,11 @@
 "How and When Adversarial Robustness Transfers in Knowledge Distillation?" (arXiv 2110.12072).
 The paper links no repository, but its first author's code is public:
 ``RulinShao/AdversariallyRobustDistillation`` (a fork of ARD's repository), branch ``master``,
-``main.py``, ``--distill_method kdiga`` (added 2021-09-28, before the paper appeared). This
-follows that code:
+``main.py``, ``--distill_method kdiga``, as of its last change to ``main.py`` (e77a13d,
+2021-10-22, the day arXiv v1 appeared; master's head is 12e774f). This follows that code. The
+method's first version there (ac94b4b and 772defd, 2021-09-28) differed: it detached the
+student's input gradient (``.clone().detach()`` after ``create_graph=True``), so the alignment
+term sent no gradient to the student, and it fixed gamma at 1000 (``gama = 1000 / N``):
 
     L = alpha tau^2 KLDivLoss()(log_softmax(S(x)/tau), softmax(T(x)/tau))
         + (1 - alpha) CE(S(x), y)

@@ -47,7 +47,10 @@ class PeerAiD(Method):
         o = self.cfg.optim
         self.attack = self.pgd(loss="kl", start="normal", clamp_start=False)
         ref = next(self.student.parameters())
-        self.peer = build_model(self.student.arch, num_classes=self.student.num_classes).to(ref.device)
+        # the student's architecture and input normalisation (its dataset's mean and std)
+        norm = self.student.normalize
+        self.peer = build_model(self.student.arch, num_classes=self.student.num_classes,
+                                mean=norm.mean.flatten().tolist(), std=norm.std.flatten().tolist()).to(ref.device)
         conv = next((p for p in self.student.parameters() if p.dim() == 4), None)
         if conv is not None and not conv.is_contiguous() and conv.is_contiguous(memory_format=torch.channels_last):
             self.peer = self.peer.to(memory_format=torch.channels_last)
