@@ -36,7 +36,8 @@ def test_mcnemar_p():
 
 def _tango_by_brute_force(only_a, only_b, n, z=1.959963984540054):
     """Tango's interval from its definition, written independently: the nuisance probability
-    maximised numerically under each difference d, the score test inverted on a fine grid."""
+    maximised numerically under each difference d, the score test inverted by bracketing on a
+    grid and solving."""
     from scipy.optimize import minimize_scalar
     rest = n - only_a - only_b
 
@@ -48,16 +49,20 @@ def _tango_by_brute_force(only_a, only_b, n, z=1.959963984540054):
                             options={"xatol": 1e-13}).x
         return (only_a - only_b - n * d) / math.sqrt(n * (2 * q + d * (1 - d)))
 
-    grid = np.linspace(-0.999, 0.999, 19981)
-    inside = [d for d in grid if abs(score(d)) <= z]
-    return min(inside), max(inside)
+    from scipy.optimize import brentq
+    grid = np.linspace(-0.999, 0.999, 400)
+    s = [score(d) for d in grid]                 # decreasing: bracket each end, then solve
+    i = max(k for k in range(len(grid)) if s[k] >= z)
+    j = min(k for k in range(len(grid)) if s[k] <= -z)
+    return (brentq(lambda d: score(d) - z, grid[i], grid[i + 1], xtol=1e-10),
+            brentq(lambda d: score(d) + z, grid[j - 1], grid[j], xtol=1e-10))
 
 
 @pytest.mark.parametrize("split", [(8, 2, 100), (366, 0, 1000), (5, 40, 200), (30, 10, 10_000), (0, 0, 50)])
 def test_tango_interval_matches_its_definition(split):
     low, high = tango_interval(*split)
     ref_low, ref_high = _tango_by_brute_force(*split)
-    assert low == pytest.approx(ref_low, abs=2e-4) and high == pytest.approx(ref_high, abs=2e-4)
+    assert low == pytest.approx(ref_low, abs=1e-6) and high == pytest.approx(ref_high, abs=1e-6)
 
 
 def test_a_lopsided_split_keeps_a_wide_interval():
