@@ -75,11 +75,13 @@ class PairedDifference:
 
     def verdict(self, a_name: str = "A", b_name: str = "B") -> str:
         """One honest sentence about the difference."""
-        pts = f"{100 * self.diff:+.1f} points (95 % CI {100 * self.low:+.1f} to {100 * self.high:+.1f})"
+        pts = (f"{100 * self.diff:+.1f} points ({100 * self.level:g} % CI {100 * self.low:+.1f} to "
+               f"{100 * self.high:+.1f})")
         if not self.significant:
             return f"{a_name} vs {b_name}: {pts}: not measurable at this budget (n = {self.n})"
         better = a_name if self.diff > 0 else b_name
-        return f"{a_name} vs {b_name}: {pts}: {better} is higher (n = {self.n}, McNemar p = {self.p_value:.2g})"
+        p = "< 1e-300" if self.p_value == 0 else f"= {self.p_value:.2g}"   # below a double's range
+        return f"{a_name} vs {b_name}: {pts}: {better} is higher (n = {self.n}, McNemar p {p})"
 
     def as_dict(self) -> dict:
         return asdict(self) | {"significant": self.significant}
@@ -122,6 +124,10 @@ def tango_interval(only_a: int, only_b: int, n: int, level: float = 0.95) -> tup
     """Tango's (1998) score interval for rate A - rate B from paired data: the differences d
     with |score(d)| <= z. ``only_a``/``only_b``: images where only A / only B is right, of n."""
     from scipy.optimize import brentq
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level = {level:g} must be in (0, 1), e.g. 0.95")
+    if n <= 0 or only_a < 0 or only_b < 0 or only_a + only_b > n:
+        raise ValueError(f"need 0 <= only_a + only_b <= n with n > 0 (got {only_a}, {only_b}, {n})")
     z, d, eps = _z(level), (only_a - only_b) / n, 1e-12
     score = lambda x: _tango_score(only_a, only_b, n, x)   # noqa: E731 (decreasing in x)
     low = -1.0 if score(-1 + eps) < z else brentq(lambda x: score(x) - z, -1 + eps, d, xtol=1e-12)

@@ -236,24 +236,21 @@ def _n_column(ev: dict[str, Any]) -> str:
     return f"{n}" + "".join(f" ({k}: {v})" for k, v in other.items())
 
 
-def attack_mask(entry: dict[str, Any], key: str) -> tuple[Any, int, int, str | None] | None:
-    """(per-image mask, n, seed, images fingerprint or None) of one attack from the entry's
-    reports (the full-test one first, then the extra ones), or None where no report kept its mask."""
+def attack_masks(entry: dict[str, Any], key: str) -> list[tuple[Any, int, int, str | None]]:
+    """(per-image mask, n, seed, images fingerprint or None) of one attack from each of the
+    entry's reports that kept its mask (the full-test one first, then the extra ones)."""
     ev = entry.get("evaluation", {})
-    for report in [ev, *ev.get("extra", [])]:
-        text = report.get("masks", {}).get(key)
-        if text is not None:
-            return decode_mask(text, report["n"]), report["n"], report.get("seed", 0), report.get("images")
-    return None
+    return [(decode_mask(report["masks"][key], report["n"]), report["n"], report.get("seed", 0), report.get("images"))
+            for report in [ev, *ev.get("extra", [])] if report.get("masks", {}).get(key) is not None]
 
 
 def same_images(mine: tuple, theirs: tuple) -> bool:
-    """Two ``attack_mask`` results cover the same images in the same order: the same number,
-    drawn with the same seed, and the same images fingerprint where both reports record one
-    (reports before it was recorded are matched on n and seed alone)."""
-    if mine[1:3] != theirs[1:3]:
-        return False
-    return mine[3] is None or theirs[3] is None or mine[3] == theirs[3]
+    """Two ``attack_masks`` items cover the same images in the same order: the same images
+    fingerprint where both reports record one; for older reports, the same number of images
+    drawn with the same seed."""
+    if mine[3] is not None and theirs[3] is not None:
+        return mine[3] == theirs[3] and mine[1] == theirs[1]
+    return mine[1:3] == theirs[1:3]
 
 
 #: the comparisons the README makes: (attack key, label); AutoAttack runs on 1,000 images
@@ -274,9 +271,10 @@ def paired_comparisons(entries: list[dict[str, Any]], baseline: str) -> list[dic
             continue
         row: dict[str, Any] = {"name": e["name"]}
         for key, _ in PAIRED_KEYS:
-            mine, theirs = attack_mask(e, key), attack_mask(base, key)
-            if mine and theirs and same_images(mine, theirs):
-                row[key] = paired_difference(mine[0], theirs[0])
+            pair = next(((m, t) for m in attack_masks(e, key) for t in attack_masks(base, key)
+                         if same_images(m, t)), None)
+            if pair is not None:
+                row[key] = paired_difference(pair[0][0], pair[1][0])
         rows.append(row)
     return rows
 

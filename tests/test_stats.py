@@ -137,6 +137,18 @@ def test_interval_agrees_with_the_paired_normal_approximation_at_large_n():
     assert d.high - d.low < (ha - la) * 1.5
 
 
+def test_bad_levels_and_counts_are_refused_and_tiny_p_values_said():
+    with pytest.raises(ValueError, match="level = 95 must be in"):
+        tango_interval(3, 1, 10, level=95)
+    with pytest.raises(ValueError, match="only_a"):
+        tango_interval(8, 5, 10)
+    n = 10_000
+    d = paired_difference(np.arange(n) < 9000, np.arange(n) < 1000)   # 8,000 to 0: p underflows
+    assert d.p_value == 0 and "McNemar p < 1e-300" in d.verdict("A", "B")
+    d = paired_difference(np.arange(n) < 9000, np.arange(n) < 1000, level=0.9)
+    assert "(90 % CI" in d.verdict("A", "B")
+
+
 def test_paired_difference_refuses_unpaired_vectors():
     with pytest.raises(ValueError, match="length"):
         paired_difference(np.ones(5, bool), np.ones(6, bool))
@@ -160,6 +172,14 @@ def test_zoo_paired_table_compares_only_the_same_images():
     assert rows["better"]["clean"].diff == pytest.approx(0.2) and rows["better"]["clean"].significant
     assert "clean" not in rows["other-images"] and "clean" not in rows["fewer"]
     assert "clean" in rows["same-print"] and "clean" not in rows["other-print"]
+    # the same fingerprint decides even across seeds (a full-test-set report ignores --seed),
+    # and a matching extra report is found behind a first one on other images
+    entries[-2]["evaluation"]["seed"] = 7
+    entries[-1]["evaluation"]["extra"] = [{"n": n, "seed": 0, "images": "aaaa",
+                                           "masks": {"clean": encode_mask(np.arange(n) < 650)}}]
+    rows = {r["name"]: r for r in paired_comparisons(entries, "ciard")}
+    assert rows["same-print"]["clean"].diff == pytest.approx(0.2)
+    assert rows["other-print"]["clean"].diff == pytest.approx(0.15)
     table = format_paired_markdown(entries, "ciard")
     assert "| better | +20.00 (" in table and "| fewer | – |" in table
     assert "n.s." not in table.split("| better |")[1].split("\n")[0]   # a real difference is not marked

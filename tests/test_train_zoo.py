@@ -121,14 +121,13 @@ def test_park_stops_an_evaluation_started_in_the_background(scratch):
 def test_park_stops_a_trainer_the_chain_starts_while_park_waits(scratch):
     """The race seen in a real session: the chain passed its `parking` check just before PARKING
     appeared and started one more pilot, which reports "running" only once loaded. `park` must
-    keep stopping runs until the chain has exited, not look once. A stand-in chain (in this
-    checkout, SIGINT ignored) starts its "trainer" 3 s after park began; the trainer stops only
-    when asked (STOP), as the real one does."""
-    stand_in = r'''
+    keep stopping runs until the chain has exited, not look once. A stand-in chain (bash running
+    a file named train_zoo.sh, in this checkout) starts its "trainer" (a `... ciard train`
+    process) 3 s after park began; the trainer stops only when asked (STOP), as the real one does."""
+    trainer = r'''
 import json, os, signal, socket, sys, time
 from pathlib import Path
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-time.sleep(3)
 run = Path("runs/zoo/lr-late-0.5"); run.mkdir(parents=True, exist_ok=True)
 (run / "config.json").write_text("{}")
 (run / "status.json").write_text(json.dumps({"state": "running", "pid": os.getpid(), "host": socket.gethostname(), "step": 0}))
@@ -139,10 +138,12 @@ for step in range(1, 120):
         (run / "status.json").write_text(json.dumps({"state": "stopped", "step": step}))
         sys.exit(0)
 sys.exit(7)   # never asked to stop
-# train_zoo.sh chain
 '''
+    chain = scratch / "stand-in" / "train_zoo.sh"
+    chain.parent.mkdir()
+    chain.write_text('trap "" INT\nsleep 3\n"$1" -c "$2" ciard train\n')
     (scratch / "runs" / "zoo").mkdir(parents=True)
-    proc = subprocess.Popen([sys.executable, "-c", stand_in], cwd=scratch)
+    proc = subprocess.Popen(["bash", str(chain), sys.executable, trainer], cwd=scratch)
     try:
         res = _run(scratch, "park")
         assert res.returncode == 0, res.stderr
@@ -154,15 +155,23 @@ sys.exit(7)   # never asked to stop
             proc.kill()
 
 
-def test_park_does_not_wait_for_a_run_left_running_by_a_dead_trainer(scratch):
-    """A trainer killed outright leaves status "running": park sees its pid is gone and goes on."""
+def test_park_does_not_wait_for_a_run_whose_trainer_is_gone(scratch):
+    """A trainer killed outright leaves status "running": park sees its pid is gone, or is now
+    some other process (pids are reused), and goes on; nor does it wait for a process that only
+    names the script (a pager, an editor)."""
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
     _fake_run(scratch, "robust-killed", "running", ("last.pt",), pid=int(dead), host=socket.gethostname(), step=3)
-    res = _run(scratch, "park")
-    assert res.returncode == 0, res.stderr
-    assert "parked robust-killed at step 3" in res.stdout
-    assert not (scratch / "runs" / "zoo" / "robust-killed" / "STOP").exists()
+    other = subprocess.Popen(["bash", "-c", "sleep 60; : less tools/train_zoo.sh"], cwd=scratch)
+    try:
+        _fake_run(scratch, "clean-reused", "running", ("last.pt",), pid=other.pid, host=socket.gethostname(), step=4)
+        res = _run(scratch, "park")
+        assert res.returncode == 0, res.stderr
+        assert other.poll() is None        # park returned long before that process ends
+    finally:
+        other.kill()
+    assert "parked robust-killed at step 3" in res.stdout and "parked clean-reused at step 4" in res.stdout
+    assert not any((scratch / "runs" / "zoo" / n / "STOP").exists() for n in ("robust-killed", "clean-reused"))
 
 
 # A stand-in for the interpreter the chain calls ($PY): `-m ciard train` writes a pilot run the way

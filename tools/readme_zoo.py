@@ -69,9 +69,10 @@ def in_words(students: list[dict]) -> str:
     return ("In words (Tango's paired score interval; McNemar's test):\n\n" + "\n".join(said) + "\n\n"
             f"Each interval covers the sampling of test images only: every method is trained once "
             f"(one seed), so a real difference here says that these two trained models differ, not "
-            f"that the methods would at every seed. The {count} comparisons are not adjusted for "
-            f"multiplicity: at 95 % each, about {count / 20:.1f} of them could exclude 0 by chance "
-            f"alone if no model differed.")
+            f"that the methods would at every seed. "
+            + (f"The {count} comparisons are not adjusted for multiplicity: at 95 % each, about "
+               f"{count / 20:.1f} of them could exclude 0 by chance alone if no model differed."
+               if count > 1 else "One comparison so far."))
 
 
 def render(text: str, listed: list[dict]) -> str:

@@ -133,27 +133,40 @@ keep() {
     return 0
 }
 
-# live_runs: the run directories whose trainer is running, here and now (a status left "running"
-# by a killed trainer, or by another machine's, is not)
+# chains: this checkout's running chains, i.e. bash running this script (not park/unpark, nor a
+# pager or editor that merely names the file)
+chains() {
+    local pid
+    for pid in $(ours "train_zoo.sh"); do
+        [[ $(cat "/proc/$pid/comm" 2>/dev/null) == bash ]] || continue
+        [[ $(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | sed -n 2p) == *train_zoo.sh ]] && echo "$pid"
+    done
+    return 0
+}
+
+# live_runs: the run directories whose trainer is running, here and now: its status says
+# "running" and its pid is a `ciard train` process in this checkout (a status left "running" by
+# a killed trainer is not, even once its pid has been reused, nor is another machine's)
 live_runs() {
     $PY - "$RUNS" <<'PYEOF'
-import json, os, socket, sys
+import json, os, sys
 from pathlib import Path
+here = os.path.realpath(".")
 for st in sorted(Path(sys.argv[1]).glob("*/status.json")):
     try:
         s = json.loads(st.read_text())
         pid = int(s.get("pid", 0))
     except (OSError, ValueError, TypeError):
         continue   # being replaced, or damaged: the next pass reads it
-    if s.get("state") != "running" or pid <= 0 or s.get("host", socket.gethostname()) != socket.gethostname():
+    if s.get("state") != "running" or pid <= 0:
         continue
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        continue
-    except PermissionError:
-        pass
-    print(st.parent)
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        cwd = os.path.realpath(f"/proc/{pid}/cwd")
+    except OSError:
+        continue   # gone, or not ours to read
+    if b"ciard" in argv and b"train" in argv and cwd == here:
+        print(st.parent)
 PYEOF
 }
 
@@ -183,11 +196,11 @@ park() {   # ask running zoo trainers to stop at a checkpoint, then keep their r
             busy=1
             [[ -f $d/STOP ]] || touch "$d/STOP"
         done
-        [[ -n $(ours "train_zoo.sh") ]] && busy=1
+        [[ -n $(chains) ]] && busy=1
         (( busy )) || break
         sleep 1
     done
-    (( busy )) && echo "== park: something still runs after 15 min; its state may be incomplete" >&2
+    (( busy )) && echo "== park: something still runs after 900 tries (at least 15 min); what it parks may be incomplete" >&2
     for d in "$RUNS"/*/; do
         [[ -d $d ]] || continue
         name=$(basename "$d")
@@ -452,7 +465,7 @@ sys.exit(0 if 'zoo:$ROBUST' in e.get('command', '') else 1)" \
         dgad)   train dgad-resnet20 student "DGAD: robust teacher, clean/adversarial partition by the teacher's mistakes, label swapping, consistency term (beta 1); attack through student and teacher." --method dgad --lr "$lr" $STUDENT_FP32 ;;
         adaad)  train adaad-resnet20 student "AdaAD: KL(T(x')||S(x')) with x' maximising it through both networks (alpha 1)." --method adaad --lr "$lr" $STUDENT_FP32 ;;
         kdiga-gamma) if ! rule_committed $GAMMA_RULE; then
-                    for g in $GAMMA_CANDIDATES; do pilot "gamma-kdiga-$g" kdiga "$lr" --kdiga-gamma "$g"; done
+                    for g in $GAMMA_CANDIDATES; do pilot "gamma-kdiga-$g" kdiga "$lr" --kdiga-gamma "$g" --precision fp32; done
                     $PY tools/choose_kdiga_gamma.py $RUNS
                     git add $GAMMA_RULE && git commit -qm "Zoo: KDIGA's alignment weight, chosen on the validation split" -- $GAMMA_RULE
                 fi
