@@ -372,7 +372,9 @@ class Trainer:
         """Put the run on the record: its config, a "running" status and one log line."""
         cfg, run, ddp = self.cfg, self.run, self.dist
         self._started = True
-        run.write_config(cfg.to_json())
+        # the method's own view of the config: one that fixes some settings (B-MTARD: no push,
+        # no ITT, adaptive weights) records them as they are used, not as asked
+        run.write_config(p.method.cfg.to_json())
         run.set_status(state="running", step=s.step, total_steps=p.total_steps, epoch=s.epoch,
                        epochs=cfg.optim.epochs, precision=p.precision, device=str(p.device),
                        method=cfg.method.method, started=time.time(), processes=ddp.world)

@@ -71,6 +71,20 @@ def test_end_to_end_distillation_logs_everything(tmp_path, teacher_ckpts):
     assert robust.arch == "smallcnn"
 
 
+def test_config_json_records_the_settings_a_method_fixes(tmp_path, teacher_ckpts):
+    """B-MTARD is CIARD with push and ITT off and adaptive weights on, whatever was asked: its
+    run's config.json says so (the Runs page and a resume read it), and a resume keeps it."""
+    cfg = _cfg(tmp_path, teacher_ckpts, method="mtard", epochs=1, train_subset=128)
+    assert cfg.method.itt and cfg.method.push_weight > 0 and not cfg.method.adaptive_weights
+    Trainer(cfg, StopAfter(tmp_path / "mtard", 1), teachers=resolve_teachers).fit()
+    saved = json.loads((tmp_path / "mtard" / "config.json").read_text())["method"]
+    assert (saved["method"], saved["itt"], saved["push_weight"], saved["adaptive_weights"]) == ("mtard", False, 0.0, True)
+    resumed = Config.from_dict(json.loads((tmp_path / "mtard" / "config.json").read_text()))
+    res = Trainer(resumed, RunDir(tmp_path / "mtard"), teachers=resolve_teachers).fit(resume=True)
+    assert res.status == "finished"
+    assert json.loads((tmp_path / "mtard" / "config.json").read_text())["method"] == saved
+
+
 def test_checkpoint_round_trip_and_bad_files(tmp_path, trained_cnn):
     path = checkpoints.save_model(trained_cnn, tmp_path / "m.pt", metrics={"acc": 0.5})
     loaded = ciard.load_model(path)
