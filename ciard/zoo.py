@@ -265,14 +265,14 @@ def paired_comparisons(entries: list[dict[str, Any]], baseline: str) -> list[dic
     base = next((e for e in entries if e["name"] == baseline), None)
     if base is None:
         raise KeyError(f"no zoo entry named '{baseline}'")
+    theirs = {key: attack_masks(base, key) for key, _ in PAIRED_KEYS}   # decoded once, not per entry
     rows = []
     for e in entries:
         if e["name"] == baseline:
             continue
         row: dict[str, Any] = {"name": e["name"]}
         for key, _ in PAIRED_KEYS:
-            pair = next(((m, t) for m in attack_masks(e, key) for t in attack_masks(base, key)
-                         if same_images(m, t)), None)
+            pair = next(((m, t) for m in attack_masks(e, key) for t in theirs[key] if same_images(m, t)), None)
             if pair is not None:
                 row[key] = paired_difference(pair[0][0], pair[1][0])
         rows.append(row)

@@ -57,13 +57,9 @@ def block(listed: list[dict]) -> str:
 
 def in_words(students: list[dict]) -> str:
     """The paired table's verdicts as sentences, with what they do and do not cover."""
-    said, count = [], 0
-    for row in paired_comparisons(students, CIARD):
-        for key, label in PAIRED_KEYS:
-            d = row.get(key)
-            if d is not None:
-                count += 1
-                said.append(f"- {label}: {d.verdict(row['name'], CIARD)}")
+    said = [f"- {label}: {row[key].verdict(row['name'], CIARD)}"
+            for row in paired_comparisons(students, CIARD) for key, label in PAIRED_KEYS if key in row]
+    count = len(said)
     if not said:
         return "No student has a comparison with CIARD on the same images yet."
     return ("In words (Tango's paired score interval; McNemar's test):\n\n" + "\n".join(said) + "\n\n"

@@ -145,27 +145,19 @@ chains() {
 }
 
 # live_runs: the run directories whose trainer is running, here and now: its status says
-# "running" and its pid is a `ciard train` process in this checkout (a status left "running" by
-# a killed trainer is not, even once its pid has been reused, nor is another machine's)
+# "running" and its pid is one of this checkout's `ciard train` processes (see ours; a status
+# left "running" by a killed trainer is not, even once its pid has been reused)
 live_runs() {
-    $PY - "$RUNS" <<'PYEOF'
-import json, os, sys
+    $PY - "$RUNS" $(ours "ciard train") <<'PYEOF'
+import json, sys
 from pathlib import Path
-here = os.path.realpath(".")
+trainers = set(sys.argv[2:])
 for st in sorted(Path(sys.argv[1]).glob("*/status.json")):
     try:
         s = json.loads(st.read_text())
-        pid = int(s.get("pid", 0))
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError):
         continue   # being replaced, or damaged: the next pass reads it
-    if s.get("state") != "running" or pid <= 0:
-        continue
-    try:
-        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-        cwd = os.path.realpath(f"/proc/{pid}/cwd")
-    except OSError:
-        continue   # gone, or not ours to read
-    if b"ciard" in argv and b"train" in argv and cwd == here:
+    if s.get("state") == "running" and str(s.get("pid")) in trainers:
         print(st.parent)
 PYEOF
 }
