@@ -15,6 +15,7 @@ import streamlit as st
 from ..checkpoints import CheckpointError
 from ..config import ConfigError
 from ..data import DataError
+from ..teachers import teacher_cautions
 from . import forms
 from .sidebar import Choices, check_data_path
 from .store import get_store
@@ -23,6 +24,7 @@ from .text import md
 SYNCED = "tf__synced"          # the sidebar choices last copied into the form
 ERRORS = "train_form_errors"    # {field name or forms.GENERAL: message} of the last Start
 STARTED = "train_form_started"  # the run the last Start launched (shown once)
+CAUTIONS = "train_form_cautions"  # what to know about that run's teachers (teacher_cautions; shown once)
 
 
 def apply_preset(name: str | None = None) -> None:
@@ -97,6 +99,7 @@ def _submit(device: str) -> None:
                 errors = {"data_path": forms.labelled(data_error)}
             else:
                 ss[STARTED] = get_store().launch(cfg).name
+                ss[CAUTIONS] = teacher_cautions(cfg)
         except (ConfigError, DataError, CheckpointError, ValueError, OSError) as exc:
             errors = {forms.GENERAL: forms.labelled(str(exc))}
     if errors:
@@ -141,6 +144,8 @@ def render_form(choices: Choices) -> str | None:
     started = ss.pop(STARTED, None)
     if started:
         st.success(f"Started run **{md(started)}** (its own process; it keeps going if you leave this page).")
+        for caution in ss.pop(CAUTIONS, None) or []:
+            st.warning(f"Caution: {md(forms.labelled(caution))}.", icon=":material/warning:")
     return started
 
 
