@@ -31,6 +31,11 @@ def test_the_zoo_teachers_say_what_they_were_trained_with():
     by_name = {e["name"]: e for e in zoo.entries()}
     assert "--label-smoothing 0.2" in by_name["cifar10-clean-airbench94"]["command"]
     assert "--label-smoothing" not in by_name["cifar10-clean-resnet20"]["command"]
+    from ciard import checkpoints
+
+    def smoothing(name):
+        return checkpoints.load(zoo.ZOO_DIR / f"{name}.pt")["config"]["method"].get("label_smoothing", 0.0)
+    assert smoothing("cifar10-clean-airbench94") == 0.2 and smoothing("cifar10-clean-resnet20") == 0.0
 
 
 def test_a_label_smoothed_clean_teacher_with_the_push_term_gets_a_caution():
@@ -45,9 +50,24 @@ def test_a_label_smoothed_clean_teacher_with_the_push_term_gets_a_caution():
     dict(clean_teacher=SMOOTHED, push_weight=0.0),    # no push term
     dict(clean_teacher=SMOOTHED, method="mtard"),     # two teachers, no push
     dict(clean_teacher="auto"),                       # the shipped default: no smoothing
+    dict(clean_teacher=SMOOTHED, method="rslad"),     # no clean teacher at all
 ])
 def test_no_caution_without_both(kw):
     assert teachers.teacher_cautions(_cfg(**kw)) == []
+
+
+def test_auto_is_the_shipped_default_and_a_run_directory_its_best_checkpoint(tmp_path, monkeypatch):
+    """``auto`` and a run directory resolve as the trainer resolves them (not only zoo:NAME)."""
+    smoothed = zoo.ZOO_DIR / "cifar10-clean-airbench94.pt"
+    asked = []
+    monkeypatch.setattr(zoo, "default_teacher", lambda role, dataset: asked.append(role) or smoothed)
+    assert len(teachers.teacher_cautions(_cfg(clean_teacher="auto"))) == 1 and asked == ["clean_teacher"]
+    monkeypatch.undo()
+    run = tmp_path / "my-clean-run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(smoothed.read_bytes())
+    [caution] = teachers.teacher_cautions(_cfg(clean_teacher=str(run)))
+    assert "best.pt" in caution and "label smoothing 0.2" in caution
 
 
 def test_the_caution_reads_any_checkpoint_and_never_raises(tmp_path):

@@ -264,3 +264,29 @@ def test_the_lr_step_resumes_a_stopped_pilot_leaves_out_a_diverged_one_and_choos
     assert len(log.read_text().splitlines()) == n_calls
     assert subprocess.run(["git", "log", "--format=%s", "--", "checkpoints/zoo-lr-rule.json"], cwd=scratch,
                           capture_output=True, text=True).stdout == committed
+
+
+def test_a_run_begun_with_another_clean_teacher_is_neither_resumed_nor_counted(scratch, tmp_path):
+    """The chain's clean teacher changed once (the label-smoothed airbench94 one stalled CIARD):
+    a pilot or student begun with the old one must stop its step, not be resumed or scored as if
+    it had the new one."""
+    for f in ("choose_lr.py", "pilots.py"):
+        shutil.copy(ROOT / "tools" / f, scratch / "tools")
+    fake = tmp_path / "fakepy"
+    fake.write_text(f"#!{sys.executable}\nREAL = {sys.executable!r}\n" + FAKE_PY)
+    fake.chmod(0o755)
+    log = tmp_path / "trainer.log"
+    env = {**os.environ, "PY": str(fake), "PYTHONPATH": str(scratch), "FAKE_LOG": str(log)}
+    d = _fake_run(scratch, "lr-ciard-0.1", "finished", ("metrics.jsonl",))
+    (d / "config.json").write_text(json.dumps({"model": {"clean_teacher": "zoo:cifar10-clean-airbench94"}}))
+    res = subprocess.run(["bash", "tools/train_zoo.sh", "lr"], cwd=scratch, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "lr-ciard-0.1 was begun with clean teacher zoo:cifar10-clean-airbench94, not zoo:cifar10-clean-resnet20" in res.stderr
+    assert not log.exists() and not (scratch / "checkpoints" / "zoo-lr-rule.json").exists()
+    # named as the chain names it: the step goes on (and resumes nothing it should not)
+    (d / "config.json").write_text(json.dumps({"model": {"clean_teacher": "zoo:cifar10-clean-resnet20"}}))
+    res = subprocess.run(["bash", "tools/train_zoo.sh", "lr"], cwd=scratch, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert "lr-ciard-0.1: done already" in res.stdout and "begun with" not in res.stderr
+    assert "train lr-ciard-0.1" not in log.read_text()

@@ -278,6 +278,9 @@ def test_the_retrained_zoo_block_adds_paired_intervals_once_ciard_lands():
     import readme_zoo
     teachers = [e for e in zoo.entries() if e["name"] in readme_zoo.TEACHERS]
     assert "paired 95 %" not in readme_zoo.block(teachers)
+    # the clean teacher kept from the first zoo is shown with what its attack columns are not
+    assert "cifar10-clean-resnet20 is the first zoo's entry" in readme_zoo.block(teachers)
+    assert "first zoo's entry" not in readme_zoo.block([e for e in teachers if e["name"] != readme_zoo.FIRST_ZOO_CLEAN])
     old_student = next(e for e in zoo.entries() if e["name"] == "cifar10-nopush-resnet20")
     assert readme_zoo.retrained([old_student]) == []          # the first zoo's: not shown here
     new = dict(old_student, name=readme_zoo.CIARD, command=old_student["command"] + " --robust-teacher zoo:cifar10-robust-airbench94")

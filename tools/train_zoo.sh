@@ -286,6 +286,18 @@ run_trainer() {
     (( rc < 128 )) || exit "$rc"
 }
 
+# same_clean_teacher NAME: a run begun earlier (to be resumed, or registered under this chain's
+# command) names the clean teacher this chain uses; one begun with another (e.g. before CLEAN
+# changed) stops the step instead of being resumed or registered as if it had not
+same_clean_teacher() {
+    local f="$RUNS/$1/config.json" got
+    [[ -f $f ]] || return 0
+    got=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['model'].get('clean_teacher') or '')" "$f" 2>/dev/null) || return 0
+    [[ -z $got || $got == "zoo:$CLEAN" ]] && return 0
+    echo "== $1 was begun with clean teacher $got, not zoo:$CLEAN: move $RUNS/$1 aside to train it again" >&2
+    exit 1
+}
+
 # trained NAME: "SECONDS s on MACHINE(S)", NAME's training time and hardware as its manifest entry has them
 trained() {
     $PY -c "import json,sys; e=next(e for e in json.load(open('checkpoints/manifest.json'))['entries'] \
@@ -303,6 +315,7 @@ train() {
         return
     fi
     local state; state=$(state_of "$name")
+    [[ " $* " == *" --clean-teacher "* && $state != none ]] && same_clean_teacher "$name"
     echo "== $name ($state): $cmd"
     if [[ $state != finished ]]; then
         [[ $state == none ]] && rm -rf "${RUNS:?}/$name"
@@ -333,6 +346,7 @@ train() {
 pilot() {
     local name=$1 method=$2 lr=$3; shift 3
     local state; state=$(state_of "$name")
+    [[ $state != none ]] && same_clean_teacher "$name"   # a finished one too: the rule would count it
     [[ $state == finished ]] && { echo "== $name: done already"; return; }
     if [[ $state == failed && $(error_of "$name") == *diverged* ]]; then
         echo "== $name diverged before: left out of the choice" >&2
