@@ -137,8 +137,9 @@ def teacher_cautions(cfg: Config) -> list[str]:
         return []
     if smoothing <= 0:
         return []
+    like = "such a teacher" if smoothing == 0.2 else "a clean teacher trained with label smoothing 0.2"
     return [f"the clean teacher ({Path(path).name}) was trained with label smoothing {smoothing:g}; with "
-            f"a clean teacher trained with label smoothing 0.2, CIARD's push term stalled training in this "
+            f"{like}, CIARD's push term stalled training in this "
             f"project's pilots (validation score 16.3 against 29.75 with one trained without it; {LS_FINDING}). Prefer "
             f"a clean teacher trained without label smoothing, or set push_weight 0"]
 
