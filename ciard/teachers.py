@@ -125,11 +125,9 @@ def teacher_cautions(cfg: Config) -> list[str]:
     """
     if cfg.method.method != "ciard" or not cfg.method.push_weight:
         return []
-    spec = cfg.model.clean_teacher
     try:
-        path = (zoo.default_teacher("clean_teacher", cfg.data.dataset) if spec in (None, "", "auto")
-                else specs.resolve(spec, "clean_teacher"))
-        if path is None:
+        path = teacher_file("clean", cfg.model.clean_teacher or "auto", cfg.data.dataset)
+        if path is None:   # a quick teacher still to be trained: natural training, no smoothing
             return []
         smoothing = float(((checkpoints.load(path).get("config") or {}).get("method") or {})
                           .get("label_smoothing") or 0.0)
@@ -145,15 +143,18 @@ def teacher_cautions(cfg: Config) -> list[str]:
 
 
 # -- for a run: specs -> frozen models ----------------------------------------------------------
+def teacher_file(role: str, spec: str, dataset: str) -> Path | None:
+    """The checkpoint a ``role`` teacher spec names: for ``auto`` the shipped default, or None
+    when there is none (a quick teacher is then trained on first use, see :func:`resolve_teacher`)."""
+    if spec == "auto":
+        return zoo.default_teacher(f"{role}_teacher", dataset)
+    return specs.resolve(spec, f"{role}_teacher")
+
+
 def resolve_teacher(role: str, spec: str, cfg: Config, data: DatasetSplits,
                     device: torch.device) -> nn.Module:
     """The ``role`` teacher a spec names, loaded on ``device`` (an ``auto`` one trained if need be)."""
-    if spec == "auto":
-        path = zoo.default_teacher(f"{role}_teacher", cfg.data.dataset)
-        if path is None:
-            path = _quick_teacher(role, cfg, data)
-    else:
-        path = specs.resolve(spec, f"{role}_teacher")
+    path = teacher_file(role, spec, cfg.data.dataset) or _quick_teacher(role, cfg, data)
     model = checkpoints.load_model(path, device)
     if model.num_classes != data.num_classes:
         raise checkpoints.CheckpointError(
@@ -177,7 +178,6 @@ def resolve_teachers(cfg: Config, data: DatasetSplits, device: torch.device) -> 
     if ddp.is_main:
         for caution in teacher_cautions(cfg):   # into the run's log, whoever started it
             log.warning("caution: %s", caution)
-    if ddp.is_main:
         ddp.barrier()
     return teachers
 

@@ -215,13 +215,19 @@ else:   # ciard and rslad best at 0.2 (mean), ard best at 0.5 alone
 '''
 
 
-def test_the_lr_step_resumes_a_stopped_pilot_leaves_out_a_diverged_one_and_chooses_once(scratch, tmp_path):
+def _fake_trainer(scratch: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The lr step's tools in the scratch clone, and a PY that fakes `ciard train` (FAKE_PY):
+    (the fake interpreter, the log of the trainings it was asked for)."""
     for f in ("choose_lr.py", "pilots.py"):
         shutil.copy(ROOT / "tools" / f, scratch / "tools")
     fake = tmp_path / "fakepy"
     fake.write_text(f"#!{sys.executable}\nREAL = {sys.executable!r}\n" + FAKE_PY)
     fake.chmod(0o755)
-    log = tmp_path / "trainer.log"
+    return fake, tmp_path / "trainer.log"
+
+
+def test_the_lr_step_resumes_a_stopped_pilot_leaves_out_a_diverged_one_and_chooses_once(scratch, tmp_path):
+    fake, log = _fake_trainer(scratch, tmp_path)
     # a trainer killed while it loaded (before its first status): its directory has no status.json
     (scratch / "runs" / "zoo" / "lr-ciard-0.1").mkdir(parents=True)
     env = {**os.environ, "PY": str(fake), "PYTHONPATH": str(scratch), "FAKE_LOG": str(log),
@@ -270,12 +276,7 @@ def test_a_run_begun_with_another_clean_teacher_is_neither_resumed_nor_counted(s
     """The chain's clean teacher changed once (the label-smoothed airbench94 one stalled CIARD):
     a pilot or student begun with the old one must stop its step, not be resumed or scored as if
     it had the new one."""
-    for f in ("choose_lr.py", "pilots.py"):
-        shutil.copy(ROOT / "tools" / f, scratch / "tools")
-    fake = tmp_path / "fakepy"
-    fake.write_text(f"#!{sys.executable}\nREAL = {sys.executable!r}\n" + FAKE_PY)
-    fake.chmod(0o755)
-    log = tmp_path / "trainer.log"
+    fake, log = _fake_trainer(scratch, tmp_path)
     env = {**os.environ, "PY": str(fake), "PYTHONPATH": str(scratch), "FAKE_LOG": str(log)}
     d = _fake_run(scratch, "lr-ciard-0.1", "finished", ("metrics.jsonl",))
     (d / "config.json").write_text(json.dumps({"model": {"clean_teacher": "zoo:cifar10-clean-airbench94"}}))
