@@ -4,9 +4,11 @@ typo is refused before anything happens, and what `park` keeps is what `unpark` 
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -199,6 +201,10 @@ else:
               "method": {"method": flag("--method")},
               "run": {"name": run.name, "eval_size": 1000, "eval_pgd_steps": 10, "seed": 0}}
     (run / "config.json").write_text(json.dumps(config))
+if run.name == os.environ.get("FAKE_SLEEP"):   # a trainer that takes a while (see the pause test)
+    import time
+    for _ in range(int(10 * float(os.environ["FAKE_SLEEP_S"]))):   # work that a SIGSTOP holds up
+        time.sleep(0.1)
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(("resume " if "--resume" in args else "train ") + run.name + "\n")
 lr, method = config["optim"]["lr"], config["method"]["method"]
@@ -291,3 +297,47 @@ def test_a_run_begun_with_another_clean_teacher_is_neither_resumed_nor_counted(s
                          capture_output=True, text=True, timeout=300)
     assert "lr-ciard-0.1: done already" in res.stdout and "begun with" not in res.stderr
     assert "train lr-ciard-0.1" not in log.read_text()
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (T: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_pause_freezes_the_chain_and_its_trainer_and_the_pause_is_not_training_time(scratch, tmp_path):
+    """`pause` stops the running chain and the trainer under it (a test suite can then run on a
+    quiet machine); `resume` lets them go on; the trainer's recorded seconds leave the pause out.
+    Here a pilot of the lr step takes 3 s and is paused for 5 s."""
+    fake, log = _fake_trainer(scratch, tmp_path)
+    env = {**os.environ, "PY": str(fake), "PYTHONPATH": str(scratch), "FAKE_LOG": str(log),
+           "FAKE_SLEEP": "lr-rslad-0.1", "FAKE_SLEEP_S": "3"}
+    assert _run(scratch, "pause").returncode == 1   # no chain yet: it says so
+    chain = subprocess.Popen(["bash", "tools/train_zoo.sh", "lr"], cwd=scratch, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = scratch / "runs" / "zoo" / "lr-rslad-0.1"
+    try:
+        for _ in range(600):   # until the slow pilot has begun
+            if (run / "config.json").exists():
+                break
+            time.sleep(0.05)
+        res = _run(scratch, "pause")
+        assert res.returncode == 0 and "paused the chain" in res.stdout, res.stdout + res.stderr
+        trainer = int(subprocess.run(["pgrep", "-f", f"{fake} -m ciard train"], capture_output=True,
+                                     text=True).stdout.split()[0])
+        assert _state(chain.pid) == "T" and _state(trainer) == "T"
+        assert "paused already" in _run(scratch, "pause").stdout
+        time.sleep(5)
+        assert _state(trainer) == "T"
+        res = _run(scratch, "resume")
+        assert res.returncode == 0 and "resumed the chain" in res.stdout, res.stdout + res.stderr
+        assert not Path(f"/proc/{trainer}").exists() or _state(trainer) != "T"
+        assert chain.wait(timeout=120) == 0, chain.stdout.read()
+    finally:
+        if chain.poll() is None:
+            os.kill(chain.pid, signal.SIGCONT)
+            chain.kill()
+    paused = int((scratch / "runs" / "zoo" / "paused-seconds").read_text())
+    assert paused >= 5
+    seconds = int((run / "train-seconds").read_text().split()[0])
+    assert 2 <= seconds <= 5, seconds   # about 3 s of "training"; with the pause it would be about 8
+    assert "not paused" in _run(scratch, "resume").stdout

@@ -39,6 +39,10 @@
 #                                    far and failed run's record into zoo-wip/, to be committed;
 #                                    the next `chain` (or `unpark`) restores them; it also
 #                                    rewrites README.md's retrained-zoo block (tools/readme_zoo.py)
+#   tools/train_zoo.sh pause         freeze this checkout's chain where it is (its trainer or
+#   tools/train_zoo.sh resume        evaluation too), e.g. to run the test suite on a quiet machine,
+#                                    and let it go on; the paused seconds are not counted as the
+#                                    training time the manifest records
 #
 # Resuming: a step whose run directory exists but did not finish continues it with
 # `train --resume` (the trainer checkpoints every 100 steps and at every epoch end); a finished
@@ -123,8 +127,8 @@ ours() {
     local pid here; here=$(pwd -P)
     for pid in $(pgrep -f "$1" 2>/dev/null); do
         [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$here" ]] || continue
-        # not park/unpark itself (nor the subshells it forks, which share its command line)
-        tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qE "train_zoo.sh (un)?park" && continue
+        # not park/unpark/pause/resume itself (nor the subshells it forks, which share its command line)
+        tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qE "train_zoo.sh ((un)?park|pause|resume)" && continue
         echo "$pid"
     done
     return 0
@@ -138,7 +142,7 @@ keep() {
     return 0
 }
 
-# chains: this checkout's running chains, i.e. bash running this script (not park/unpark, nor a
+# chains: this checkout's running chains, i.e. bash running this script (not park/unpark/pause/resume, nor a
 # pager or editor that merely names the file)
 chains() {
     local pid
@@ -180,6 +184,7 @@ park() {   # ask running zoo trainers to stop at a checkpoint, then keep their r
     # batch's end, so a stop loses only the batch under way. A trainer honours STOP after its
     # current step, and the chain that ran it records its seconds as it exits.
     local pid pids busy signalled=" "
+    [[ -f $RUNS/PAUSED ]] && resume   # a stopped process cannot honour a stop request
     for _ in $(seq 900); do
         busy=0
         pids=$(ours "ciard eval --checkpoint (runs/zoo/|zoo:cifar10-)")
@@ -261,6 +266,37 @@ parking() {
     return 0
 }
 
+# descendants PID...: those processes and every process below them
+descendants() {
+    local p
+    for p in "$@"; do echo "$p"; descendants $(ps -o pid= --ppid "$p" 2>/dev/null); done
+}
+
+# pause / resume (see the top). The paused intervals are appended to $PAUSES (seconds, one per
+# line); run_trainer subtracts those that end while its trainer runs. SIGSTOP the chain first, so
+# that it starts nothing while its children are being stopped.
+PAUSES=$RUNS/paused-seconds
+paused_total() { [[ -f $PAUSES ]] && awk '{ s += $1 } END { print s + 0 }' "$PAUSES" || echo 0; }
+pause() {
+    local pids; pids=$(chains)
+    [[ -n $pids ]] || { echo "== pause: no chain runs in this checkout" >&2; exit 1; }
+    [[ -f $RUNS/PAUSED ]] && { echo "== pause: paused already, since $(date -d @"$(cat "$RUNS/PAUSED")" +%T)"; return 0; }
+    date +%s > "$RUNS/PAUSED"
+    kill -STOP $pids
+    kill -STOP $(descendants $pids) 2>/dev/null || true
+    echo "== paused the chain ($(descendants $pids | wc -l) processes); \`tools/train_zoo.sh resume\` lets it go on"
+}
+resume() {
+    [[ -f $RUNS/PAUSED ]] || { echo "== resume: the chain is not paused"; return 0; }
+    local since; since=$(cat "$RUNS/PAUSED")
+    # recorded before the trainer can go on (and end, and count its seconds)
+    echo "$(( $(date +%s) - since ))" >> "$PAUSES"
+    local pids; pids=$(chains)
+    [[ -n $pids ]] && kill -CONT $(descendants $pids) 2>/dev/null
+    rm -f "$RUNS/PAUSED"
+    echo "== resumed the chain after $(( $(date +%s) - since )) s"
+}
+
 # ended NAME: go on if the run finished; exit 3 if it was stopped (park, Ctrl-C: the chain must
 # stop too), 1 if it failed (diverged, crashed)
 ended() {
@@ -274,7 +310,8 @@ ended() {
 # run_trainer NAME STATE ARGS...: train NAME afresh with ARGS (state none) or resume it; its
 # seconds recorded; a trainer killed by a signal stops the chain (the caller reads the run's state)
 run_trainer() {
-    local name=$1 state=$2 t0=$SECONDS rc=0; shift 2
+    local name=$1 state=$2 t0=$SECONDS p0 rc=0; shift 2
+    p0=$(paused_total)
     parking
     if [[ $state == none ]]; then
         nice -n 5 $PY -m ciard train $DATA "$@" --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name "$name" || rc=$?
@@ -282,7 +319,8 @@ run_trainer() {
         nice -n 5 $PY -m ciard train --resume "$RUNS/$name" --no-progress || rc=$?
     fi
     # the machine too: a run resumed across sessions may change CPU (fp32-only / bf16), and so precision
-    [[ -d $RUNS/$name ]] && echo "$((SECONDS - t0)) $HARDWARE" >> "$RUNS/$name/train-seconds"
+    # less the seconds the chain was paused meanwhile (see pause)
+    [[ -d $RUNS/$name ]] && echo "$((SECONDS - t0 - $(paused_total) + p0)) $HARDWARE" >> "$RUNS/$name/train-seconds"
     (( rc < 128 )) || exit "$rc"
 }
 
@@ -492,14 +530,16 @@ sys.exit(0 if 'zoo:$ROBUST' in e.get('command', '') else 1)" \
 steps=("$@")
 [[ ${steps[*]} == park ]] && { park; exit 0; }
 [[ ${steps[*]} == unpark ]] && { unpark; exit 0; }
+[[ ${steps[*]} == pause ]] && { pause; exit 0; }
+[[ ${steps[*]} == resume ]] && { resume; exit 0; }
 [[ ${steps[*]} == chain ]] && read -r -a steps <<< "$CHAIN"
-[[ ${#steps[@]} -gt 0 ]] || { echo "usage: tools/train_zoo.sh chain | park | unpark | STEP... (steps: $CHAIN)" >&2; exit 2; }
+[[ ${#steps[@]} -gt 0 ]] || { echo "usage: tools/train_zoo.sh chain | park | unpark | pause | resume | STEP... (steps: $CHAIN)" >&2; exit 2; }
 for step in "${steps[@]}"; do   # a typo must not start a chain that then skips it (nor restore anything)
     [[ " $CHAIN " == *" $step "* ]] || { echo "unknown step '$step' (steps: $CHAIN)" >&2; exit 2; }
 done
 unpark
 trap 'exit 130' INT TERM
-rm -f "$RUNS/PARKING"   # a new chain: the last park is over
+rm -f "$RUNS/PARKING" "$RUNS/PAUSED"   # a new chain: the last park (or pause) is over
 failed=()
 for step in "${steps[@]}"; do
     # a subshell, so that a failing step ends only itself; not in an `&&` or `if` (bash ignores
