@@ -96,7 +96,9 @@ student_lr() {   # the lr chosen by the pilots (one for every distillation metho
 NOTE_DATA="Trained on the CIFAR-10 JPEG archive's train split less 1,000 class-balanced images held \
 out for validation/selection (quality 75), evaluated on its 10,000 test images: figures are not \
 directly comparable with PNG CIFAR-10."
-HARDWARE="$($PY -c 'from ciard.zoo import hardware; print(hardware())')"
+# HARDWARE: this machine, as the manifest records it; asked once a trainer has run (it imports
+# torch, about 2 s that park, pause and resume need not wait), then kept
+HARDWARE=
 
 state_of() {   # the run's state from status.json, or "none"
     local f="$RUNS/$1/status.json"
@@ -320,7 +322,9 @@ run_trainer() {
     fi
     # the machine too: a run resumed across sessions may change CPU (fp32-only / bf16), and so precision
     # less the seconds the chain was paused meanwhile (see pause)
-    [[ -d $RUNS/$name ]] && echo "$((SECONDS - t0 - $(paused_total) + p0)) $HARDWARE" >> "$RUNS/$name/train-seconds"
+    local seconds=$((SECONDS - t0 - $(paused_total) + p0))
+    [[ -n $HARDWARE ]] || HARDWARE=$($PY -c 'from ciard.zoo import hardware; print(hardware())')
+    [[ -d $RUNS/$name ]] && echo "$seconds $HARDWARE" >> "$RUNS/$name/train-seconds"
     (( rc < 128 )) || exit "$rc"
 }
 
