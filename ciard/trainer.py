@@ -38,6 +38,7 @@ from .evaluate import robust_correct
 from .fold import fold
 from .methods import METHOD_CLASSES, Method, build_method
 from .models import build_model
+from .runclock import RunClock
 from .runlog import RunDir
 from .runtime import (autocast_factory, compile_supported, prepare_model, resolve_device,
                       resolve_precision)
@@ -178,7 +179,8 @@ class LoopState:
     best: dict[str, Any] = field(default_factory=dict)
     status: str = "finished"         # finished | stopped
     seen: int = 0                    # images this process trained on since it started
-    t_start: float = 0.0             # perf_counter at the first step of this process
+    #: this process's running seconds since its first step (a stop, e.g. Ctrl-Z, is left out)
+    clock: RunClock | None = None
     #: step records not yet written: (step, fractional epoch, wall time, metrics on the device)
     pending: list[tuple[int, float, float, dict[str, Any]]] = field(default_factory=list)
     #: validation accuracies of frozen teachers (they do not change, so they are checked once)
@@ -257,12 +259,15 @@ class Trainer:
         self._progress = _progress(p.total_steps, s.step, cfg.run.progress)
 
         # -- epochs: steps, then the end-of-epoch check and checkpoint ---------------------
-        s.t_start = time.perf_counter()
-        while s.epoch < cfg.optim.epochs:
-            self._train_epoch(p, s, stop)
-            if s.status == "stopped":
-                break
-            self._end_epoch(p, s)
+        s.clock = RunClock()
+        try:
+            while s.epoch < cfg.optim.epochs:
+                self._train_epoch(p, s, stop)
+                if s.status == "stopped":
+                    break
+                self._end_epoch(p, s)
+        finally:
+            s.clock.close()   # its watching thread; elapsed() still answers
         self._progress(None, None)
 
         # -- the end: the best student on the test split ---------------------------------------
@@ -487,7 +492,7 @@ class Trainer:
                                          for k in keys]) for *_, m in pending])
         rows = ddp.mean_(rows).tolist()   # data-parallel: the mean over ranks (= global batch)
         _check_finite_losses(keys, pending, rows)
-        elapsed = time.perf_counter() - s.t_start
+        elapsed = s.clock.elapsed() if s.clock is not None else 0.0
         for (st, ep, wall, m), row in zip(pending, rows):
             values = {k: v for k, v in zip(keys, row) if k in m}
             ips = s.seen * ddp.world / max(elapsed, 1e-9)
