@@ -161,3 +161,34 @@ def test_the_playground_hides_the_cifar_sidebar_and_keeps_its_choices(with_stude
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="sb_student").value == chosen          # the choice survived the visit
     assert at.selectbox(key="sb_device").value == "cpu"
+
+
+def test_the_push_view_says_whether_its_students_differ_only_in_the_push_loss(with_students):
+    """Two students are a like-for-like ablation only if their configs differ in the push weight
+    alone; otherwise the view names what else differs and does not credit the push loss."""
+    _student_run(with_students, "nopush-lr", 2, push_weight=0.0, lr=0.2, pgd_step_size=3 / 255)
+    at = _page("app_pages/explain.py")
+    options = at.selectbox(key="xp_student_a").options
+    run = {name: next(o for o in options if o.startswith(f"run: {name} ")) for name in ("ciard-a", "nopush-b", "nopush-lr")}
+    at.selectbox(key="xp_student_a").set_value(run["ciard-a"])
+    at.selectbox(key="xp_student_b").set_value(run["nopush-b"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "trained alike except for the push weight (λ 1 vs 0)" in _texts(at.caption)
+    assert "differ in more than the push loss" not in _texts(at.warning)
+    at.selectbox(key="xp_student_b").set_value(run["nopush-lr"]).run()
+    warned = _texts(at.warning)
+    assert "A and B differ in more than the push loss: attack.pgd_step_size " in warned, warned
+    assert "vs 3/255; optim.lr 0.1 vs 0.2. A difference between them below mixes the push loss" in warned
+    assert "trained alike" not in _texts(at.caption)
+
+
+def test_training_differences_leave_out_bookkeeping_and_what_only_one_config_records():
+    from ciard.studio.metrics import training_differences
+    a = {"optim": {"lr": 0.5, "epochs": 6}, "run": {"name": "a", "threads": 2, "seed": 0, "precision": "fp32"},
+         "attack": {"eps": 8 / 255, "eps_warmup": 0.0}, "method": {"push_weight": 1.0}}
+    b = {"optim": {"lr": 0.5, "epochs": 2}, "run": {"name": "b", "threads": 1, "seed": 0, "precision": "auto"},
+         "attack": {"eps": 8 / 255}, "method": {"push_weight": 0.0}}
+    assert training_differences(a, b, also_ignored=("method.push_weight",)) == {
+        "optim.epochs": ("6", "2"), "run.precision": ("fp32", "auto")}
+    assert training_differences(a, b)["method.push_weight"] == ("1", "0")
+    assert training_differences(a, a) == {}

@@ -12,6 +12,7 @@ from ..data import ImageData, fixed_subset
 from ..stats import accuracy_interval, paired_difference
 from . import probe
 from .adversarial_ui import attack_controls, attack_or_message, init_from_query, sync_query
+from .metrics import training_differences
 from .probe_charts import attribution_grid, kl_histogram, pca_figure
 from .text import md
 
@@ -111,6 +112,35 @@ def _default_pair(cands: dict[str, probe.Candidate]) -> tuple[int, int]:
     return a, b
 
 
+#: differences shown by name in the like-for-like check (the rest are counted)
+SHOWN_DIFFERENCES = 6
+
+
+def _likeness(a: probe.Candidate, b: probe.Candidate, dataset: str) -> bool:
+    """Say whether students A and B were trained alike but for the push weight, from their
+    checkpoints' configs. True when they differ in more than that (a mixed comparison)."""
+    configs = [probe.training_config(probe.model_ref("student", c.spec, dataset, label=c.label)) for c in (a, b)]
+    if any(c is None for c in configs):
+        missing = " and ".join(n for n, c in zip("AB", configs) if c is None)
+        st.caption(f"Student {missing}'s checkpoint does not record how it was trained, so whether A and B "
+                   f"differ only in the push loss cannot be checked.")
+        return False
+    diffs = training_differences(*configs, also_ignored=("method.push_weight",))
+    if diffs:
+        named = [f"{md(k)} {md(va)} vs {md(vb)}" for k, (va, vb) in list(diffs.items())[:SHOWN_DIFFERENCES]]
+        more = len(diffs) - len(named)
+        st.warning("A and B differ in more than the push loss: " + "; ".join(named)
+                   + (f"; and {more} more" if more > 0 else "") + ". A difference between them below mixes "
+                   "the push loss with these, so it is not the push loss's effect alone.", icon=":material/warning:")
+        return True
+    pa, pb = (((c.get("method") or {}).get("push_weight")) for c in configs)
+    if pa != pb:
+        st.caption(f"A and B were trained alike except for the push weight (λ {pa:g} vs {pb:g}): a like-for-like "
+                   f"ablation, so a difference below is the push loss's (up to training noise, which a paired "
+                   f"interval on one pair of runs does not cover).")
+    return False
+
+
 def render_push(data: ImageData, models: dict, refs: dict, active_student: str | None, dataset: str) -> None:
     cands = probe.student_candidates(active_student)
     if "clean_teacher" not in models:
@@ -137,6 +167,7 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
     if len(labels) == 1:
         st.caption("Only one student is available: train one with `--push-weight 0` to compare.")
     chosen = {la: cands[la].spec} if la == lb else {la: cands[la].spec, lb: cands[lb].spec}
+    mixed = la != lb and _likeness(cands[la], cands[lb], dataset)
     # on demand: attacking hundreds of images per student is most of a cold visit's time, so it
     # runs when asked (and again without asking for settings already computed in this session)
     wanted = (la, lb, int(n))
@@ -196,9 +227,13 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
                     + d.verdict("A", "B").replace(": ", " — ", 1))
         if d.significant:
             lower = "A" if d.diff < 0 else "B"
-            st.caption(f"Student {lower} follows the fooled clean teacher on fewer images, as the push loss "
-                       f"intends for the student trained with it. Images where only A follows: {d.only_a}; "
-                       f"only B: {d.only_b}.")
+            lower_c, other_c = (cands[la], cands[lb]) if lower == "A" else (cands[lb], cands[la])
+            why = ("; A and B also differ in other settings (above), so this is not the push loss's effect alone"
+                   if mixed else ", the opposite of what the push loss intends (it is the one trained without it)"
+                   if lower_c.without_push and not other_c.without_push else
+                   ", as the push loss intends for the student trained with it" if other_c.without_push else "")
+            st.caption(f"Student {lower} follows the fooled clean teacher on fewer images{why}. Images where "
+                       f"only A follows: {d.only_a}; only B: {d.only_b}.")
         else:
             st.caption(f"The difference is not significant at this number of images (only A follows on "
                        f"{d.only_a}, only B on {d.only_b}): these images do not show that either student "

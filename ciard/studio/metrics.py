@@ -29,6 +29,11 @@ ACCURACY_KEYS = (
 )
 #: config keys that differ between any two runs and say nothing about them
 IGNORED_CONFIG_KEYS = ("name", "out_dir", "progress")
+#: settings that change neither the data nor what a run computes: where its files are, how often it
+#: logs or checkpoints, its threads, how its kernels are laid out or compiled (``section.key``)
+BOOKKEEPING_KEYS = ("run.name", "run.out_dir", "run.progress", "run.log", "run.log_every", "run.checkpoint_every",
+                    "run.threads", "run.device", "run.compile", "run.channels_last", "run.fold_bn",
+                    "run.eval_teachers", "run.test_size", "data.data_path", "data.download")
 
 
 @dataclass
@@ -267,8 +272,7 @@ def _cell(v: Any) -> str:
 def config_differences(infos: Iterable[RunInfo]) -> pd.DataFrame:
     """Config keys (flat ``section.key``) whose values differ between the runs; one column each."""
     infos = list(infos)
-    flat = {i.name: {f"{section}.{k}": v for section, values in i.config.items()
-                     if isinstance(values, dict) for k, v in values.items()} for i in infos}
+    flat = {i.name: _flat(i.config) for i in infos}
     keys = sorted({k for d in flat.values() for k in d})
     rows = {}
     for k in keys:
@@ -276,16 +280,36 @@ def config_differences(infos: Iterable[RunInfo]) -> pd.DataFrame:
             continue
         values = [flat[n].get(k, "—") for n in flat]
         if len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1:
-            rows[k] = [_show(v) for v in values]
+            rows[k] = [_show(v, k) for v in values]
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(flat))
 
 
-def _show(v: Any) -> str:
+def _flat(config: dict) -> dict[str, Any]:
+    return {f"{section}.{k}": v for section, values in config.items() if isinstance(values, dict)
+            for k, v in values.items()}
+
+
+def training_differences(a: dict, b: dict, also_ignored: Iterable[str] = ()) -> dict[str, tuple[str, str]]:
+    """``section.key`` -> (a's value, b's value), as shown, for the settings two training configs
+    both record and set differently; bookkeeping (:data:`BOOKKEEPING_KEYS`) and ``also_ignored``
+    left out. A key only one of them records (a config written before it existed) is not a
+    difference: nothing says what the other used."""
+    fa, fb = _flat(a), _flat(b)
+    skip = set(BOOKKEEPING_KEYS) | set(also_ignored)
+    return {k: (_show(fa[k], k), _show(fb[k], k)) for k in sorted(fa.keys() & fb.keys())
+            if k not in skip and json.dumps(fa[k], sort_keys=True, default=str)
+            != json.dumps(fb[k], sort_keys=True, default=str)}
+
+
+def _show(v: Any, key: str = "") -> str:
+    """A setting's value as shown; a perturbation size (``eps``, a step size) in 1/255 units
+    when it is a whole number of them (8/255), not an lr of 0.2 as 51/255."""
     if v is None:
         return "—"
     if isinstance(v, float):
         n = v * 255
-        if 0 < v < 1 and abs(n - round(n)) < 1e-9:
+        name = key.rsplit(".", 1)[-1]
+        if ("eps" in name or "step_size" in name) and 0 < v < 1 and abs(n - round(n)) < 1e-9:
             return f"{round(n)}/255"
         return f"{v:.6g}"
     return str(v)

@@ -97,6 +97,25 @@ def _load(path: str, mtime: float, size: int) -> torch.nn.Module:
     return checkpoints.load_model(path, "cpu").float().eval()
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _training_config(path: str, mtime: float, size: int) -> dict | None:
+    ckpt = (checkpoints.load_bytes(own.bytes_of(path), path) if own.is_upload(path)
+            else checkpoints.load(path))
+    cfg = ckpt.get("config")
+    return cfg if isinstance(cfg, dict) else None
+
+
+def training_config(ref: ModelRef) -> dict | None:
+    """The config a checkpoint's model was trained with; None when it records none or cannot be
+    read (:func:`get_model` says why a checkpoint cannot be used)."""
+    if not ref.ok:
+        return None
+    try:
+        return _training_config(ref.path, ref.mtime, ref.size)
+    except Exception:   # noqa: BLE001 - a foreign or damaged file: no config, no raise
+        return None
+
+
 def get_model(ref: ModelRef) -> tuple[torch.nn.Module | None, ModelRef]:
     """(model or None, the ref with ``error`` set if it cannot be loaded)."""
     if not ref.ok:
