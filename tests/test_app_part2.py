@@ -192,3 +192,23 @@ def test_training_differences_leave_out_bookkeeping_and_what_only_one_config_rec
         "optim.epochs": ("6", "2"), "run.precision": ("fp32", "auto")}
     assert training_differences(a, b)["method.push_weight"] == ("1", "0")
     assert training_differences(a, a) == {}
+
+
+def test_the_push_verdict_credits_the_push_loss_only_for_a_like_for_like_pair():
+    from ciard.studio.explain_ui import push_credit
+    pair = {"A": 1.0, "B": 0.0}
+    assert push_credit("A", "alike", pair) == ", as the push loss intends for the student trained with it"
+    assert "the opposite of what the push loss intends" in push_credit("B", "alike", pair)
+    assert "not the push loss's effect alone" in push_credit("A", "mixed", pair)
+    assert "not credited to it" in push_credit("A", "unknown", {"A": None, "B": 0.0})
+    # both without push, both with it, or a student of another method: nothing to credit
+    for push in ({"A": 0.0, "B": 0.0}, {"A": 1.0, "B": 2.0}, {"A": None, "B": 0.0}):
+        assert push_credit("A", "alike", push) == ""
+
+
+def test_only_perturbation_sizes_are_shown_in_255ths():
+    from ciard.studio.metrics import training_differences
+    a = {"attack": {"eps": 8 / 255, "pgd_step_size": 2 / 255, "eps_warmup": 0.2}, "optim": {"lr": 0.2}}
+    b = {"attack": {"eps": 4 / 255, "pgd_step_size": 1 / 255, "eps_warmup": 0.4}, "optim": {"lr": 0.4}}
+    assert training_differences(a, b) == {"attack.eps": ("8/255", "4/255"), "attack.pgd_step_size": ("2/255", "1/255"),
+                                          "attack.eps_warmup": ("0.2", "0.4"), "optim.lr": ("0.2", "0.4")}

@@ -304,10 +304,20 @@ def _state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
+def _continue_and_kill(*pids: int) -> None:
+    """Cleanup after a failed pause test: nothing may stay stopped (or running) behind it."""
+    for pid in pids:
+        for sig in (signal.SIGCONT, signal.SIGKILL):
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
 def test_pause_freezes_the_chain_and_its_trainer_and_the_pause_is_not_training_time(scratch, tmp_path):
     """`pause` stops the running chain and the trainer under it (a test suite can then run on a
     quiet machine); `resume` lets them go on; the trainer's recorded seconds leave the pause out.
-    Here a pilot of the lr step takes 2 s and is paused for 4 s."""
+    Here a pilot of the lr step takes 2 s and is paused for 5 s."""
     fake, log = _fake_trainer(scratch, tmp_path)
     env = {**os.environ, "PY": str(fake), "PYTHONPATH": str(scratch), "FAKE_LOG": str(log),
            "FAKE_SLEEP": "lr-rslad-0.1", "FAKE_SLEEP_S": "2"}
@@ -315,18 +325,20 @@ def test_pause_freezes_the_chain_and_its_trainer_and_the_pause_is_not_training_t
     chain = subprocess.Popen(["bash", "tools/train_zoo.sh", "lr"], cwd=scratch, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     run = scratch / "runs" / "zoo" / "lr-rslad-0.1"
+    trainer = None
     try:
-        for _ in range(600):   # until the slow pilot has begun
+        for _ in range(1200):   # until the slow pilot has begun
             if (run / "config.json").exists():
                 break
             time.sleep(0.05)
+        assert (run / "config.json").exists(), "the slow pilot never began"
         res = _run(scratch, "pause")
         assert res.returncode == 0 and "paused the chain" in res.stdout, res.stdout + res.stderr
         trainer = int(subprocess.run(["pgrep", "-f", f"{fake} -m ciard train"], capture_output=True,
                                      text=True).stdout.split()[0])
         assert _state(chain.pid) == "T" and _state(trainer) == "T"
         assert "paused already" in _run(scratch, "pause").stdout
-        time.sleep(4)
+        time.sleep(5)
         assert _state(trainer) == "T"
         res = _run(scratch, "resume")
         assert res.returncode == 0 and "resumed the chain" in res.stdout, res.stdout + res.stderr
@@ -334,10 +346,39 @@ def test_pause_freezes_the_chain_and_its_trainer_and_the_pause_is_not_training_t
         assert chain.wait(timeout=120) == 0, chain.stdout.read()
     finally:
         if chain.poll() is None:
-            os.kill(chain.pid, signal.SIGCONT)
-            chain.kill()
+            _continue_and_kill(chain.pid, *([trainer] if trainer else []))
     paused = int((scratch / "runs" / "zoo" / "paused-seconds").read_text())
-    assert paused >= 4
+    assert paused >= 5
     seconds = int((run / "train-seconds").read_text().split()[0])
-    assert 1 <= seconds <= 4, seconds   # about 2 s of "training"; with the pause it would be 6 or more
+    assert 1 <= seconds <= 5, seconds   # about 2 s of "training"; with the pause it would be 7 or more
     assert "not paused" in _run(scratch, "resume").stdout
+
+
+def test_resume_continues_what_pause_stopped_even_if_the_chain_died_meanwhile(scratch):
+    """A chain killed while paused (the OOM killer, a session's end) would leave its stopped
+    trainer stopped for good if resume looked for the chain again: it continues what it stopped."""
+    stand_in = scratch / "stand-in" / "train_zoo.sh"
+    stand_in.parent.mkdir()
+    stand_in.write_text(f'"{sys.executable}" -c "import time; time.sleep(60)" ciard train\n')
+    (scratch / "runs" / "zoo").mkdir(parents=True)
+    chain = subprocess.Popen(["bash", str(stand_in)], cwd=scratch)
+    child = None
+    try:
+        for _ in range(200):
+            kids = subprocess.run(["pgrep", "-P", str(chain.pid)], capture_output=True, text=True).stdout.split()
+            if kids:
+                child = int(kids[0])
+                break
+            time.sleep(0.05)
+        assert child, "the stand-in chain started no trainer"
+        res = _run(scratch, "pause")
+        assert res.returncode == 0 and "paused the chain (2 processes)" in res.stdout, res.stdout + res.stderr
+        assert _state(child) == "T"
+        chain.kill()
+        chain.wait(timeout=10)
+        res = _run(scratch, "resume")
+        assert res.returncode == 0 and "resumed the chain" in res.stdout, res.stdout + res.stderr
+        assert _state(child) != "T"
+        assert not (scratch / "runs" / "zoo" / "PAUSED").exists()
+    finally:
+        _continue_and_kill(chain.pid, *([child] if child else []))

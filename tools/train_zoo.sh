@@ -96,8 +96,8 @@ student_lr() {   # the lr chosen by the pilots (one for every distillation metho
 NOTE_DATA="Trained on the CIFAR-10 JPEG archive's train split less 1,000 class-balanced images held \
 out for validation/selection (quality 75), evaluated on its 10,000 test images: figures are not \
 directly comparable with PNG CIFAR-10."
-# HARDWARE: this machine, as the manifest records it; asked once a trainer has run (it imports
-# torch, about 2 s that park, pause and resume need not wait), then kept
+# HARDWARE: this machine, as the manifest records it; asked once, by a chain or step run (it
+# imports torch: about 2 s that park, pause and resume need not wait), below
 HARDWARE=
 
 state_of() {   # the run's state from status.json, or "none"
@@ -275,27 +275,39 @@ descendants() {
 }
 
 # pause / resume (see the top). The paused intervals are appended to $PAUSES (seconds, one per
-# line); run_trainer subtracts those that end while its trainer runs. SIGSTOP the chain first, so
-# that it starts nothing while its children are being stopped.
+# line); run_trainer subtracts those that end while its trainer runs. $RUNS/PAUSED holds when the
+# pause began and the processes it stopped: resume continues exactly those (also when the chain
+# itself has died meanwhile, which would leave its trainer stopped for good).
 PAUSES=$RUNS/paused-seconds
 paused_total() { [[ -f $PAUSES ]] && awk '{ s += $1 } END { print s + 0 }' "$PAUSES" || echo 0; }
 pause() {
+    [[ -f $RUNS/PAUSED ]] && { echo "== pause: paused already, since $(date -d @"$(head -1 "$RUNS/PAUSED")" +%T)"; return 0; }
     local pids; pids=$(chains)
     [[ -n $pids ]] || { echo "== pause: no chain runs in this checkout" >&2; exit 1; }
-    [[ -f $RUNS/PAUSED ]] && { echo "== pause: paused already, since $(date -d @"$(cat "$RUNS/PAUSED")" +%T)"; return 0; }
-    date +%s > "$RUNS/PAUSED"
-    kill -STOP $pids
-    kill -STOP $(descendants $pids) 2>/dev/null || true
-    echo "== paused the chain ($(descendants $pids | wc -l) processes); \`tools/train_zoo.sh resume\` lets it go on"
+    local since stopped= now
+    since=$(date +%s)
+    # the chain first, so that it starts nothing meanwhile; then everything below it, again until
+    # no new process appears (one forked between a listing and its stop); a process that has
+    # ended meanwhile (a short-lived subshell) is no error
+    kill -STOP $pids 2>/dev/null || true
+    for _ in 1 2 3 4 5; do
+        now=$(descendants $pids | sort -un)
+        [[ $now == "$stopped" ]] && break
+        stopped=$now
+        kill -STOP $stopped 2>/dev/null || true
+    done
+    printf '%s\n%s\n' "$since" "$(echo $stopped)" > "$RUNS/PAUSED"
+    echo "== paused the chain ($(echo "$stopped" | wc -l) processes); \`tools/train_zoo.sh resume\` lets it go on"
 }
 resume() {
     [[ -f $RUNS/PAUSED ]] || { echo "== resume: the chain is not paused"; return 0; }
-    local since; since=$(cat "$RUNS/PAUSED")
+    local since stopped
+    since=$(head -1 "$RUNS/PAUSED")
+    stopped=$(sed -n 2p "$RUNS/PAUSED")
     # recorded before the trainer can go on (and end, and count its seconds)
     echo "$(( $(date +%s) - since ))" >> "$PAUSES"
-    local pids; pids=$(chains)
-    [[ -n $pids ]] && kill -CONT $(descendants $pids) 2>/dev/null
     rm -f "$RUNS/PAUSED"
+    [[ -z $stopped ]] || kill -CONT $stopped 2>/dev/null || true
     echo "== resumed the chain after $(( $(date +%s) - since )) s"
 }
 
@@ -312,8 +324,9 @@ ended() {
 # run_trainer NAME STATE ARGS...: train NAME afresh with ARGS (state none) or resume it; its
 # seconds recorded; a trainer killed by a signal stops the chain (the caller reads the run's state)
 run_trainer() {
-    local name=$1 state=$2 t0=$SECONDS p0 rc=0; shift 2
-    p0=$(paused_total)
+    local name=$1 state=$2 p0 t0 rc=0; shift 2
+    p0=$(paused_total)   # before t0: a pause that ends between the two is not counted as training
+    t0=$SECONDS
     parking
     if [[ $state == none ]]; then
         nice -n 5 $PY -m ciard train $DATA "$@" --test-size 0 --checkpoint-every 100 --no-progress --out-dir $RUNS --name "$name" || rc=$?
@@ -322,9 +335,7 @@ run_trainer() {
     fi
     # the machine too: a run resumed across sessions may change CPU (fp32-only / bf16), and so precision
     # less the seconds the chain was paused meanwhile (see pause)
-    local seconds=$((SECONDS - t0 - $(paused_total) + p0))
-    [[ -n $HARDWARE ]] || HARDWARE=$($PY -c 'from ciard.zoo import hardware; print(hardware())')
-    [[ -d $RUNS/$name ]] && echo "$seconds $HARDWARE" >> "$RUNS/$name/train-seconds"
+    [[ -d $RUNS/$name ]] && echo "$((SECONDS - t0 - $(paused_total) + p0)) $HARDWARE" >> "$RUNS/$name/train-seconds"
     (( rc < 128 )) || exit "$rc"
 }
 
@@ -541,6 +552,7 @@ steps=("$@")
 for step in "${steps[@]}"; do   # a typo must not start a chain that then skips it (nor restore anything)
     [[ " $CHAIN " == *" $step "* ]] || { echo "unknown step '$step' (steps: $CHAIN)" >&2; exit 2; }
 done
+HARDWARE=$($PY -c 'from ciard.zoo import hardware; print(hardware())')
 unpark
 trap 'exit 130' INT TERM
 rm -f "$RUNS/PARKING" "$RUNS/PAUSED"   # a new chain: the last park (or pause) is over

@@ -116,29 +116,58 @@ def _default_pair(cands: dict[str, probe.Candidate]) -> tuple[int, int]:
 SHOWN_DIFFERENCES = 6
 
 
-def _likeness(a: probe.Candidate, b: probe.Candidate, dataset: str) -> bool:
+def _likeness(a: probe.Candidate, b: probe.Candidate, dataset: str) -> tuple[str, dict[str, float | None]]:
     """Say whether students A and B were trained alike but for the push weight, from their
-    checkpoints' configs. True when they differ in more than that (a mixed comparison)."""
-    configs = [probe.training_config(probe.model_ref("student", c.spec, dataset, label=c.label)) for c in (a, b)]
-    if any(c is None for c in configs):
-        missing = " and ".join(n for n, c in zip("AB", configs) if c is None)
-        st.caption(f"Student {missing}'s checkpoint does not record how it was trained, so whether A and B "
-                   f"differ only in the push loss cannot be checked.")
-        return False
-    diffs = training_differences(*configs, also_ignored=("method.push_weight",))
+    checkpoints' configs: ("alike" | "mixed" | "unknown", each one's push weight: None where it
+    is not a CIARD student or its config does not say)."""
+    configs = {n: probe.training_config(probe.model_ref("student", c.spec, dataset, label=c.label))
+               for n, c in (("A", a), ("B", b))}
+    push = {n: _push_weight(c) for n, c in configs.items()}
+    missing = [n for n, c in configs.items() if not c]
+    if missing:
+        st.caption(f"Student {' and '.join(missing)}'s checkpoint does not record how it was trained, so whether "
+                   f"A and B differ only in the push loss cannot be checked, and no difference below is "
+                   f"credited to it.")
+        return "unknown", push
+    diffs = training_differences(configs["A"], configs["B"], also_ignored=("method.push_weight",))
     if diffs:
         named = [f"{md(k)} {md(va)} vs {md(vb)}" for k, (va, vb) in list(diffs.items())[:SHOWN_DIFFERENCES]]
         more = len(diffs) - len(named)
         st.warning("A and B differ in more than the push loss: " + "; ".join(named)
                    + (f"; and {more} more" if more > 0 else "") + ". A difference between them below mixes "
                    "the push loss with these, so it is not the push loss's effect alone.", icon=":material/warning:")
-        return True
-    pa, pb = (((c.get("method") or {}).get("push_weight")) for c in configs)
-    if pa != pb:
-        st.caption(f"A and B were trained alike except for the push weight (λ {pa:g} vs {pb:g}): a like-for-like "
-                   f"ablation, so a difference below is the push loss's (up to training noise, which a paired "
-                   f"interval on one pair of runs does not cover).")
-    return False
+        return "mixed", push
+    if None not in push.values() and push["A"] != push["B"]:
+        st.caption(f"A and B were trained alike except for the push weight (λ {push['A']:g} vs {push['B']:g}): "
+                   f"a like-for-like ablation, so a difference below is the push loss's (up to training noise, "
+                   f"which a paired interval on one pair of runs does not cover).")
+    return "alike", push
+
+
+def _push_weight(config: dict | None) -> float | None:
+    """A CIARD student's push weight from its training config (None: another method, or unknown)."""
+    method = (config or {}).get("method")
+    if not isinstance(method, dict) or method.get("method") != "ciard":
+        return None
+    try:
+        return float(method["push_weight"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def push_credit(lower: str, likeness: str, push: dict[str, float | None]) -> str:
+    """What the paired verdict may say about the push loss, once student ``lower`` ("A" or "B")
+    follows the fooled clean teacher on significantly fewer images: credit the push loss only for
+    a like-for-like pair of CIARD students, one trained with it and one without."""
+    if likeness == "mixed":
+        return "; A and B also differ in other settings (above), so this is not the push loss's effect alone"
+    if likeness != "alike":
+        return "; whether A and B differ only in the push loss is not known (above), so this is not credited to it"
+    mine, other = push[lower], push["B" if lower == "A" else "A"]
+    if mine is None or other is None or (mine > 0) == (other > 0):
+        return ""
+    return (", as the push loss intends for the student trained with it" if mine > 0 else
+            ", the opposite of what the push loss intends (this is the student trained without it)")
 
 
 def render_push(data: ImageData, models: dict, refs: dict, active_student: str | None, dataset: str) -> None:
@@ -167,7 +196,7 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
     if len(labels) == 1:
         st.caption("Only one student is available: train one with `--push-weight 0` to compare.")
     chosen = {la: cands[la].spec} if la == lb else {la: cands[la].spec, lb: cands[lb].spec}
-    mixed = la != lb and _likeness(cands[la], cands[lb], dataset)
+    likeness, push = _likeness(cands[la], cands[lb], dataset) if la != lb else ("same", {})
     # on demand: attacking hundreds of images per student is most of a cold visit's time, so it
     # runs when asked (and again without asking for settings already computed in this session)
     wanted = (la, lb, int(n))
@@ -227,11 +256,7 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
                     + d.verdict("A", "B").replace(": ", " — ", 1))
         if d.significant:
             lower = "A" if d.diff < 0 else "B"
-            lower_c, other_c = (cands[la], cands[lb]) if lower == "A" else (cands[lb], cands[la])
-            why = ("; A and B also differ in other settings (above), so this is not the push loss's effect alone"
-                   if mixed else ", the opposite of what the push loss intends (it is the one trained without it)"
-                   if lower_c.without_push and not other_c.without_push else
-                   ", as the push loss intends for the student trained with it" if other_c.without_push else "")
+            why = push_credit(lower, likeness, push)
             st.caption(f"Student {lower} follows the fooled clean teacher on fewer images{why}. Images where "
                        f"only A follows: {d.only_a}; only B: {d.only_b}.")
         else:

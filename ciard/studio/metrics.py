@@ -301,15 +301,19 @@ def training_differences(a: dict, b: dict, also_ignored: Iterable[str] = ()) -> 
             != json.dumps(fb[k], sort_keys=True, default=str)}
 
 
+#: the settings that are perturbation sizes, shown in 1/255 units
+PERTURBATION_KEYS = ("eps", "pgd_step_size")
+
+
 def _show(v: Any, key: str = "") -> str:
-    """A setting's value as shown; a perturbation size (``eps``, a step size) in 1/255 units
-    when it is a whole number of them (8/255), not an lr of 0.2 as 51/255."""
+    """A setting's value as shown; a perturbation size (:data:`PERTURBATION_KEYS`, or any
+    value without a key) in 1/255 units when it is a whole number of them (8/255), not an lr or
+    an eps warm-up fraction of 0.2 as 51/255."""
     if v is None:
         return "—"
     if isinstance(v, float):
         n = v * 255
-        name = key.rsplit(".", 1)[-1]
-        if ("eps" in name or "step_size" in name) and 0 < v < 1 and abs(n - round(n)) < 1e-9:
+        if (not key or key.rsplit(".", 1)[-1] in PERTURBATION_KEYS) and 0 < v < 1 and abs(n - round(n)) < 1e-9:
             return f"{round(n)}/255"
         return f"{v:.6g}"
     return str(v)
