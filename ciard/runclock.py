@@ -24,6 +24,7 @@ class RunClock:
         self._lock = threading.Lock()
         self._start = self._last = time.perf_counter()
         self._stopped = 0.0
+        self._final: float | None = None   # elapsed() at close()
         self._done = threading.Event()
         threading.Thread(target=self._watch, name="ciard-runclock", daemon=True).start()
 
@@ -40,8 +41,11 @@ class RunClock:
                 self._last = now
 
     def elapsed(self) -> float:
-        """Seconds of running time; a stop that has just ended counts even before the thread wakes."""
+        """Seconds of running time; a stop that has just ended counts even before the thread wakes.
+        After :meth:`close`, the running time at the close (nothing watches the process any more)."""
         with self._lock:
+            if self._final is not None:
+                return self._final
             now = time.perf_counter()
             return now - self._start - self._stopped - self._missed(now)
 
@@ -52,4 +56,8 @@ class RunClock:
             return self._stopped + self._missed(time.perf_counter())
 
     def close(self) -> None:
+        """Stop watching; elapsed() keeps the running time reached here."""
+        final = self.elapsed()
+        with self._lock:
+            self._final = final
         self._done.set()

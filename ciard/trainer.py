@@ -267,7 +267,7 @@ class Trainer:
                     break
                 self._end_epoch(p, s)
         finally:
-            s.clock.close()   # its watching thread; elapsed() still answers
+            s.clock.close()   # its watching thread; elapsed() keeps the running time reached here
         self._progress(None, None)
 
         # -- the end: the best student on the test split ---------------------------------------

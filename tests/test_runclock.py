@@ -29,6 +29,9 @@ def test_busy_work_is_all_counted():
     assert clock.stopped == 0.0
     assert abs(clock.elapsed() - wall) < 0.05
     clock.close()
+    closed = clock.elapsed()
+    time.sleep(0.3)
+    assert clock.elapsed() == closed   # the running time reached at the close
 
 
 def test_a_stopped_process_leaves_its_stop_out():
