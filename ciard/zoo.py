@@ -279,11 +279,13 @@ def paired_comparisons(entries: list[dict[str, Any]], baseline: str) -> list[dic
     return rows
 
 
-def format_paired_markdown(entries: list[dict[str, Any]], baseline: str) -> str:
-    """Markdown: each entry minus the baseline, points with a paired 95 % CI, and a verdict."""
+def format_paired_markdown(entries: list[dict[str, Any]], baseline: str,
+                           compared: list[dict[str, Any]] | None = None) -> str:
+    """Markdown: each entry minus the baseline, points with a paired 95 % CI, and a verdict
+    (``compared``: :func:`paired_comparisons` of the same arguments, when the caller has them)."""
     rows = ["| model | " + " | ".join(f"{label}: difference vs {baseline} (95 % CI)" for _, label in PAIRED_KEYS)
             + " | n |", "|---" * (len(PAIRED_KEYS) + 2) + "|"]
-    for row in paired_comparisons(entries, baseline):
+    for row in paired_comparisons(entries, baseline) if compared is None else compared:
         cells, ns = [], []
         for key, _ in PAIRED_KEYS:
             d = row.get(key)

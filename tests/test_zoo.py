@@ -285,6 +285,8 @@ def test_the_retrained_zoo_block_adds_paired_intervals_once_ciard_lands():
     assert readme_zoo.retrained([old_student]) == []          # the first zoo's: not shown here
     new = dict(old_student, name=readme_zoo.CIARD, command=old_student["command"] + " --robust-teacher zoo:cifar10-robust-airbench94")
     other = dict(old_student, command=new["command"])
+    alone = readme_zoo.block(teachers + [new])   # CIARD alone: no empty table, one sentence
+    assert "No other student has landed yet" in alone and "difference vs" not in alone
     text = readme_zoo.block(teachers + [new, other])
     assert "paired 95 %" in text and f"difference vs {readme_zoo.CIARD}" in text
     assert "No student has a comparison" in text   # the first zoo's reports kept no masks

@@ -57,17 +57,23 @@ def block(listed: list[dict]) -> str:
                      "clean soft labels.")
         if any(e["name"] == CIARD for e in zoo):
             students = [e for e in zoo if e.get("role") == "student"]
-            body += ("\n\nEach student minus the retrained CIARD student on the same images, in points, "
-                     "with a paired 95 % interval (\"n.s.\": the interval holds 0, the difference is "
-                     "not measurable at this budget):\n\n"
-                     + format_paired_markdown(students, CIARD) + "\n\n" + in_words(students))
+            rows = paired_comparisons(students, CIARD)   # once: both the table and the words use them
+            if not rows:
+                body += ("\n\nNo other student has landed yet: each will be compared here with the CIARD "
+                         "student on the same images, with a paired 95 % interval.")
+            else:
+                body += ("\n\nEach student minus the retrained CIARD student on the same images, in points, "
+                         "with a paired 95 % interval (\"n.s.\": the interval holds 0, the difference is "
+                         "not measurable at this budget):\n\n"
+                         + format_paired_markdown(students, CIARD, rows) + "\n\n" + in_words(rows))
     return f"{BEGIN}\n{body}\n{END}"
 
 
-def in_words(students: list[dict]) -> str:
-    """The paired table's verdicts as sentences, with what they do and do not cover."""
+def in_words(rows: list[dict]) -> str:
+    """The paired table's verdicts (``rows``: :func:`paired_comparisons` against CIARD) as
+    sentences, with what they do and do not cover."""
     said = [f"- {label}: {row[key].verdict(row['name'], CIARD)}"
-            for row in paired_comparisons(students, CIARD) for key, label in PAIRED_KEYS if key in row]
+            for row in rows for key, label in PAIRED_KEYS if key in row]
     count = len(said)
     if not said:
         return "No student has a comparison with CIARD on the same images yet."
