@@ -31,9 +31,9 @@ ACCURACY_KEYS = (
 IGNORED_CONFIG_KEYS = ("name", "out_dir", "progress")
 #: settings that change neither the data nor what a run computes: where its files are, how often it
 #: logs or checkpoints, its threads, how its kernels are laid out or compiled (``section.key``)
-BOOKKEEPING_KEYS = ("run.name", "run.out_dir", "run.progress", "run.log", "run.log_every", "run.checkpoint_every",
-                    "run.threads", "run.device", "run.compile", "run.channels_last", "run.fold_bn",
-                    "run.eval_teachers", "run.test_size", "data.data_path", "data.download")
+BOOKKEEPING_KEYS = tuple(f"run.{k}" for k in IGNORED_CONFIG_KEYS) + (
+    "run.log", "run.log_every", "run.checkpoint_every", "run.threads", "run.device", "run.compile",
+    "run.channels_last", "run.fold_bn", "run.eval_teachers", "run.test_size", "data.data_path", "data.download")
 
 
 @dataclass
