@@ -167,6 +167,20 @@ def save_model(model: nn.Module, path: str | os.PathLike, **extra: Any) -> Path:
     return save({"kind": "model", "model": model_meta(model), "state_dict": state, **extra}, path)
 
 
+def recorded_config(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The training config a read checkpoint records, by section ({} when it records none).
+
+    Sections that are not mappings (a foreign or hand-edited file) are left out, so
+    ``recorded_config(ck).get("method", {}).get("push_weight")`` never raises. The one place
+    that reads a checkpoint's ``config``: the zoo, the teacher cautions, the app's provenance
+    line and the push view's like-for-like check all go through it.
+    """
+    cfg = obj.get("config")
+    if not isinstance(cfg, dict):
+        return {}
+    return {k: v for k, v in cfg.items() if isinstance(k, str) and isinstance(v, dict)}
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
                role: str = "student") -> nn.Module:
     """Rebuild the model in a checkpoint, in eval mode.

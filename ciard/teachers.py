@@ -129,7 +129,7 @@ def teacher_cautions(cfg: Config) -> list[str]:
         path = teacher_file("clean", cfg.model.clean_teacher or "auto", cfg.data.dataset)
         if path is None:   # a quick teacher still to be trained: natural training, no smoothing
             return []
-        smoothing = float(((checkpoints.load(path).get("config") or {}).get("method") or {})
+        smoothing = float(checkpoints.recorded_config(checkpoints.load(path)).get("method", {})
                           .get("label_smoothing") or 0.0)
     except (checkpoints.CheckpointError, ConfigError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return []

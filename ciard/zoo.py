@@ -136,11 +136,11 @@ def add_entry(*, name: str, source: str, role: str, dataset: str, command: str,
 
     ``trained_on``: the machine(s) it trained on (:func:`training_sessions`); default: this one.
     """
-    model = checkpoints.load_model(source)
     ck = checkpoints.load(source)
+    model = checkpoints.model_from(ck, source)
     dest = ZOO_DIR / f"{name}.pt"
     checkpoints.save_model(model, dest, config=ck.get("config"), metrics=ck.get("metrics"))
-    cfg = ck.get("config") or {}
+    cfg = checkpoints.recorded_config(ck)
     entry = {
         "name": name, "file": dest.name, "role": role, "default": default,
         "method": cfg.get("method", {}).get("method"), "arch": model.arch,

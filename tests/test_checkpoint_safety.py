@@ -103,3 +103,25 @@ def test_training_refuses_a_student_too_large_to_build():
     from ciard.config import Config, ConfigError, validate
     with pytest.raises(ConfigError, match="too large"):
         validate(Config().override(student="wrn-1000-1000"))
+
+
+@pytest.mark.parametrize("config, expected", [
+    (None, {}),
+    ("trained by hand", {}),
+    ({"method": "ciard", "data": {"dataset": "cifar10"}}, {"data": {"dataset": "cifar10"}}),
+    ({"method": {"method": "rslad", "push_weight": 0.0}, 3: {"x": 1}},
+     {"method": {"method": "rslad", "push_weight": 0.0}}),
+])
+def test_a_recorded_config_of_any_shape_is_read_without_raising(tmp_path, config, expected):
+    """Every reader of a checkpoint's training config (zoo, teacher cautions, the app's
+    provenance line, the push view) goes through recorded_config; a foreign shape is dropped."""
+    from ciard.studio import own
+    obj = {"format": 1, "model": {"arch": "smallcnn", "num_classes": 10}, "state_dict": _good_state()}
+    if config is not None:
+        obj["config"] = config
+    ck = checkpoints.load(_saved(tmp_path, "c.pt", obj))
+    assert checkpoints.recorded_config(ck) == expected
+    line = own.describe(ck)
+    assert line.startswith("smallcnn, 10 classes")
+    assert ("no training record" in line) == (not expected)
+    assert ("trained with rslad" in line) == ("method" in expected)

@@ -73,9 +73,9 @@ def describe(obj: dict[str, Any]) -> str:
     """Architecture, classes and provenance of a read checkpoint, in one line."""
     meta = obj["model"]
     parts = [f"{meta['arch']}, {meta['num_classes']} classes"]
-    cfg = obj.get("config") if isinstance(obj.get("config"), dict) else {}
-    method = (cfg.get("method") or {}).get("method") if isinstance(cfg.get("method"), dict) else None
-    data = (cfg.get("data") or {}).get("dataset") if isinstance(cfg.get("data"), dict) else None
+    cfg = checkpoints.recorded_config(obj)
+    method = cfg.get("method", {}).get("method")
+    data = cfg.get("data", {}).get("dataset")
     if method or data:
         parts.append("trained with " + " on ".join(str(v) for v in (method, data) if v))
     metrics = obj.get("metrics") if isinstance(obj.get("metrics"), dict) else {}

@@ -101,8 +101,7 @@ def _load(path: str, mtime: float, size: int) -> torch.nn.Module:
 def _training_config(path: str, mtime: float, size: int) -> dict | None:
     ckpt = (checkpoints.load_bytes(own.bytes_of(path), path) if own.is_upload(path)
             else checkpoints.load(path))
-    cfg = ckpt.get("config")
-    return cfg if isinstance(cfg, dict) else None
+    return checkpoints.recorded_config(ckpt) or None
 
 
 def training_config(ref: ModelRef) -> dict | None:
