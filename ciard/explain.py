@@ -57,6 +57,20 @@ def run_attack(attack: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tenso
     return attack(model, x, y)
 
 
+def follows_fooled_teacher(student_adv, teacher_adv, y):
+    """The push view's measure, on adversarial examples x' crafted on a student: (follows, fooled),
+    two bool vectors (numpy or torch, like the inputs: probabilities or logits, N x C, and labels N).
+
+    ``fooled``: the clean teacher's prediction on x' is wrong, ``argmax N(x') != y`` (the push
+    loss's mask, :mod:`ciard.methods.ciard`); ``follows``: it is fooled and the student predicts
+    the same wrong class. The push loss pushes a student's x' prediction away from the fooled
+    clean teacher's, so it should follow it less often than a student trained without it.
+    """
+    teacher_pred = teacher_adv.argmax(1)
+    fooled = teacher_pred != y
+    return (student_adv.argmax(1) == teacher_pred) & fooled, fooled
+
+
 # -- attributions --------------------------------------------------------------------------------
 def gradcam_layer(model: nn.Module) -> nn.Module:
     """The last ``nn.Conv2d`` of a model: where Grad-CAM looks (works for every architecture)."""

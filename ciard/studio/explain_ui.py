@@ -225,8 +225,8 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
             with st.spinner(f"Attacking {label}…"):
                 xa = probe.attack_batch(k, x, y, "pgd", EPS, 10, 2 / 255)
             t_adv = probe.probs_of(kt, xa)
-            fooled = t_adv.argmax(1) != y
             s_adv = probe.probs_of(k, xa)
+            agree, fooled = explain.follows_fooled_teacher(s_adv, t_adv, y)
             fc, fa = probe.features_of(k, x), probe.features_of(k, xa)
             mean, comps = explain.pca_fit(torch.from_numpy(np.concatenate([fc, fa])))
             pc = explain.pca_project(torch.from_numpy(fc), mean, comps).numpy()
@@ -234,7 +234,6 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
             hover = [f"#{j} {data.classes[int(y[j])]}; student on x': {data.classes[int(s_adv[j].argmax())]}; "
                      f"clean teacher on x': {data.classes[int(t_adv[j].argmax())]}" for j in range(len(y))]
             st.plotly_chart(pca_figure(pc, pa, y, data.classes, fooled, hover, label), key=f"chart_xp_pca_{label}")
-            agree = (s_adv.argmax(1) == t_adv.argmax(1)) & fooled
             kl = explain.kl_per_sample(torch.from_numpy(t_adv[fooled]), torch.from_numpy(s_adv[fooled])).numpy()
             kls[label] = kl
             follows[label] = agree
