@@ -14,17 +14,44 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_follows_means_the_same_wrong_class_as_a_fooled_teacher():
-    y = torch.tensor([0, 0, 1, 1, 2])
-    #                    right  fooled->1  fooled->0  right  fooled->0
-    teacher = torch.eye(3)[[0, 1, 0, 1, 0]]
-    student = torch.eye(3)[[0, 1, 2, 1, 1]]
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 0])
+    # teacher on x':   right  ->1   ->0   right  ->0   right  ->2
+    teacher = torch.eye(3)[[0, 1, 0, 1, 0, 2, 2]]
+    # student on x':   right  ->1   ->2   right  ->1   ->0    right
+    student = torch.eye(3)[[0, 1, 2, 1, 1, 0, 0]]
     follows, fooled = explain.follows_fooled_teacher(student, teacher, y)
-    assert fooled.tolist() == [False, True, True, False, True]      # argmax N(x') != y, nothing else
-    # the student agrees with the teacher on image 0 and 3 too, but there the teacher is right
-    assert follows.tolist() == [False, True, False, False, False]
+    # argmax N(x') != y: the teacher's mistakes, not the student's (image 5: only the student is
+    # wrong; image 6: only the teacher)
+    assert fooled.tolist() == [False, True, True, False, True, False, True]
+    # the same wrong class as a fooled teacher: not merely both wrong (2, 4), not agreeing where
+    # the teacher is right (0, 3)
+    assert follows.tolist() == [False, True, False, False, False, False, False]
     # the app passes numpy probabilities: the same answer
     f_np, m_np = explain.follows_fooled_teacher(student.numpy(), teacher.numpy(), y.numpy())
     assert isinstance(f_np, np.ndarray) and f_np.tolist() == follows.tolist() and m_np.tolist() == fooled.tolist()
+
+
+def test_the_tool_measures_what_the_app_measures():
+    """push_effect.measure, in batches, against the app's path (explain_ui.render_push via probe:
+    one seeded PGD-10 over all images on the folded model, numpy probabilities), image by image."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import push_effect
+    from ciard import specs
+    from ciard.data import fixed_subset, load_dataset, to_float
+    from ciard.fold import fold
+    student = fold(specs.load_model("zoo:cifar10-ciard-resnet20").float().eval())
+    teacher = fold(specs.load_model("zoo:cifar10-clean-resnet20").float().eval())
+    sub = fixed_subset(load_dataset("default").test, 24, seed=push_effect.APP_SUBSET_SEED)
+    x, y = to_float(sub.x), sub.y
+    got = push_effect.measure(student, teacher, x, y, batch=7)
+    atk = explain.make_attack("pgd", 8 / 255, 10, 2 / 255)
+    xa = explain.run_attack(atk, student, x, y)
+    s_adv, t_adv = explain.probabilities(student, xa).numpy(), explain.probabilities(teacher, xa).numpy()
+    follows, fooled = explain.follows_fooled_teacher(s_adv, t_adv, y.numpy())
+    assert got["fooled"].tolist() == fooled.tolist() and got["follows"].tolist() == follows.tolist()
+    assert got["pgd10"].tolist() == (s_adv.argmax(1) == y.numpy()).tolist()
+    assert got["fooled"].any() and not torch.equal(got["fooled"], ~got["pgd10"]), \
+        "the teacher's mistakes must differ from the student's somewhere for this to test anything"
 
 
 def _run(*args):
@@ -51,12 +78,12 @@ def test_the_tool_compares_two_students_on_the_same_images(tmp_path):
     assert run.returncode == 0, run.stderr
     r = json.loads(run.stdout)
     assert r["n"] == 30 and r["clean_teacher"] == "zoo:cifar10-clean-resnet20"
-    assert r["likeness"] == "alike but for the push weight" and r["push_weight"] == [1.0, 0.0]
+    assert r["likeness"] == push_effect_alike() and r["push_weight"] == [1.0, 0.0]
     a, b = r["per_student"]
     for s in (a, b):
         assert 0 <= s["follows"] <= s["fooled"] / 30 and s["follows_ci"][0] <= s["follows"] <= s["follows_ci"][1]
     assert a["follows"] > 0, "at 8/255 the clean teacher is fooled and followed on some of 30 images"
-    for key in ("follows", "clean", "robust"):
+    for key in ("follows", "clean", "pgd10"):
         d = r["paired"][key]
         assert d["only_a"] == d["only_b"] == 0 and d["diff"] == 0 and not d["significant"]
 
@@ -67,6 +94,26 @@ def test_the_tool_names_what_else_differs(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "A and B: mixed: optim.epochs 6 vs 99" in run.stdout
     assert "not the push loss's effect alone" in run.stdout
+
+
+def push_effect_alike():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import push_effect
+    return push_effect.ALIKE
+
+
+def test_the_tool_does_not_call_equal_push_weights_an_ablation(tmp_path):
+    b = _copy(tmp_path, "same", **{"method.push_weight": 2.0})
+    run = _run("cifar10-ciard-resnet20", b, "--dataset", "default", "--n", "10")
+    assert run.returncode == 0, run.stderr
+    assert "A and B: same settings, push weights 1 vs 2" in run.stdout
+    assert "not the push loss's effect alone" in run.stdout
+
+
+def test_the_tool_refuses_a_missing_dataset_in_one_line(tmp_path):
+    run = _run("cifar10-ciard-resnet20", "cifar10-noitt-resnet20", "--dataset", "cifar10-archive",
+               "--data-path", str(tmp_path / "nowhere.tar.gz"))
+    assert run.returncode == 2 and run.stderr.strip().count("\n") == 0 and "nowhere.tar.gz" in run.stderr
 
 
 def test_the_tool_refuses_a_bad_student_in_one_line():

@@ -14,8 +14,10 @@ The clean teacher is the one student A's checkpoint records (override: ``--clean
 The comparison credits the push loss only when both checkpoints record the same training
 settings but for the push weight (the check the app makes, :func:`training_differences`);
 otherwise it names what differs. Models run in fp32, in eval mode, BatchNorm folded (as in the
-app); the images are eval's class-balanced ``--n`` test images (``fixed_subset``, seed 0: for
-n = 1000 the AutoAttack images).
+app); the images are the class-balanced ``--n`` test images the app's push view takes
+(``fixed_subset`` with its seed, 1; ``--subset-seed 0`` takes eval's, for n = 1000 the
+AutoAttack images). One attack runs over the images in batches, its seeded generator carrying
+on from batch to batch, so each image gets the random start it gets in the app's single call.
 
     python tools/push_effect.py [A B] --data-path ../shared/data/cifar10-jpeg.tar.gz [--n 1000] [--json]
 """
@@ -35,15 +37,22 @@ from ciard.data import fixed_subset, load_dataset, to_float  # noqa: E402
 from ciard.errors import CheckpointError, ConfigError, DataError  # noqa: E402
 from ciard.fold import fold  # noqa: E402
 from ciard.stats import accuracy_interval, paired_difference  # noqa: E402
-from ciard.studio.metrics import training_differences  # noqa: E402
+from ciard.studio.metrics import is_push_ablation, push_weight, training_differences  # noqa: E402
 from ciard.teachers import teacher_file  # noqa: E402
 
 EPS, STEPS, STEP_SIZE = 8 / 255, 10, 2 / 255
+ALIKE = "alike but for the push loss (one trained with it, one without)"
+
+
+#: the app's push view's image subset (``explain_ui.render_push``)
+APP_SUBSET_SEED = 1
 
 
 def _spec(name: str) -> str:
     """A bare zoo name becomes ``zoo:NAME``; paths and run directories pass through."""
-    return name if ":" in name or "/" in name or name.endswith(".pt") else f"zoo:{name}"
+    if ":" in name or "/" in name or name.endswith(".pt") or Path(name).exists():
+        return name
+    return f"zoo:{name}"
 
 
 def _config(spec: str) -> dict:
@@ -51,29 +60,36 @@ def _config(spec: str) -> dict:
 
 
 def _clean_teacher(config: dict, dataset: str) -> str:
+    """The clean teacher student A's config records (an ``auto`` one: the shipped default for the
+    dataset it trained on)."""
     spec = config.get("model", {}).get("clean_teacher")
-    if not spec:
-        raise SystemExit("student A's checkpoint records no clean teacher: pass --clean-teacher")
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError("student A's checkpoint records no clean teacher: pass --clean-teacher")
     if spec == "auto":
-        path = teacher_file("clean", "auto", dataset)
+        path = teacher_file("clean", "auto", str(config.get("data", {}).get("dataset") or dataset))
         if path is None:
-            raise SystemExit("student A used an 'auto' clean teacher that is not shipped: pass --clean-teacher")
+            raise ConfigError("student A was distilled from an 'auto' clean teacher that is not shipped: "
+                              "pass --clean-teacher")
         return str(path)
     return spec
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def measure(student: torch.nn.Module, teacher: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
             batch: int = 250) -> dict[str, torch.Tensor]:
     """Per image: clean-correct, PGD-10-correct, fooled, follows and KL(teacher || student) on x'."""
-    out: dict[str, list[torch.Tensor]] = {k: [] for k in ("clean", "robust", "fooled", "follows", "kl")}
-    attack = explain.make_attack("pgd", EPS, STEPS, STEP_SIZE)
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in ("clean", "pgd10", "fooled", "follows", "kl")}
+    attack = explain.make_attack("pgd", EPS, STEPS, STEP_SIZE)   # one for all batches: see the docstring
     for i in range(0, len(y), batch):
         xb, yb = x[i:i + batch], y[i:i + batch]
         xa = explain.run_attack(attack, student, xb, yb)
         s_adv, t_adv = explain.probabilities(student, xa), explain.probabilities(teacher, xa)
         follows, fooled = explain.follows_fooled_teacher(s_adv, t_adv, yb)
         out["clean"].append(explain.probabilities(student, xb).argmax(1) == yb)
-        out["robust"].append(s_adv.argmax(1) == yb)
+        out["pgd10"].append(s_adv.argmax(1) == yb)
         out["fooled"].append(fooled)
         out["follows"].append(follows)
         out["kl"].append(explain.kl_per_sample(t_adv, s_adv))
@@ -87,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="cifar10-archive")
     ap.add_argument("--data-path", default=None, help="the CIFAR-10 JPEG archive (cifar10-archive)")
     ap.add_argument("--n", type=int, default=1000, help="class-balanced test images (0: all)")
+    ap.add_argument("--subset-seed", type=int, default=APP_SUBSET_SEED,
+                    help=f"which class-balanced images (default {APP_SUBSET_SEED}: the app's; 0: eval's)")
     ap.add_argument("--clean-teacher", default=None, help="default: the one student A records")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -103,22 +121,27 @@ def main(argv: list[str] | None = None) -> int:
         teacher = fold(specs.load_model(teacher_spec, "cpu").float().eval())
         models = [fold(specs.load_model(s, "cpu").float().eval()) for s in names]
         data = load_dataset(args.dataset, args.data_path, seed=0)
-    except (CheckpointError, ConfigError, DataError) as exc:
-        print(f"push_effect: {exc}", file=sys.stderr)
+        for what, m in (("the clean teacher", teacher), *zip(names, models)):
+            if m.num_classes != data.num_classes:
+                raise ConfigError(f"{what} predicts {m.num_classes} classes, {args.dataset} has {data.num_classes}")
+    except (CheckpointError, ConfigError, DataError, OSError) as exc:
+        print(f"push_effect: {_one_line(exc)}", file=sys.stderr)
         return 2
-    test = data.test if args.n == 0 or args.n >= len(data.test) else fixed_subset(data.test, args.n, seed=0)
+    test = (data.test if args.n == 0 or args.n >= len(data.test)
+            else fixed_subset(data.test, args.n, seed=args.subset_seed))
     x, y = to_float(test.x), test.y
     per = [measure(m, teacher, x, y) for m in models]
-    push = [c.get("method", {}).get("push_weight") if c.get("method", {}).get("method") == "ciard" else None
-            for c in configs]
+    push = [push_weight(c) for c in configs]
     differs = training_differences(configs[0], configs[1], also_ignored=("method.push_weight",))
     if not all(configs):
         likeness = "unknown: a checkpoint records no training config"
     elif differs:
         likeness = "mixed: " + "; ".join(f"{k} {a} vs {b}" for k, (a, b) in differs.items())
+    elif is_push_ablation(push):
+        likeness = ALIKE
     else:
-        likeness = "alike but for the push weight"
-    report = {"students": names, "push_weight": push, "clean_teacher": teacher_spec, "n": len(y),
+        likeness = "same settings, push weights " + " vs ".join("–" if w is None else f"{w:g}" for w in push)
+    report = {"students": names, "push_weight": push, "clean_teacher": teacher_spec, "n": len(y), "subset_seed": args.subset_seed,
               "attack": f"PGD-{STEPS}, eps 8/255, step 2/255, on each student", "likeness": likeness,
               "per_student": [], "paired": {}}
     for name, r in zip(names, per):
@@ -129,14 +152,14 @@ def main(argv: list[str] | None = None) -> int:
             "name": name, "follows": k / len(y), "follows_ci": [low, high], "fooled": int(fooled.sum()),
             "follows_of_fooled": k / max(1, int(fooled.sum())),
             "kl_on_fooled_mean": float(r["kl"][fooled].mean()) if fooled.any() else None,
-            "clean": float(r["clean"].float().mean()), "pgd10": float(r["robust"].float().mean())})
-    for key in ("follows", "clean", "robust"):
-        report["paired"][key] = paired_difference(per[0][key].numpy(), per[1][key].numpy()).as_dict()
+            "clean": float(r["clean"].float().mean()), "pgd10": float(r["pgd10"].float().mean())})
+    paired = {key: paired_difference(per[0][key].numpy(), per[1][key].numpy()) for key in ("follows", "clean", "pgd10")}
+    report["paired"] = {key: d.as_dict() for key, d in paired.items()}
     report["seconds"] = round(time.perf_counter() - t0, 1)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{len(y)} test images; PGD-{STEPS} (8/255) crafted on each student; clean teacher {teacher_spec}")
+    print(f"{len(y)} test images (subset seed {args.subset_seed}); PGD-{STEPS} (8/255) crafted on each student; clean teacher {teacher_spec}")
     print(f"A and B: {likeness}")
     for label, s, w in zip("AB", report["per_student"], push):
         lo, hi = s["follows_ci"]
@@ -146,10 +169,9 @@ def main(argv: list[str] | None = None) -> int:
               f"({100 * s['follows_of_fooled']:.1f} % of the {s['fooled']} where it is fooled); mean KL there "
               f"{kl}; clean {100 * s['clean']:.1f} %, PGD-10 {100 * s['pgd10']:.1f} %")
     for key, what in (("follows", "follows the fooled clean teacher"), ("clean", "clean accuracy"),
-                      ("robust", "PGD-10 accuracy")):
-        d = paired_difference(per[0][key].numpy(), per[1][key].numpy())
-        print(f"  {what}: {d.verdict('A', 'B')}")
-    if likeness != "alike but for the push weight":
+                      ("pgd10", "PGD-10 accuracy")):
+        print(f"  {what}: {paired[key].verdict('A', 'B')}")
+    if likeness != ALIKE:
         print("  so a difference above is not the push loss's effect alone")
     print(f"({report['seconds']} s)")
     return 0

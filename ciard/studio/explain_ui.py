@@ -12,7 +12,7 @@ from ..data import ImageData, fixed_subset
 from ..stats import accuracy_interval, paired_difference
 from . import probe
 from .adversarial_ui import attack_controls, attack_or_message, init_from_query, sync_query
-from .metrics import training_differences
+from .metrics import push_weight, training_differences
 from .probe_charts import attribution_grid, kl_histogram, pca_figure
 from .text import md
 
@@ -122,7 +122,7 @@ def _likeness(a: probe.Candidate, b: probe.Candidate, dataset: str) -> tuple[str
     is not a CIARD student or its config does not say)."""
     configs = {n: probe.training_config(probe.model_ref("student", c.spec, dataset, label=c.label))
                for n, c in (("A", a), ("B", b))}
-    push = {n: _push_weight(c) for n, c in configs.items()}
+    push = {n: push_weight(c) for n, c in configs.items()}
     missing = [n for n, c in configs.items() if not c]
     if missing:
         st.caption(f"Student {' and '.join(missing)}'s checkpoint does not record how it was trained, so whether "
@@ -142,17 +142,6 @@ def _likeness(a: probe.Candidate, b: probe.Candidate, dataset: str) -> tuple[str
                    f"a like-for-like ablation, so a difference below is the push loss's (up to training noise, "
                    f"which a paired interval on one pair of runs does not cover).")
     return "alike", push
-
-
-def _push_weight(config: dict | None) -> float | None:
-    """A CIARD student's push weight from its training config (None: another method, or unknown)."""
-    method = (config or {}).get("method")
-    if not isinstance(method, dict) or method.get("method") != "ciard":
-        return None
-    try:
-        return float(method["push_weight"])
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def push_credit(lower: str, likeness: str, push: dict[str, float | None]) -> str:
