@@ -281,7 +281,12 @@ def test_the_retrained_zoo_block_adds_paired_intervals_once_ciard_lands():
     # the clean teacher kept from the first zoo is shown with what its attack columns are not
     assert "cifar10-clean-resnet20 is the first zoo's entry" in readme_zoo.block(teachers)
     assert "first zoo's entry" not in readme_zoo.block([e for e in teachers if e["name"] != readme_zoo.FIRST_ZOO_CLEAN])
-    old_student = next(e for e in zoo.entries() if e["name"] == "cifar10-nopush-resnet20")
+    # a first-zoo student (distilled from the first zoo's robust teacher, its report without
+    # per-image masks), made from a student entry whichever zoo it is from now
+    student = next(e for e in zoo.entries() if e["name"] == "cifar10-nopush-resnet20")
+    old_student = dict(student, command=student["command"].replace(f"zoo:{readme_zoo.ROBUST}", "zoo:cifar10-robust-resnet20"),
+                       evaluation={k: v for k, v in student["evaluation"].items() if k != "masks"})
+    assert f"zoo:{readme_zoo.ROBUST}" not in old_student["command"]
     assert readme_zoo.retrained([old_student]) == []          # the first zoo's: not shown here
     new = dict(old_student, name=readme_zoo.CIARD, command=old_student["command"] + " --robust-teacher zoo:cifar10-robust-airbench94")
     other = dict(old_student, command=new["command"])
