@@ -116,6 +116,7 @@ def test_explain_page(with_students):
     said = paired[0] + _texts(at.caption)
     assert ("not measurable at this budget" in said) == ("not significant" in said)
     assert "follows the fooled clean teacher" in " ".join(str(m.label) for m in at.metric)
+    assert "Two things make up each rate" in _texts(at.caption)
     at.selectbox(key="xp_method").set_value("gradcam").run()
     assert not at.exception and not at.error
 

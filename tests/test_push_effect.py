@@ -120,3 +120,10 @@ def test_the_tool_refuses_a_bad_student_in_one_line():
     run = _run("cifar10-ciard-resnet20", "zoo:no-such-student", "--dataset", "default", "--n", "10")
     assert run.returncode == 2 and run.stderr.strip().count("\n") == 0
     assert "no zoo entry named 'no-such-student'" in run.stderr
+
+
+def test_the_view_splits_the_rate_into_fooling_and_following():
+    from ciard.studio.explain_ui import where_from
+    text = where_from(85, 87, 52, 57)
+    assert "on 85 images and by B's on 87" in text and "A follows it on 61.2 %" in text and "B on 65.5 %" in text
+    assert "B on –" in where_from(3, 0, 1, 0)

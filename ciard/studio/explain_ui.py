@@ -159,6 +159,17 @@ def push_credit(lower: str, likeness: str, push: dict[str, float | None]) -> str
             ", the opposite of what the push loss intends (this is the student trained without it)")
 
 
+def where_from(fooled_a: int, fooled_b: int, follows_a: int, follows_b: int) -> str:
+    """The two factors of "follows the fooled clean teacher", in one sentence: how often each
+    student's adversarial examples fool the clean teacher, and how often it then follows."""
+    def given(k: int, m: int) -> str:
+        return f"{100 * k / m:.1f} %" if m else "–"
+    return (f"Two things make up each rate: the clean teacher is fooled by A's adversarial examples on "
+            f"{fooled_a} images and by B's on {fooled_b}; where it is fooled, A follows it on "
+            f"{given(follows_a, fooled_a)} of them and B on {given(follows_b, fooled_b)} (these two shares "
+            f"are of different images, so they carry no paired interval).")
+
+
 def render_push(data: ImageData, models: dict, refs: dict, active_student: str | None, dataset: str) -> None:
     cands = probe.student_candidates(active_student)
     if "clean_teacher" not in models:
@@ -202,7 +213,7 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
     x, y = probe.as_float(sub.x), sub.y.numpy()
     kt = refs["clean_teacher"].key
     cols = st.columns(len(chosen))
-    kls, follows = {}, {}
+    kls, follows, fooled_by = {}, {}, {}
     for col, (label, spec) in zip(cols, chosen.items()):
         ref = probe.model_ref("student", spec, dataset, label=label)
         m, ref = probe.get_model(ref)
@@ -226,6 +237,7 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
             kl = explain.kl_per_sample(torch.from_numpy(t_adv[fooled]), torch.from_numpy(s_adv[fooled])).numpy()
             kls[label] = kl
             follows[label] = agree
+            fooled_by[label] = fooled
             k, m = int(agree.sum()), int(fooled.sum())
             low, high = accuracy_interval(k, len(y))
             st.metric("follows the fooled clean teacher", f"{100 * k / len(y):.1f}% of images",
@@ -251,6 +263,8 @@ def render_push(data: ImageData, models: dict, refs: dict, active_student: str |
             st.caption(f"The difference is not significant at this number of images (only A follows on "
                        f"{d.only_a}, only B on {d.only_b}): these images do not show that either student "
                        f"follows the fooled clean teacher less. More test images narrow the interval.")
+    if len(follows) == 2:
+        st.caption(where_from(*(int(m.sum()) for m in fooled_by.values()), *(int(f.sum()) for f in follows.values())))
     if kls:
         st.plotly_chart(kl_histogram(kls, "Distance from the fooled clean teacher"), key="chart_xp_kl")
         st.caption("On the adversarial examples the clean teacher gets wrong: KL between its prediction and each "
