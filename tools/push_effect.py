@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ciard import checkpoints, explain, specs  # noqa: E402
+from ciard.cli import _one_line  # noqa: E402  (the CLI's one-line error text)
 from ciard.data import fixed_subset, load_dataset, to_float  # noqa: E402
 from ciard.errors import CheckpointError, ConfigError, DataError  # noqa: E402
 from ciard.fold import fold  # noqa: E402
@@ -73,9 +74,6 @@ def _clean_teacher(config: dict, dataset: str) -> str:
         return str(path)
     return spec
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def measure(student: torch.nn.Module, teacher: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,

@@ -12,7 +12,7 @@ from ..data import ImageData, fixed_subset
 from ..stats import accuracy_interval, paired_difference
 from . import probe
 from .adversarial_ui import attack_controls, attack_or_message, init_from_query, sync_query
-from .metrics import push_weight, training_differences
+from .metrics import is_push_ablation, push_weight, training_differences
 from .probe_charts import attribution_grid, kl_histogram, pca_figure
 from .text import md
 
@@ -153,7 +153,7 @@ def push_credit(lower: str, likeness: str, push: dict[str, float | None]) -> str
     if likeness != "alike":
         return "; whether A and B differ only in the push loss is not known (above), so this is not credited to it"
     mine, other = push[lower], push["B" if lower == "A" else "A"]
-    if mine is None or other is None or (mine > 0) == (other > 0):
+    if not is_push_ablation((mine, other)):
         return ""
     return (", as the push loss intends for the student trained with it" if mine > 0 else
             ", the opposite of what the push loss intends (this is the student trained without it)")
