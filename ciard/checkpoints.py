@@ -181,6 +181,19 @@ def recorded_config(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in cfg.items() if isinstance(k, str) and isinstance(v, dict)}
 
 
+def push_weight(config: dict | None) -> float | None:
+    """A CIARD student's push weight λ from a training config (:func:`recorded_config`, or a
+    run's config); None for another method, or when the config does not say. The one reader
+    of it: the zoo manifest, the probe's model list and the push view all take it from here."""
+    method = (config or {}).get("method")
+    if not isinstance(method, dict) or method.get("method") != "ciard":
+        return None
+    try:
+        return float(method["push_weight"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
                role: str = "student") -> nn.Module:
     """Rebuild the model in a checkpoint, in eval mode.

@@ -145,7 +145,7 @@ def add_entry(*, name: str, source: str, role: str, dataset: str, command: str,
         "name": name, "file": dest.name, "role": role, "default": default,
         "method": cfg.get("method", {}).get("method"), "arch": model.arch,
         # CIARD's push weight, from the checkpoint's own config: the push view finds its ablation by it
-        "push_weight": cfg.get("method", {}).get("push_weight") if cfg.get("method", {}).get("method") == "ciard" else None,
+        "push_weight": checkpoints.push_weight(cfg),
         "num_classes": model.num_classes, "dataset": dataset, "command": command,
         "train_seconds": train_seconds, "hardware": trained_on or hardware(), "sha256": checkpoints.sha256(dest),
         "size_bytes": dest.stat().st_size, "added": time.strftime("%Y-%m-%d"),

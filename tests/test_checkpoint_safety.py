@@ -125,3 +125,15 @@ def test_a_recorded_config_of_any_shape_is_read_without_raising(tmp_path, config
     assert line.startswith("smallcnn, 10 classes")
     assert ("no training record" in line) == (not expected)
     assert ("trained with rslad" in line) == ("method" in expected)
+
+
+@pytest.mark.parametrize("config, expected", [
+    ({"method": {"method": "ciard", "push_weight": 1}}, 1.0),
+    ({"method": {"method": "ciard", "push_weight": "0"}}, 0.0),
+    ({"method": {"method": "ciard"}}, None),                            # an old config: unknown
+    ({"method": {"method": "ciard", "push_weight": "heavy"}}, None),
+    ({"method": {"method": "rslad", "push_weight": 1.0}}, None),        # not a CIARD student
+    ({"method": "ciard"}, None), ({}, None), (None, None),
+])
+def test_push_weight_is_read_once_for_zoo_probe_and_push_view(config, expected):
+    assert checkpoints.push_weight(config) == expected

@@ -38,7 +38,8 @@ from ciard.data import fixed_subset, load_dataset, to_float  # noqa: E402
 from ciard.errors import CheckpointError, ConfigError, DataError  # noqa: E402
 from ciard.fold import fold  # noqa: E402
 from ciard.stats import accuracy_interval, paired_difference  # noqa: E402
-from ciard.studio.metrics import is_push_ablation, push_weight, training_differences  # noqa: E402
+from ciard.checkpoints import push_weight  # noqa: E402
+from ciard.studio.metrics import is_push_ablation, training_differences  # noqa: E402
 from ciard.teachers import teacher_file  # noqa: E402
 
 EPS, STEPS, STEP_SIZE = 8 / 255, 10, 2 / 255

@@ -12,7 +12,8 @@ from ..data import ImageData, fixed_subset
 from ..stats import accuracy_interval, paired_difference
 from . import probe
 from .adversarial_ui import attack_controls, attack_or_message, init_from_query, sync_query
-from .metrics import is_push_ablation, push_weight, training_differences
+from ..checkpoints import push_weight
+from .metrics import is_push_ablation, training_differences
 from .probe_charts import attribution_grid, kl_histogram, pca_figure
 from .text import md
 

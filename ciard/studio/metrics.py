@@ -301,17 +301,6 @@ def training_differences(a: dict, b: dict, also_ignored: Iterable[str] = ()) -> 
             != json.dumps(fb[k], sort_keys=True, default=str)}
 
 
-def push_weight(config: dict | None) -> float | None:
-    """A CIARD student's push weight from its training config (None: another method, or unknown)."""
-    method = (config or {}).get("method")
-    if not isinstance(method, dict) or method.get("method") != "ciard":
-        return None
-    try:
-        return float(method["push_weight"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 def is_push_ablation(push: "Iterable[float | None]") -> bool:
     """Two push weights (:func:`push_weight`) of which one is on and the other off."""
     a, b = tuple(push)

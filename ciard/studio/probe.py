@@ -336,7 +336,7 @@ def student_candidates(active_student: str | None) -> dict[str, Candidate]:
             out.append(Candidate(f"zoo: {e['name']}{tag}", f"zoo:{e['name']}", method, push))
     for r in get_store().list():
         if r.checkpoint is not None and str(r.checkpoint) != active_student:
-            push = r.config.get("method", {}).get("push_weight") if r.method == "ciard" else None
+            push = checkpoints.push_weight(r.config)
             tag = f"{r.method}" + (f", push {push:g}" if push is not None else "")
             out.append(Candidate(f"run: {r.name} ({tag})", str(r.checkpoint), r.method, push))
     return {c.label: c for c in out}
