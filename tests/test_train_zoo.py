@@ -199,7 +199,8 @@ else:
     config = {"optim": {"epochs": 2, "batch_size": 128, "lr_schedule": "cosine", "lr": float(flag("--lr"))},
               "data": {"train_subset": 10000}, "attack": {"pgd_steps": 5},
               "method": {"method": flag("--method")},
-              "run": {"name": run.name, "eval_size": 1000, "eval_pgd_steps": 10, "seed": 0}}
+              "run": {"name": run.name, "eval_size": 1000, "eval_pgd_steps": 10, "seed": 0,
+                      "precision": flag("--precision", "auto")}}
     (run / "config.json").write_text(json.dumps(config))
 if run.name == os.environ.get("FAKE_SLEEP"):   # a trainer that takes a while (see the pause test)
     import time
@@ -215,6 +216,8 @@ elif lr == 1.0 and method == "ard":
     status = {"state": "failed", "error": "training diverged at step 9: loss is nan"}
 else:   # ciard and rslad best at 0.2 (mean), ard best at 0.5 alone
     score = {0.1: 0.30, 0.2: 0.40, 0.5: 0.35, 1.0: 0.20}[lr] + (0.1 if method == "ard" and lr == 0.5 else 0)
+    score += 0.3 if method == "adaad" and lr == 1.0 else 0   # the newer methods: adaad best at 1.0
+    score = 0.1 if method in ("dgad", "peeraid") and lr == 1.0 else score   # collapsed to chance
     (run / "metrics.jsonl").write_text(json.dumps({"kind": "epoch", "epoch": 2, "score": score,
                                                    "student_clean": score + 0.1, "student_pgd": score - 0.1}) + "\n")
 (run / "status.json").write_text(json.dumps(status))
@@ -276,6 +279,35 @@ def test_the_lr_step_resumes_a_stopped_pilot_leaves_out_a_diverged_one_and_choos
     assert len(log.read_text().splitlines()) == n_calls
     assert subprocess.run(["git", "log", "--format=%s", "--", "checkpoints/zoo-lr-rule.json"], cwd=scratch,
                           capture_output=True, text=True).stdout == committed
+
+
+def test_the_newer_methods_get_their_own_lr_from_fp32_pilots_and_their_students_use_it(scratch, tmp_path):
+    """lr-newer: a pilot of each newer baseline at each candidate lr, in fp32 like the students,
+    each method's best chosen and committed once; dgad's student then trains at dgad's lr, not
+    at the shared rule's (which the fake pilots would have made 0.2 for every method)."""
+    fake, log = _fake_trainer(scratch, tmp_path)
+    env = {**os.environ, "PY": str(fake), "PYTHONPATH": str(scratch), "FAKE_LOG": str(log)}
+
+    def step(name):
+        return subprocess.run(["bash", "tools/train_zoo.sh", name], cwd=scratch, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    res = step("dgad")   # without its rule the student does not start
+    assert res.returncode == 1 and "run the 'lr-newer' step first" in res.stderr and not log.exists()
+    res = step("lr-newer")
+    assert res.returncode == 0, res.stdout + res.stderr
+    calls = log.read_text().splitlines()
+    assert calls[:4] == [f"train lr-dgad-{lr}" for lr in ("0.1", "0.2", "0.5", "1.0")] and len(calls) == 16
+    zoo = scratch / "runs" / "zoo"
+    assert {json.loads((d / "config.json").read_text())["run"]["precision"] for d in zoo.glob("lr-*")} == {"fp32"}
+    rule = json.loads((scratch / "checkpoints" / "zoo-lr-newer.json").read_text())
+    assert rule["chosen_lr"] == {"dgad": 0.2, "adaad": 1.0, "kdiga": 0.2, "peeraid": 0.2}
+    assert "the newer baselines' lrs" in subprocess.run(
+        ["git", "log", "--format=%s", "--", "checkpoints/zoo-lr-newer.json"], cwd=scratch,
+        capture_output=True, text=True).stdout
+    assert step("lr-newer").returncode == 0 and len(log.read_text().splitlines()) == 16   # chosen once
+    step("adaad")   # the fake trainer leaves no weights to evaluate: only its lr matters here
+    assert json.loads((zoo / "adaad-resnet20" / "config.json").read_text())["optim"]["lr"] == 1.0
 
 
 def test_a_run_begun_with_another_clean_teacher_is_neither_resumed_nor_counted(scratch, tmp_path):

@@ -11,10 +11,12 @@ import choose_kdiga_gamma  # noqa: E402
 import choose_lr  # noqa: E402
 
 
-def _script(root: Path, lrs: str = "0.2 0.5 1.0", methods: str = "ciard rslad", gammas: str = "0.1 1 10") -> Path:
+def _script(root: Path, lrs: str = "0.2 0.5 1.0", methods: str = "ciard rslad", gammas: str = "0.1 1 10",
+            newer: str = "dgad adaad") -> Path:
     """A stand-in for tools/train_zoo.sh: only the candidate lines the rules read."""
     script = root / "train_zoo.sh"
-    script.write_text(f'LR_CANDIDATES="{lrs}"\nLR_METHODS="{methods}"\nGAMMA_CANDIDATES="{gammas}"\n')
+    script.write_text(f'LR_CANDIDATES="{lrs}"\nLR_METHODS="{methods}"\nGAMMA_CANDIDATES="{gammas}"\n'
+                      f'NEWER_LR_METHODS="{newer}"\n')
     return script
 
 
@@ -179,5 +181,50 @@ def test_the_rules_read_the_chains_own_candidate_lines():
     from pilots import SCRIPT, script_list
     text = SCRIPT.read_text()
     assert script_list("LR_CANDIDATES") and script_list("LR_METHODS") and script_list("GAMMA_CANDIDATES")
+    assert script_list("NEWER_LR_METHODS") == ["dgad", "adaad", "kdiga", "peeraid"]
     assert "for lr in $LR_CANDIDATES; do for m in $LR_METHODS; do pilot" in text
+    assert "for m in $NEWER_LR_METHODS; do for lr in $LR_CANDIDATES; do pilot" in text
     assert "for g in $GAMMA_CANDIDATES; do pilot" in text
+
+
+def test_the_newer_methods_each_take_the_lr_their_own_pilots_score_best_at(tmp_path, monkeypatch, capsys):
+    """DGAD's KL is summed over classes and KDIGA and PeerAiD add full-scale cross-entropy: the
+    shared lr, chosen for class-averaged KL, is not theirs. Each newer method gets its own best
+    candidate, from the same kind of pilots."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    root = tmp_path / "runs"
+    script = _script(tmp_path, lrs="0.1 0.5 1.0", newer="dgad adaad")
+    _pilot(root, "lr-dgad-0.1", [(0.35, 0.15), (0.40, 0.18)], lr=0.1, precision="fp32")   # best 0.29
+    _pilot(root, "lr-dgad-0.5", [(0.30, 0.15)], lr=0.5, precision="fp32")
+    _pilot(root, "lr-dgad-1.0", [(0.10, 0.10)], lr=1.0, precision="fp32")                 # collapsed
+    _pilot(root, "lr-adaad-0.1", [(0.25, 0.10)], lr=0.1, precision="fp32")
+    _pilot(root, "lr-adaad-0.5", [], state="failed", lr=0.5, precision="fp32", error="training diverged at step 3")
+    _pilot(root, "lr-adaad-1.0", [(0.34, 0.21)], lr=1.0, precision="fp32")
+    _pilot(root, "lr-ciard-0.5", [(0.99, 0.99)], lr=0.5, precision="fp32")    # the shared rule's: not listed
+    _pilot(root, "lr-dgad-0.2", [(0.99, 0.99)], lr=0.2, precision="fp32")     # not a candidate: ignored
+    choose_lr.main_newer(str(root), script)
+    printed = capsys.readouterr()
+    assert printed.out.split("\n")[:2] == ["dgad 0.1", "adaad 1"]
+    rule = json.loads((tmp_path / "checkpoints" / "zoo-lr-newer.json").read_text())
+    assert rule["chosen_lr"] == {"dgad": 0.1, "adaad": 1.0}
+    assert rule["runs"]["dgad"]["0.1"]["epoch"] == 2 and set(rule["runs"]["adaad"]) == {"0.1", "1.0"}
+    assert rule["excluded"] == {"lr-adaad-0.5": "training diverged at step 3"}
+    assert rule["ignored_directories"] == ["lr-dgad-0.2"]
+    assert rule["chosen_at_edge"] == {"dgad": True, "adaad": True}
+    assert rule["pilot_budget"]["precision"] == "fp32" and rule["evaluation"]["eval_size"] == 1000
+    assert "adaad: lr 1 (at the edge" in printed.err and "failed" in printed.err
+    # the shared rule's file is not touched, and a pilot at another precision is refused
+    assert not (tmp_path / "checkpoints" / "zoo-lr-rule.json").exists()
+    (root / "lr-dgad-0.5" / "config.json").write_text(
+        (root / "lr-dgad-0.5" / "config.json").read_text().replace('"fp32"', '"bf16"'))
+    with pytest.raises(SystemExit, match="differ in run.precision"):
+        choose_lr.choose_each(root, script)
+
+
+def test_a_newer_method_without_a_finished_pilot_stops_its_choice(tmp_path):
+    script = _script(tmp_path, lrs="0.1 1.0", newer="peeraid")
+    _pilot(tmp_path / "runs", "lr-peeraid-0.1", [], state="failed", lr=0.1, error="training diverged at step 1")
+    _pilot(tmp_path / "runs", "lr-peeraid-1.0", [], state="failed", lr=1.0, error="training diverged at step 1")
+    with pytest.raises(SystemExit, match="no finished lr pilot for peeraid"):
+        choose_lr.choose_each(tmp_path / "runs", script)

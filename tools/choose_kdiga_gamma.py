@@ -3,7 +3,8 @@
 KDIGA's paper links no code; its first author's script (followed by ``ciard/methods/kdiga.py``)
 has a default gamma of 0.5, but the values of the paper's CIFAR-10 experiments were not
 available here, so gamma is not taken on trust: ``tools/train_zoo.sh kdiga-gamma``
-trains a pilot ``runs/zoo/gamma-kdiga-G`` at each candidate G with the zoo's student lr on the
+trains a pilot ``runs/zoo/gamma-kdiga-G`` at each candidate G with KDIGA's own lr (the
+``lr-newer`` step, ``checkpoints/zoo-lr-newer.json``, chosen at the script's gamma 0.5) on the
 lr step's shortened budget, and this picks the G with the best validation (clean + PGD-10) / 2
 on the 1,000 held-out training images, scored as ``tools/choose_lr.py`` scores its pilots.
 The test set is never read. Writes the table and the choice to
@@ -37,7 +38,7 @@ def choose(root: str | Path, script: Path = SCRIPT) -> dict:
     chosen = max(tried, key=lambda g: runs[g]["score"])
     return {
         "rule": "KDIGA's gamma: the candidate whose pilot has the best validation (clean + PGD) / 2 "
-                "on the held-out split (the lr rule's pilot budget and the zoo's student lr); failed "
+                "on the held-out split (the lr rule's pilot budget and KDIGA's own lr, zoo-lr-newer.json); failed "
                 "pilots (e.g. diverged) are not eligible",
         "chosen_gamma": float(chosen), "candidates": [float(g) for g in candidates], "runs": runs,
         "excluded": excluded, "ignored_directories": unused(root, PILOT, names),

@@ -1,4 +1,6 @@
-"""Choose the one student learning rate every distillation method of the zoo uses.
+"""Choose the student learning rates of the zoo: one shared by the distillation methods of the
+first zoo (CIARD, its ablations, MTARD, RSLAD, ARD), and one for each newer method (DGAD, AdaAD,
+KDIGA, PeerAiD), whose losses are at other scales.
 
 Reads the pilot runs ``runs/zoo/lr-METHOD-LR`` (made by ``tools/train_zoo.sh lr``: each of its
 ``LR_METHODS`` at each of its ``LR_CANDIDATES``, a shortened zoo budget, selection data only;
@@ -9,6 +11,16 @@ test set is never read. Writes the table and the choice to ``checkpoints/zoo-lr-
 the README cites) and prints the chosen lr.
 
     python tools/choose_lr.py [runs/zoo]
+
+The shared lr was chosen for methods whose KD terms are all KL averaged over classes (the official
+scale of CIARD, MTARD, RSLAD and ARD). The newer methods' official losses are not: DGAD sums its
+KL over classes (10x on CIFAR-10), KDIGA and PeerAiD add a cross-entropy term at full scale, and
+check runs at the shared lr 1.0 collapsed to chance (README, "Model zoo"). So ``--newer`` reads the
+pilots ``runs/zoo/lr-METHOD-LR`` of ``NEWER_LR_METHODS`` at the same candidates, budget and score,
+and gives each of those methods the candidate its own pilots score best at
+(``checkpoints/zoo-lr-newer.json``; prints ``METHOD LR`` lines):
+
+    python tools/choose_lr.py --newer [runs/zoo]
 """
 from __future__ import annotations
 
@@ -21,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pilots import LR_VARYING, SCRIPT, evaluation, read_pilots, script_list, unused, write_rule  # noqa: E402
 
 OUT = Path("checkpoints/zoo-lr-rule.json")
+NEWER_OUT = Path("checkpoints/zoo-lr-newer.json")
 PILOT = re.compile(r"lr-(?P<method>[a-z_]+)-(?P<lr>[0-9.]+)$")
 
 
@@ -62,6 +75,55 @@ def choose(root: str | Path, script: Path = SCRIPT) -> dict:
     }
 
 
+def choose_each(root: str | Path, script: Path = SCRIPT) -> dict:
+    """Each of ``NEWER_LR_METHODS``' own lr: the candidate its pilots score best at (ties go to
+    the smaller lr); a method without a finished pilot stops the choice."""
+    candidates, methods = script_list("LR_CANDIDATES", script), script_list("NEWER_LR_METHODS", script)
+    names = [f"lr-{m}-{lr}" for m in methods for lr in candidates]
+    scores, excluded, config = read_pilots(root, names, LR_VARYING)
+    runs = {m: {lr: scores[f"lr-{m}-{lr}"] for lr in candidates if f"lr-{m}-{lr}" in scores} for m in methods}
+    missing = [m for m, row in runs.items() if not row]
+    if missing:
+        raise SystemExit(f"no finished lr pilot for {', '.join(missing)}"
+                         + "".join(f"\n  {n}: {why}" for n, why in excluded.items()))
+    chosen = {m: max(sorted(row, key=float), key=lambda lr, row=row: row[lr]["score"]) for m, row in runs.items()}
+    return {
+        "rule": "each newer method's own lr: the candidate at which its pilot has the best validation "
+                "(clean + PGD) / 2 on the held-out split (the shared rule's candidates, budget and score); "
+                "failed pilots (e.g. diverged) are not eligible",
+        "why": "the shared lr (zoo-lr-rule.json) was chosen for KD terms averaged over classes; these "
+               "methods' official losses are at other scales (DGAD's KL summed over classes, KDIGA's and "
+               "PeerAiD's cross-entropy terms), and check runs at the shared lr collapsed to chance",
+        "chosen_lr": {m: float(lr) for m, lr in chosen.items()}, "candidates": [float(c) for c in candidates],
+        "methods": methods, "runs": runs, "excluded": excluded,
+        "ignored_directories": [d for d in unused(root, PILOT, names)
+                                if PILOT.match(d)["method"] in methods],
+        "chosen_at_edge": {m: chosen[m] in (min(row, key=float), max(row, key=float)) and len(row) > 1
+                           for m, row in runs.items()},
+        "evaluation": evaluation(config),
+        "pilot_budget": {k: config["optim"][k] for k in ("epochs", "batch_size", "lr_schedule")}
+        | {"train_subset": config["data"]["train_subset"], "pgd_steps": config["attack"]["pgd_steps"],
+           "precision": config.get("run", {}).get("precision")},
+        "note": "each pilot is one seed scored on the held-out images (about +-1.5 points of sampling "
+                "error at 1,000 images): close scores are not a measured difference",
+    }
+
+
+def main_newer(root: str = "runs/zoo", script: str | Path = SCRIPT) -> None:
+    result = choose_each(root, Path(script))
+    write_rule(result, NEWER_OUT)
+    methods = result["methods"]
+    print(f"{'lr':>6} " + " ".join(f"{m:>8}" for m in methods), file=sys.stderr)
+    for lr in sorted({k for row in result["runs"].values() for k in row}, key=float):
+        print(f"{lr:>6} " + " ".join(f"{100 * result['runs'][m][lr]['score']:>8.2f}"
+                                     if lr in result["runs"][m] else f"{'failed':>8}" for m in methods),
+              file=sys.stderr)
+    for m in methods:
+        edge = " (at the edge of the candidates)" if result["chosen_at_edge"][m] else ""
+        print(f"note: {m}: lr {result['chosen_lr'][m]:g}{edge}", file=sys.stderr)
+        print(f"{m} {result['chosen_lr'][m]:g}")
+
+
 def main(root: str = "runs/zoo", script: str | Path = SCRIPT) -> None:
     result = choose(root, Path(script))
     write_rule(result, OUT)
@@ -82,4 +144,7 @@ def main(root: str = "runs/zoo", script: str | Path = SCRIPT) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if sys.argv[1:2] == ["--newer"]:
+        main_newer(*sys.argv[2:])
+    else:
+        main(*sys.argv[1:])
