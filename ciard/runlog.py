@@ -183,6 +183,25 @@ class RunDir:
 
 
 # -- reading a run directory (pages, the run store, the resolver of quick teachers) -------------
+#: a student that predicts one class for at least this share of the validation images has
+#: collapsed (a class-balanced split: chance accuracy, whatever the number of classes)
+COLLAPSE_SHARE = 0.9
+
+
+def collapse_note(record: dict[str, Any]) -> str | None:
+    """What to say about an epoch record whose student has collapsed to one class (None if it
+    has not, or if the record predates the measure). The trainer logs it; the Train page shows it."""
+    share, epoch = record.get("student_top_class_share"), record.get("epoch")
+    if not isinstance(share, (int, float)) or not share >= COLLAPSE_SHARE:   # a nan (a table's gap) too
+        return None
+    epoch = f"{epoch:g}" if isinstance(epoch, (int, float)) and epoch == epoch else "?"
+    return (f"after epoch {epoch} the student predicts one class for {100 * share:.0f}% of "
+            "the validation images: it has collapsed, and its accuracy is chance. A learning rate too large "
+            "for the method's loss scale does this (DGAD's KL is summed over classes, and KDIGA and PeerAiD "
+            "add full-scale cross-entropy: at lr 1.0 they collapsed where class-averaged KL methods trained); "
+            "try a smaller learning rate, e.g. a tenth")
+
+
 def read_json(path: Path) -> dict[str, Any]:
     """A small JSON object of a run (status.json, config.json...), or {} if missing or half-written."""
     try:

@@ -34,12 +34,12 @@ from .attacks import PGD, eps_text
 from .config import Config, ConfigError, validate
 from .data import BatchIterator, DatasetSplits, ImageData, fixed_subset, load_dataset, to_float
 from .errors import TrainingDiverged
-from .evaluate import robust_correct
+from .evaluate import predict, robust_correct
 from .fold import fold
 from .methods import METHOD_CLASSES, Method, build_method
 from .models import build_model
 from .runclock import RunClock
-from .runlog import RunDir
+from .runlog import RunDir, collapse_note
 from .runtime import (autocast_factory, compile_supported, prepare_model, resolve_device,
                       resolve_precision)
 from .schedules import student_lr
@@ -448,6 +448,9 @@ class Trainer:
             log.info("epoch %d/%d: student clean %.1f%% PGD %.1f%% (validation, %d images)",
                      s.epoch + 1, cfg.optim.epochs, 100 * record["student_clean"],
                      100 * record["student_pgd"], len(p.eval_y))
+            note = collapse_note(record)
+            if note:
+                log.warning("%s", note)
         if ddp.is_main and (score > s.best_score or not len(p.data.val)):
             s.best_score = score
             s.best = {"epoch": s.epoch + 1, "score": score, **{k: v for k, v in record.items()
@@ -531,7 +534,10 @@ class Trainer:
         r = self.cfg.run
         record: dict[str, float] = {}
         c, p = self._accuracies(student, x, y, r.eval_pgd_steps)
-        record.update(student_clean=c, student_pgd=p)
+        # the share of the most frequent predicted class: near 1, a student collapsed to one class
+        predicted = torch.bincount(predict(student, x), minlength=int(y.max()) + 1 if len(y) else 1)
+        share = predicted.max().item() / max(1, len(y))
+        record.update(student_clean=c, student_pgd=p, student_top_class_share=share)
         if r.eval_teachers:
             for role, model in teachers.items():
                 changes = role == "robust" and method.trains_teacher

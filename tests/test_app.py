@@ -347,3 +347,21 @@ def test_train_page_names_the_teachers_the_method_uses(runs_dir, method, robust)
     assert header, _texts(at.markdown)
     assert ("robust teacher" in header[0]) == robust
     assert ("clean teacher" in header[0]) == (method == "ciard")
+
+
+def test_train_page_says_when_the_student_has_collapsed_to_one_class(runs_dir):
+    _write_run(runs_dir, "fine")
+    at = _app("app_pages/train.py")
+    assert at.selectbox(key="train_run").value == "fine"
+    assert not any("Collapsed" in w for w in _texts(at.warning))   # records without the measure
+    d = _write_run(runs_dir, "collapsed")
+    lines = (d / "metrics.jsonl").read_text().splitlines()
+    last_epoch = max(i for i, line in enumerate(lines) if '"kind":"epoch"' in line)
+    lines[last_epoch] = json.dumps(json.loads(lines[last_epoch]) | {"student_top_class_share": 0.97},
+                                   separators=(",", ":"))
+    (d / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    at.run()
+    at.selectbox(key="train_run").set_value("collapsed").run()
+    assert not at.exception
+    assert any("Collapsed: after epoch 2 the student predicts one class for 97%" in w for w in _texts(at.warning)), \
+        _texts(at.warning)

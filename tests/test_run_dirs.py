@@ -83,3 +83,16 @@ def test_truncate_keeps_the_last_completed_epochs_record(tmp_path):
     assert [r["epoch"] for r in kept if r["kind"] == "epoch"] == [1]
     run.truncate_metrics(step=0, epoch=0)   # no checkpoint at all: nothing is kept
     assert run.read_metrics() == []
+
+
+@pytest.mark.parametrize("record, said", [
+    ({"epoch": 2, "student_top_class_share": 0.97}, "after epoch 2 the student predicts one class for 97%"),
+    ({"epoch": 2.0, "student_top_class_share": 0.9}, "after epoch 2 the student predicts one class for 90%"),
+    ({"epoch": 2, "student_top_class_share": 0.89}, None),
+    ({"epoch": 2, "student_top_class_share": float("nan")}, None),   # a gap in a table of older records
+    ({"epoch": 2}, None),                                             # a record from before the measure
+])
+def test_collapse_note(record, said):
+    from ciard.runlog import collapse_note
+    note = collapse_note(record)
+    assert (note is None) if said is None else (note.startswith(said) and "smaller learning rate" in note)

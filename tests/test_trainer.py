@@ -187,3 +187,33 @@ def test_frozen_wrn_teachers_are_unchanged_by_a_run(tmp_path, monkeypatch, metho
             assert torch.equal(v, state[role][k]), (role, k)
         with torch.no_grad():   # no .eval() here: the modes it was left in must be eval
             assert torch.equal(model(probe), outputs[role]), role
+
+
+def test_each_epoch_records_how_much_the_student_favours_one_class_and_warns_when_it_collapsed(
+        tmp_path, teacher_ckpts, monkeypatch, caplog):
+    """student_top_class_share: the share of the validation images given the most frequent
+    class. At lr 1.0, DGAD and PeerAiD students predicted one class everywhere (README): the log
+    and the Train page say so (runlog.collapse_note) instead of leaving a chance-level curve."""
+    import ciard.trainer as trainer_mod
+    seen = []
+
+    def recording(model, x, *a, **kw):
+        out = real(model, x, *a, **kw)
+        seen.append(out)
+        return out
+    real = trainer_mod.predict
+    monkeypatch.setattr(trainer_mod, "predict", recording)
+    cfg = _cfg(tmp_path, teacher_ckpts, epochs=1, method="rslad")
+    with caplog.at_level("WARNING", logger="ciard"):
+        Trainer(cfg, RunDir(tmp_path / "a"), teachers=resolve_teachers).fit()
+    epoch = next(r for r in RunDir(tmp_path / "a").read_metrics() if r["kind"] == "epoch")
+    assert len(seen) == 1 and len(seen[0]) == 40
+    assert epoch["student_top_class_share"] == pytest.approx(torch.bincount(seen[0]).max().item() / 40)
+    assert epoch["student_top_class_share"] < 0.9 and "collapsed" not in caplog.text
+
+    monkeypatch.setattr(trainer_mod, "predict", lambda model, x, *a, **kw: torch.full((len(x),), 3))
+    with caplog.at_level("WARNING", logger="ciard"):
+        Trainer(cfg, RunDir(tmp_path / "b"), teachers=resolve_teachers).fit()
+    epoch = next(r for r in RunDir(tmp_path / "b").read_metrics() if r["kind"] == "epoch")
+    assert epoch["student_top_class_share"] == 1.0
+    assert "after epoch 1 the student predicts one class for 100% of the validation images" in caplog.text

@@ -12,7 +12,7 @@ import html
 import streamlit as st
 
 from ..config import TEACHERS_NEEDED
-from ..runlog import tail_lines
+from ..runlog import collapse_note, tail_lines
 from . import charts, forms
 from .metrics import Follower, format_duration, needs_teacher_training, seconds_left, teacher_runs_in_progress
 from .store import get_store
@@ -139,6 +139,10 @@ def _live_body(name: str, was_active: bool) -> None:
             st.code(tail, language=None)
     elif info.state == "finished" and f.final:
         _final_line(f.final)
+    if not epochs.empty:
+        note = collapse_note(epochs.iloc[-1].to_dict())
+        if note:
+            st.warning(f"Collapsed: {md(note)}.", icon=":material/warning:")
 
     # -- charts -------------------------------------------------------------------------
     if steps.empty and epochs.empty:
