@@ -216,7 +216,8 @@ elif lr == 1.0 and method == "ard":
     status = {"state": "failed", "error": "training diverged at step 9: loss is nan"}
 else:   # ciard and rslad best at 0.2 (mean), ard best at 0.5 alone
     score = {0.1: 0.30, 0.2: 0.40, 0.5: 0.35, 1.0: 0.20}[lr] + (0.1 if method == "ard" and lr == 0.5 else 0)
-    score += 0.3 if method == "adaad" and lr == 1.0 else 0   # the newer methods: adaad best at 1.0
+    score += 0.3 if method == "adaad" and lr == 1.0 else 0   # the newer methods: adaad best at 1.0,
+    score += 0.2 if method == "kdiga" and lr == 0.5 else 0   # kdiga at 0.5, dgad and peeraid at 0.2
     score = 0.1 if method in ("dgad", "peeraid") and lr == 1.0 else score   # collapsed to chance
     (run / "metrics.jsonl").write_text(json.dumps({"kind": "epoch", "epoch": 2, "score": score,
                                                    "student_clean": score + 0.1, "student_pgd": score - 0.1}) + "\n")
@@ -283,8 +284,9 @@ def test_the_lr_step_resumes_a_stopped_pilot_leaves_out_a_diverged_one_and_choos
 
 def test_the_newer_methods_get_their_own_lr_from_fp32_pilots_and_their_students_use_it(scratch, tmp_path):
     """lr-newer: a pilot of each newer baseline at each candidate lr, in fp32 like the students,
-    each method's best chosen and committed once; dgad's student then trains at dgad's lr, not
-    at the shared rule's (which the fake pilots would have made 0.2 for every method)."""
+    each method's best chosen and committed once; adaad's student then trains at adaad's lr and
+    KDIGA's gamma pilots at KDIGA's, not at the shared rule's (which the fake pilots would have
+    made 0.2 for every method); runs begun at another lr, or a gamma chosen at one, are refused."""
     fake, log = _fake_trainer(scratch, tmp_path)
     env = {**os.environ, "PY": str(fake), "PYTHONPATH": str(scratch), "FAKE_LOG": str(log)}
 
@@ -301,13 +303,29 @@ def test_the_newer_methods_get_their_own_lr_from_fp32_pilots_and_their_students_
     zoo = scratch / "runs" / "zoo"
     assert {json.loads((d / "config.json").read_text())["run"]["precision"] for d in zoo.glob("lr-*")} == {"fp32"}
     rule = json.loads((scratch / "checkpoints" / "zoo-lr-newer.json").read_text())
-    assert rule["chosen_lr"] == {"dgad": 0.2, "adaad": 1.0, "kdiga": 0.2, "peeraid": 0.2}
+    assert rule["chosen_lr"] == {"dgad": 0.2, "adaad": 1.0, "kdiga": 0.5, "peeraid": 0.2}
     assert "the newer baselines' lrs" in subprocess.run(
         ["git", "log", "--format=%s", "--", "checkpoints/zoo-lr-newer.json"], cwd=scratch,
         capture_output=True, text=True).stdout
     assert step("lr-newer").returncode == 0 and len(log.read_text().splitlines()) == 16   # chosen once
     step("adaad")   # the fake trainer leaves no weights to evaluate: only its lr matters here
     assert json.loads((zoo / "adaad-resnet20" / "config.json").read_text())["optim"]["lr"] == 1.0
+    step("kdiga-gamma")   # (the fake pilots record no KDIGA settings to choose from: their lr is the point)
+    assert {json.loads((d / "config.json").read_text())["optim"]["lr"] for d in zoo.glob("gamma-kdiga-*")} == {0.5}
+    # a gamma chosen at another lr (a rule that changed since) is refused before KDIGA's student starts
+    (scratch / "checkpoints" / "zoo-kdiga-gamma.json").write_text(json.dumps(
+        {"chosen_gamma": 10.0, "pilot_budget": {"lr": 1.0}}))
+    res = step("kdiga")
+    assert res.returncode == 1 and "was chosen at lr 1, KDIGA trains at 0.5 now" in res.stderr
+    assert not (zoo / "kdiga-resnet20").exists()
+    # a run begun at another lr is neither resumed nor registered under the new lr
+    cfg = zoo / "adaad-resnet20" / "config.json"
+    cfg.write_text(json.dumps(json.loads(cfg.read_text()) | {"optim": {"lr": 0.1}}))
+    (zoo / "adaad-resnet20" / "status.json").write_text(json.dumps({"state": "stopped", "step": 50}))
+    n_calls = len(log.read_text().splitlines())
+    res = step("adaad")
+    assert res.returncode == 1 and "adaad-resnet20 was begun at lr 0.1, not 1.0" in res.stderr
+    assert len(log.read_text().splitlines()) == n_calls
 
 
 def test_a_run_begun_with_another_clean_teacher_is_neither_resumed_nor_counted(scratch, tmp_path):

@@ -129,6 +129,7 @@ def test_the_lr_rule_averages_over_methods_and_needs_every_method(tmp_path, monk
     _pilot(root, "lr-ciard-1.0", [(0.95, 0.95)], lr=1.0)
     _pilot(root, "lr-rslad-1.0", [], state="failed", lr=1.0, error="training diverged at step 12")
     _pilot(root, "lr-ard-0.2", [(0.99, 0.99)], lr=0.2)    # not among LR_METHODS: ignored
+    _pilot(root, "lr-dgad-0.2", [(0.99, 0.99)], lr=0.2)   # a newer method's (choose_each's): not listed
     choose_lr.main(str(root), script)
     printed = capsys.readouterr()
     assert printed.out.strip() == "0.2"

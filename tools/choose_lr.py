@@ -14,8 +14,9 @@ the README cites) and prints the chosen lr.
 
 The shared lr was chosen for methods whose KD terms are all KL averaged over classes (the official
 scale of CIARD, MTARD, RSLAD and ARD). The newer methods' official losses are not: DGAD sums its
-KL over classes (10x on CIFAR-10), KDIGA and PeerAiD add a cross-entropy term at full scale, and
-check runs at the shared lr 1.0 collapsed to chance (README, "Model zoo"). So ``--newer`` reads the
+KL over classes (10x on CIFAR-10), KDIGA adds a full-scale cross-entropy term, PeerAiD trains its
+peer with one and weighs the student's KL terms by T^2 = 25; check runs at the shared lr 1.0
+collapsed DGAD and PeerAiD to chance and left KDIGA near it (README, "Model zoo"). So ``--newer`` reads the
 pilots ``runs/zoo/lr-METHOD-LR`` of ``NEWER_LR_METHODS`` at the same candidates, budget and score,
 and gives each of those methods the candidate its own pilots score best at
 (``checkpoints/zoo-lr-newer.json``; prints ``METHOD LR`` lines):
@@ -64,7 +65,10 @@ def choose(root: str | Path, script: Path = SCRIPT) -> dict:
         "chosen_lr": float(chosen), "candidates": [float(c) for c in candidates], "methods": methods,
         "mean_score": {lr: round(v, 4) for lr, v in means.items()},
         "not_eligible": {lr: sorted(set(methods) - set(row)) for lr, row in table.items() if lr not in complete},
-        "excluded": excluded, "ignored_directories": unused(root, PILOT, names),
+        "excluded": excluded,
+        # the newer methods' pilots (choose_each's) are not this rule's leftovers
+        "ignored_directories": [d for d in unused(root, PILOT, names)
+                                if PILOT.match(d)["method"] not in script_list("NEWER_LR_METHODS", script)],
         "best_lr_by_method": {m: float(lr) for m, lr in by_method.items()}, "chosen_at_edge": edge,
         "runs": table, "evaluation": evaluation(config),
         "pilot_budget": {k: config["optim"][k] for k in ("epochs", "batch_size", "lr_schedule")}
@@ -92,8 +96,9 @@ def choose_each(root: str | Path, script: Path = SCRIPT) -> dict:
                 "(clean + PGD) / 2 on the held-out split (the shared rule's candidates, budget and score); "
                 "failed pilots (e.g. diverged) are not eligible",
         "why": "the shared lr (zoo-lr-rule.json) was chosen for KD terms averaged over classes; these "
-               "methods' official losses are at other scales (DGAD's KL summed over classes, KDIGA's and "
-               "PeerAiD's cross-entropy terms), and check runs at the shared lr collapsed to chance",
+               "methods' official losses are at other scales (DGAD's KL summed over classes, KDIGA's "
+               "cross-entropy term, PeerAiD's peer cross-entropy and T^2-weighted KL), and check runs at "
+               "the shared lr collapsed DGAD and PeerAiD to chance",
         "chosen_lr": {m: float(lr) for m, lr in chosen.items()}, "candidates": [float(c) for c in candidates],
         "methods": methods, "runs": runs, "excluded": excluded,
         "ignored_directories": [d for d in unused(root, PILOT, names)

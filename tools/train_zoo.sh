@@ -68,19 +68,22 @@ RUNS=runs/zoo
 CLEAN=cifar10-clean-resnet20
 ROBUST=cifar10-robust-airbench94
 TEACHERS="--clean-teacher zoo:$CLEAN --robust-teacher zoo:$ROBUST"
-# the students' shared budget (see README, "Model zoo"): one lr for every distillation method
+# the students' shared budget (see README, "Model zoo"): one lr for every distillation method of
+# the first zoo (the newer baselines': NEWER_LR_METHODS below)
 STUDENT="--student resnet20 --epochs 6 --batch-size 128 --pgd-steps 5 --pgd-step-size 2/255 \
 --lr-schedule cosine --weight-decay 2e-4 --itt-lr 1e-3 --eval-size 1000 --eval-pgd-steps 10 $TEACHERS"
 # a student's training: that budget in fp32 on every machine. The chain spans sessions whose CPUs
 # differ, and `auto` precision is bf16 on CPUs with AVX-512 BF16: every student, and every part
-# of a run resumed on another machine, must train at the same precision (the pilots keep `auto`:
-# their rule records the machines they ran on)
+# of a run resumed on another machine, must train at the same precision (the first lr rule's
+# pilots kept `auto`, and it records the machines they ran on; the newer methods' lr pilots and
+# KDIGA's gamma pilots, which choose for fp32 students, train in fp32)
 STUDENT_FP32="$STUDENT --precision fp32"
 LR_RULE=checkpoints/zoo-lr-rule.json
 LR_CANDIDATES="0.1 0.2 0.5 1.0"
 LR_METHODS="ciard rslad ard"   # the methods piloted at each lr (tools/choose_lr.py reads both lines)
 # the newer baselines' losses are not all KL averaged over classes, the scale the shared lr was
-# chosen for: DGAD sums its KL over classes (10x), KDIGA and PeerAiD add full-scale cross-entropy.
+# chosen for: DGAD sums its KL over classes (10x), KDIGA adds full-scale cross-entropy (weight 0.5),
+# PeerAiD trains its peer with one and weighs the student's KL terms by T^2 = 25.
 # Check runs at the shared lr 1.0 (2 epochs on 5,000 images) collapsed DGAD and PeerAiD to chance
 # and left KDIGA near it (README, "Model zoo"), so each takes its own lr: pilots at LR_CANDIDATES
 # on the shared rule's budget, in fp32 like the students, the best validation score per method
@@ -95,9 +98,12 @@ NEWER_LR_RULE=checkpoints/zoo-lr-newer.json
 # by only about 0.7, so a best pilot at 1,000 would otherwise sit at the edge of the grid
 GAMMA_RULE=checkpoints/zoo-kdiga-gamma.json
 GAMMA_CANDIDATES="0.5 10 100 1000 10000"
-kdiga_gamma() {
+kdiga_gamma() {   # the chosen gamma, if it was chosen at the lr KDIGA trains at now
     [[ -f $GAMMA_RULE ]] || { echo "no $GAMMA_RULE: run the 'kdiga-gamma' step first" >&2; exit 1; }
-    $PY -c "import json; print(json.load(open('$GAMMA_RULE'))['chosen_gamma'])"
+    local lr; lr=$(newer_lr kdiga)
+    $PY -c "import json,sys; r=json.load(open(sys.argv[1])); at=float(r['pilot_budget']['lr']); \
+sys.exit(f'{sys.argv[1]} was chosen at lr {at:g}, KDIGA trains at {float(sys.argv[2]):g} now: move it aside and run kdiga-gamma again') \
+if at != float(sys.argv[2]) else print(r['chosen_gamma'])" "$GAMMA_RULE" "$lr"
 }
 newer_lr() {   # METHOD: a newer baseline's own lr (the lr-newer step)
     [[ -f $NEWER_LR_RULE ]] || { echo "no $NEWER_LR_RULE: run the 'lr-newer' step first" >&2; exit 1; }
@@ -356,6 +362,17 @@ run_trainer() {
 # same_clean_teacher NAME: a run begun earlier (to be resumed, or registered under this chain's
 # command) names the clean teacher this chain uses; one begun with another (e.g. before CLEAN
 # changed) stops the step instead of being resumed or registered as if it had not
+# same_lr NAME LR: a run begun at another lr (a rule changed since) is neither resumed, nor
+# counted as a pilot, nor registered under a command that names the new one
+same_lr() {
+    local f="$RUNS/$1/config.json" got
+    [[ -f $f && -n $2 ]] || return 0
+    got=$($PY -c "import json,sys; print(float(json.load(open(sys.argv[1]))['optim']['lr']))" "$f" 2>/dev/null) || return 0
+    $PY -c "import sys; sys.exit(float(sys.argv[1]) != float(sys.argv[2]))" "$got" "$2" && return 0
+    echo "== $1 was begun at lr $got, not $2: move $RUNS/$1 aside to train it again" >&2
+    exit 1
+}
+
 same_clean_teacher() {
     local f="$RUNS/$1/config.json" got
     [[ -f $f ]] || return 0
@@ -383,6 +400,9 @@ train() {
     fi
     local state; state=$(state_of "$name")
     [[ " $* " == *" --clean-teacher "* && $state != none ]] && same_clean_teacher "$name"
+    local a prev= lr=
+    for a in "$@"; do [[ $prev == --lr ]] && lr=$a; prev=$a; done
+    [[ $state != none ]] && same_lr "$name" "$lr"
     echo "== $name ($state): $cmd"
     if [[ $state != finished ]]; then
         [[ $state == none ]] && rm -rf "${RUNS:?}/$name"
@@ -414,6 +434,7 @@ pilot() {
     local name=$1 method=$2 lr=$3; shift 3
     local state; state=$(state_of "$name")
     [[ $state != none ]] && same_clean_teacher "$name"   # a finished one too: the rule would count it
+    [[ $state != none ]] && same_lr "$name" "$lr"
     [[ $state == finished ]] && { echo "== $name: done already"; return; }
     if [[ $state == failed && $(error_of "$name") == *diverged* ]]; then
         echo "== $name diverged before: left out of the choice" >&2
