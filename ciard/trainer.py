@@ -535,8 +535,8 @@ class Trainer:
         record: dict[str, float] = {}
         c, p = self._accuracies(student, x, y, r.eval_pgd_steps)
         # the share of the most frequent predicted class: near 1, a student collapsed to one class
-        predicted = torch.bincount(predict(student, x), minlength=int(y.max()) + 1 if len(y) else 1)
-        share = predicted.max().item() / max(1, len(y))
+        predicted = predict(student, x)
+        share = torch.bincount(predicted).max().item() / len(predicted) if len(predicted) else 0.0
         record.update(student_clean=c, student_pgd=p, student_top_class_share=share)
         if r.eval_teachers:
             for role, model in teachers.items():

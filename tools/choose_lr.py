@@ -42,6 +42,7 @@ def choose(root: str | Path, script: Path = SCRIPT) -> dict:
     """The pilots' table and the chosen lr (the highest mean score over the methods among the
     candidates every method finished; ties go to the smaller lr)."""
     candidates, methods = script_list("LR_CANDIDATES", script), script_list("LR_METHODS", script)
+    newer = script_list("NEWER_LR_METHODS", script)
     names = [f"lr-{m}-{lr}" for lr in candidates for m in methods]
     scores, excluded, config = read_pilots(root, names, LR_VARYING)
     table = {lr: {m: scores[f"lr-{m}-{lr}"] for m in methods if f"lr-{m}-{lr}" in scores} for lr in candidates}
@@ -67,8 +68,7 @@ def choose(root: str | Path, script: Path = SCRIPT) -> dict:
         "not_eligible": {lr: sorted(set(methods) - set(row)) for lr, row in table.items() if lr not in complete},
         "excluded": excluded,
         # the newer methods' pilots (choose_each's) are not this rule's leftovers
-        "ignored_directories": [d for d in unused(root, PILOT, names)
-                                if PILOT.match(d)["method"] not in script_list("NEWER_LR_METHODS", script)],
+        "ignored_directories": [d for d in unused(root, PILOT, names) if PILOT.match(d)["method"] not in newer],
         "best_lr_by_method": {m: float(lr) for m, lr in by_method.items()}, "chosen_at_edge": edge,
         "runs": table, "evaluation": evaluation(config),
         "pilot_budget": {k: config["optim"][k] for k in ("epochs", "batch_size", "lr_schedule")}
