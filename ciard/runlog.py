@@ -197,8 +197,8 @@ def collapse_note(record: dict[str, Any]) -> str | None:
     epoch = f"{epoch:g}" if isinstance(epoch, (int, float)) and epoch == epoch else "?"
     return (f"after epoch {epoch} the student predicts one class for {100 * share:.0f}% of "
             "the validation images: it has collapsed, and its accuracy is chance. A learning rate too large "
-            "for the method's loss scale does this (DGAD's KL is summed over classes, and KDIGA and PeerAiD "
-            "add full-scale cross-entropy: at lr 1.0 they collapsed where class-averaged KL methods trained); "
+            "for the method's loss scale does this (DGAD's KL is summed over classes, PeerAiD's peer trains "
+            "with full-scale cross-entropy: at lr 1.0 both collapsed where class-averaged KL methods trained); "
             "try a smaller learning rate, e.g. a tenth")
 
 
